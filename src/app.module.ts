@@ -1,0 +1,42 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ConfigModule, ConfigService } from '@nestjs/config';
+import { validateEnv, type EnvironmentVariables } from './config/env.validation.js';
+import { optionsFromEnvironment } from './config/stackcast-config.js';
+import { ImageServerModule } from './image-server.module.js';
+
+/**
+ * The standalone app: the environment (and `.env`) validated by @nestjs/config, then
+ * handed to the embeddable module. `register()` awaits the validation, so a bad setting
+ * throws `ConfigValidationError` before Nest creates anything.
+ */
+@Module({})
+export class AppModule {
+  static async register(): Promise<DynamicModule> {
+    const config = await ConfigModule.forRoot({ isGlobal: true, validate: validateEnv, cache: true });
+    return {
+      module: AppModule,
+      imports: [
+        config,
+        ImageServerModule.forRootAsync({
+          inject: [ConfigService],
+          useFactory: (env: ConfigService<EnvironmentVariables, true>) =>
+            optionsFromEnvironment(validatedEnvironment(env)),
+        }),
+      ],
+    };
+  }
+}
+
+function validatedEnvironment(env: ConfigService<EnvironmentVariables, true>): EnvironmentVariables {
+  const keys: (keyof EnvironmentVariables)[] = [
+    'PORT',
+    'WORK_FOLDER',
+    'WEB_DEDICATED',
+    'WEB_FOLDER',
+    'DISPLAYED_ADDRESS',
+    'PUBLIC_URL',
+    'CONTROL_TOKEN',
+    'MAX_IMAGE_BYTES',
+  ];
+  return Object.fromEntries(keys.map((k) => [k, env.get(k, { infer: true })])) as EnvironmentVariables;
+}

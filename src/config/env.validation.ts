@@ -1,0 +1,145 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import {
+  IsBoolean,
+  IsInt,
+  IsOptional,
+  IsString,
+  Max,
+  Min,
+  MinLength,
+  ValidateBy,
+  ValidateIf,
+  validateSync,
+  type ValidationError,
+} from 'class-validator';
+import { isIPv4 } from 'node:net';
+
+/** Thrown when the environment holds invalid settings; `lines` has one line per bad variable. */
+export class ConfigValidationError extends Error {
+  constructor(readonly lines: string[]) {
+    super(`Invalid configuration:\n${lines.join('\n')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+/** What each variable allows, worded for the one-line error a user reads. */
+const ALLOWED: Record<keyof EnvironmentVariables, string> = {
+  PORT: 'an integer from 1024 to 65535',
+  WORK_FOLDER: 'a folder path',
+  WEB_DEDICATED: '"true" or "false"',
+  WEB_FOLDER: 'a folder path (required when WEB_DEDICATED=true)',
+  DISPLAYED_ADDRESS: '"auto" or "ip:<IPv4 address>", e.g. ip:192.168.1.20',
+  PUBLIC_URL: 'an absolute http:// or https:// URL, e.g. https://sky.example.org',
+  CONTROL_TOKEN: 'a string of at least 16 characters',
+  MAX_IMAGE_BYTES: 'an integer number of bytes from 1024 to 1073741824',
+};
+
+/** Empty values (`PUBLIC_URL=` in a compose file) mean "unset". */
+const blankToUndefined = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+const toInteger = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined({ value });
+  return typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+};
+
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined({ value });
+  if (typeof v !== 'string') {
+    return v;
+  }
+  const lower = v.trim().toLowerCase();
+  return lower === 'true' ? true : lower === 'false' ? false : v;
+};
+
+function isDisplayedAddress(value: unknown): boolean {
+  return value === 'auto' || (typeof value === 'string' && value.startsWith('ip:') && isIPv4(value.slice(3)));
+}
+
+/** A class-validator constraint from a plain predicate. */
+function Satisfies(name: string, predicate: (value: unknown) => boolean): PropertyDecorator {
+  return ValidateBy({ name, validator: { validate: predicate } });
+}
+
+function isHttpUrl(value: unknown): boolean {
+  if (typeof value !== 'string') {
+    return false;
+  }
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The service's environment, validated with class-validator. Every variable is read
+ * here and nowhere else; the rest of the code receives typed `ImageServerOptions`.
+ */
+export class EnvironmentVariables {
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1024)
+  @Max(65535)
+  PORT?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsString()
+  WORK_FOLDER?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  WEB_DEDICATED?: boolean;
+
+  @ValidateIf((env: EnvironmentVariables) => env.WEB_DEDICATED === true)
+  @Transform(blankToUndefined)
+  @IsString()
+  WEB_FOLDER?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('displayedAddress', isDisplayedAddress)
+  DISPLAYED_ADDRESS?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('httpUrl', isHttpUrl)
+  PUBLIC_URL?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsString()
+  @MinLength(16)
+  CONTROL_TOKEN?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1024)
+  @Max(1024 * 1024 * 1024)
+  MAX_IMAGE_BYTES?: number;
+}
+
+function describe(name: string, raw: unknown): string {
+  const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';
+  const given = raw === undefined ? '(unset)' : JSON.stringify(raw);
+  return `${name}=${given} is invalid: expected ${allowed}`;
+}
+
+/**
+ * The `validate` function given to `ConfigModule.forRoot`: checks every variable and
+ * throws a {@link ConfigValidationError} with one line per bad one, naming the variable,
+ * the value given and what is allowed.
+ */
+export function validateEnv(config: Record<string, unknown>): EnvironmentVariables {
+  const env = plainToInstance(EnvironmentVariables, config, { excludeExtraneousValues: false });
+  const errors: ValidationError[] = validateSync(env, { skipMissingProperties: false });
+  if (errors.length > 0) {
+    throw new ConfigValidationError(errors.map((e) => describe(e.property, config[e.property])));
+  }
+  return env;
+}

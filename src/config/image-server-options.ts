@@ -1,0 +1,81 @@
+import { resolve } from 'node:path';
+
+/** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
+export type DisplayedAddressChoice =
+  /** The best-ranked candidate (private LAN first, loopback last). */
+  | { mode: 'auto' }
+  /** This address while the machine has it; otherwise `auto`, with a warning. */
+  | { mode: 'ip'; address: string };
+
+/**
+ * Options of {@link ImageServerModule}. Everything is optional when embedding:
+ * `resolveImageServerOptions` fills in the defaults listed here.
+ */
+export interface ImageServerOptions {
+  /** TCP port the service binds on all interfaces (`0.0.0.0`). Default `8000`; `0` picks a free port (tests). */
+  port: number;
+  /** Bind address. Default `0.0.0.0`, so phones on the LAN can reach it. */
+  host: string;
+  /**
+   * When false the module does not bind: the embedding app calls `app.listen()` itself
+   * and `port` is only used to build the advertised URL. Default `true`.
+   */
+  listen: boolean;
+  /** Session work folder, created if missing. Default `./work` (absolute after resolution). */
+  workFolder: string;
+  /** Folder the viewer files, image and data.json are written to and served from. Default: the work folder. */
+  webFolder: string;
+  /** Displayed address choice. Default `{ mode: 'auto' }`. */
+  displayedAddress: DisplayedAddressChoice;
+  /** When set, the advertised URL, whatever the interfaces (e.g. behind a reverse proxy). */
+  publicUrl?: string;
+  /**
+   * Bearer token for the control routes (`/api/...`). When unset, control calls are
+   * accepted from a loopback peer only.
+   */
+  controlToken?: string;
+  /** How long STOP waits for clients to close after `{"type":"disconnect"}`. Default 2000 ms, as ALS. */
+  disconnectGraceMs: number;
+  /** Largest accepted `PUT /api/image` body. Default 64 MB. */
+  maxImageBytes: number;
+  /** Interval of the WebSocket ping/pong heartbeat; a client that misses one is dropped. Default 30 000 ms. */
+  heartbeatIntervalMs: number;
+  /** A client whose unsent backlog exceeds this at a broadcast is dropped (a phone gone to sleep). Default 1 MiB. */
+  maxClientBacklogBytes: number;
+  /** Largest frame a client may send; a larger one closes that client (code 1009). Default 4 KiB. */
+  maxClientFrameBytes: number;
+  /** Print the advertised URL and a QR code in the terminal at START. Default `true`. */
+  printQrCode: boolean;
+}
+
+export const DEFAULT_PORT = 8000;
+export const DEFAULT_WORK_FOLDER = './work';
+export const DEFAULT_DISCONNECT_GRACE_MS = 2000;
+export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
+export const DEFAULT_MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_CLIENT_FRAME_BYTES = 4 * 1024;
+
+/** Fills in the defaults and makes folders absolute. The only place defaults live. */
+export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
+  const workFolder = resolve(partial.workFolder ?? DEFAULT_WORK_FOLDER);
+  return {
+    port: partial.port ?? DEFAULT_PORT,
+    host: partial.host ?? '0.0.0.0',
+    listen: partial.listen ?? true,
+    workFolder,
+    webFolder: resolve(partial.webFolder ?? workFolder),
+    displayedAddress: partial.displayedAddress ?? { mode: 'auto' },
+    publicUrl: partial.publicUrl,
+    controlToken: partial.controlToken,
+    disconnectGraceMs: partial.disconnectGraceMs ?? DEFAULT_DISCONNECT_GRACE_MS,
+    maxImageBytes: partial.maxImageBytes ?? DEFAULT_MAX_IMAGE_BYTES,
+    heartbeatIntervalMs: partial.heartbeatIntervalMs ?? DEFAULT_HEARTBEAT_INTERVAL_MS,
+    maxClientBacklogBytes: partial.maxClientBacklogBytes ?? DEFAULT_MAX_CLIENT_BACKLOG_BYTES,
+    maxClientFrameBytes: partial.maxClientFrameBytes ?? DEFAULT_MAX_CLIENT_FRAME_BYTES,
+    printQrCode: partial.printQrCode ?? true,
+  };
+}
+
+/** Injection token of the resolved {@link ImageServerOptions}. */
+export const IMAGE_SERVER_OPTIONS = 'STACKCAST_IMAGE_SERVER_OPTIONS';

@@ -1,0 +1,20 @@
+import type { DisplayedAddressChoice, ImageServerOptions } from './image-server-options.js';
+import type { EnvironmentVariables } from './env.validation.js';
+
+/** Maps the validated environment onto the module options; unset values keep their defaults. */
+export function optionsFromEnvironment(env: EnvironmentVariables): Partial<ImageServerOptions> {
+  const displayedAddress: DisplayedAddressChoice =
+    env.DISPLAYED_ADDRESS?.startsWith('ip:') === true
+      ? { mode: 'ip', address: env.DISPLAYED_ADDRESS.slice(3) }
+      : { mode: 'auto' };
+  return {
+    port: env.PORT,
+    workFolder: env.WORK_FOLDER,
+    // WEB_FOLDER is ignored unless WEB_DEDICATED=true: the work folder is then the web folder.
+    webFolder: env.WEB_DEDICATED === true ? env.WEB_FOLDER : env.WORK_FOLDER,
+    displayedAddress,
+    publicUrl: env.PUBLIC_URL,
+    controlToken: env.CONTROL_TOKEN,
+    maxImageBytes: env.MAX_IMAGE_BYTES,
+  };
+}

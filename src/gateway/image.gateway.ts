@@ -1,0 +1,58 @@
+import { Inject, Logger } from '@nestjs/common';
+import {
+  WebSocketGateway,
+  type OnGatewayConnection,
+  type OnGatewayDisconnect,
+  type OnGatewayInit,
+} from '@nestjs/websockets';
+import type { IncomingMessage } from 'node:http';
+import type { WebSocket, WebSocketServer } from 'ws';
+import {
+  DEFAULT_MAX_CLIENT_FRAME_BYTES,
+  IMAGE_SERVER_OPTIONS,
+  type ImageServerOptions,
+} from '../config/image-server-options.js';
+import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
+import { BroadcastService } from './broadcast.service.js';
+
+/**
+ * `/ws`: viewers connect here and are told when a new image is on disk. What they send
+ * is ignored (no message handlers); a frame over `maxClientFrameBytes` closes that client.
+ */
+@WebSocketGateway({
+  path: '/ws',
+  // Browsers offer permessage-deflate; accepting it costs a compressor per connection
+  // for messages of a few bytes.
+  perMessageDeflate: false,
+  maxPayload: DEFAULT_MAX_CLIENT_FRAME_BYTES,
+})
+export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket>, OnGatewayDisconnect<WebSocket> {
+  private readonly logger = new Logger(ImageGateway.name);
+
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    private readonly broadcast: BroadcastService,
+    private readonly lifecycle: ServerLifecycle,
+  ) {}
+
+  afterInit(server: WebSocketServer): void {
+    // ws reads these per upgrade, so options known only at runtime can be set here.
+    server.options.maxPayload = this.options.maxClientFrameBytes;
+    server.options.verifyClient = (_info, done) => {
+      if (this.lifecycle.acceptsViewers) {
+        done(true);
+      } else {
+        done(false, 503, 'Service Unavailable');
+      }
+    };
+  }
+
+  handleConnection(client: WebSocket, request: IncomingMessage): void {
+    this.broadcast.add(client);
+    this.logger.debug(`viewer connected from ${request.socket.remoteAddress ?? '?'} (${this.broadcast.count})`);
+  }
+
+  handleDisconnect(client: WebSocket): void {
+    this.broadcast.remove(client);
+  }
+}

@@ -1,0 +1,14 @@
+export { ImageServerModule, type ImageServerModuleOptions } from './image-server.module.js';
+export { ImageNotifier, type ImageMetrics } from './modules/image-notifier/image-notifier.service.js';
+export { ImageRejectedError, type ImageRejection } from './modules/image-notifier/image-rejected.error.js';
+export { InvalidMetricsError } from './modules/web-assets/web-assets.service.js';
+export { PortInUseError, PortBindError } from './modules/lifecycle/port-in-use.error.js';
+export { ServerLifecycle, type LifecycleState, type StopReport } from './modules/lifecycle/server-lifecycle.service.js';
+export {
+  IMAGE_SERVER_OPTIONS,
+  resolveImageServerOptions,
+  type DisplayedAddressChoice,
+  type ImageServerOptions,
+} from './config/image-server-options.js';
+export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
+export type { ServerMessage } from './gateway/server-message.js';

@@ -1,0 +1,172 @@
+import {
+  Inject,
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+} from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
+import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { PortBindError, PortInUseError } from './port-in-use.error.js';
+
+export type LifecycleState = 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** What a STOP did, for the log and the control API. */
+export interface StopReport {
+  /** Clients connected when STOP began. */
+  clients: number;
+  /** Clients still open when the grace ran out, then terminated. */
+  terminated: number;
+  /** Time from the disconnect broadcast to the last client gone. */
+  durationMs: number;
+}
+
+/**
+ * Owns the service's state and the START / STOP commands, whoever gives them: the
+ * bootstrap, `POST /api/server/{start,stop}`, a signal through Nest's shutdown hooks, or
+ * an embedding app. Commands run one after another, so STOP twice, START while stopping
+ * or a signal during START each see a settled state.
+ */
+@Injectable()
+export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(ServerLifecycle.name);
+  private current: LifecycleState = 'stopped';
+  private commands: Promise<unknown> = Promise.resolve();
+  private boundPort: number | undefined;
+  private advertisement: Advertisement | undefined;
+  private shuttingDown = false;
+
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    private readonly adapterHost: HttpAdapterHost,
+    private readonly assets: WebAssetsService,
+    private readonly broadcast: BroadcastService,
+    private readonly network: NetworkInfoService,
+  ) {}
+
+  get state(): LifecycleState {
+    return this.current;
+  }
+
+  /** Viewer routes and `/ws` upgrades are served only while running. */
+  get acceptsViewers(): boolean {
+    return this.current === 'running';
+  }
+
+  /** The bound port (the real one when `port` was 0), or the configured one before binding. */
+  get port(): number {
+    return this.boundPort ?? this.options.port;
+  }
+
+  /** The advertised URL and candidates as of the last START. */
+  get advertised(): Advertisement {
+    return this.advertisement ?? this.network.current();
+  }
+
+  /** START: publish the files, bind (first time only), accept viewers, advertise. */
+  start(): Promise<void> {
+    return this.enqueue(() => this.runStart());
+  }
+
+  /** STOP: tell every viewer, wait for them to close (at most the grace), end the rest. */
+  stop(): Promise<StopReport> {
+    return this.enqueue(() => this.runStop());
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.start();
+  }
+
+  /**
+   * The disconnect and the grace must happen here: right after this hook the ws adapter
+   * terminates every client without a close frame.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.shuttingDown = true;
+    await this.stop();
+    this.broadcast.stopHeartbeat();
+  }
+
+  private enqueue<T>(command: () => Promise<T>): Promise<T> {
+    const run = this.commands.then(command, command);
+    this.commands = run.catch(() => undefined);
+    return run;
+  }
+
+  private async runStart(): Promise<void> {
+    if (this.current === 'running' || this.shuttingDown) {
+      return;
+    }
+    this.current = 'starting';
+    try {
+      await this.assets.publishStatic();
+      if (this.options.listen && this.boundPort === undefined) {
+        this.boundPort = await this.bind();
+      }
+      this.advertisement = this.network.advertise(this.port);
+    } catch (err) {
+      this.current = 'stopped';
+      throw err;
+    }
+    this.current = 'running';
+    await this.announce(this.advertisement);
+  }
+
+  private async runStop(): Promise<StopReport> {
+    if (this.current === 'stopped') {
+      return { clients: 0, terminated: 0, durationMs: 0 };
+    }
+    this.current = 'stopping';
+    const clients = this.broadcast.count;
+    const began = performance.now();
+    this.broadcast.broadcast({ type: 'disconnect' });
+    const allClosed = await this.broadcast.waitUntilEmpty(this.options.disconnectGraceMs);
+    const terminated = allClosed ? 0 : this.broadcast.terminateAll();
+    const durationMs = Math.round(performance.now() - began);
+    this.current = 'stopped';
+    this.logger.log(
+      `stopped: ${clients} viewer(s) told, ${clients - terminated} closed in ${durationMs} ms` +
+        (terminated > 0 ? `, ${terminated} terminated after the ${this.options.disconnectGraceMs} ms grace` : ''),
+    );
+    return { clients, terminated, durationMs };
+  }
+
+  /** Binds the HTTP server, reporting the real error (no probing the port first). */
+  private bind(): Promise<number> {
+    const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
+    const { port, host } = this.options;
+    return new Promise((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        server.off('listening', onListening);
+        reject(err.code === 'EADDRINUSE' ? new PortInUseError(port) : new PortBindError(port, err.code, err));
+      };
+      const onListening = (): void => {
+        server.off('error', onError);
+        resolve((server.address() as AddressInfo).port);
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(port, host);
+    });
+  }
+
+  private async announce(ad: Advertisement): Promise<void> {
+    this.logger.log(`stackcast is live at ${ad.url} (listening on ${this.options.host}:${this.port})`);
+    if (ad.limitedAccess) {
+      this.logger.warn(`limited access: ${ad.url} is reachable from this machine only`);
+    }
+    if (this.options.printQrCode) {
+      try {
+        process.stdout.write(`\nScan to watch on a phone: ${ad.url}\n${await this.network.qrTerminal(ad.url)}\n`);
+      } catch (err) {
+        this.logger.warn(`could not draw the QR code: ${(err as Error).message}`);
+      }
+    }
+  }
+}

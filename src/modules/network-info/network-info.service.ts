@@ -1,0 +1,138 @@
+import { isIPv4 } from 'node:net';
+import { Inject, Injectable, Logger } from '@nestjs/common';
+import QRCode from 'qrcode';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { type AddressClass, chooseDisplayed, classifyIPv4, rankCandidates } from './address-ranking.js';
+import { NETWORK_INTERFACES, type NetworkInterfacesSource } from './network-interfaces.provider.js';
+
+/** One of the machine's IPv4 addresses, with the URL the viewer answers on there. */
+export interface AdvertisedAddress {
+  interface: string;
+  address: string;
+  /** `http://<address>:<port>`. */
+  url: string;
+  class: AddressClass;
+  /** The interface looks virtual (container bridge, VPN, VM adapter). */
+  virtual: boolean;
+}
+
+/**
+ * What the service tells people to open: shown in the log, as a QR code, and
+ * in `/status`.
+ */
+export interface Advertisement {
+  /** The advertised URL: `PUBLIC_URL` when set, otherwise `http://<displayedAddress>:<port>`. */
+  url: string;
+  /** Host part of `url` (without IPv6 brackets). */
+  displayedAddress: string;
+  /**
+   * True when the advertised host is loopback: only this machine can open the
+   * URL. The service keeps running; this is reported as state, not thrown.
+   */
+  limitedAccess: boolean;
+  /** Every IPv4 candidate, best first, so a user can pick another one (`/qr.svg?address=`). */
+  addresses: AdvertisedAddress[];
+  /** Problems worth telling the user (ignored setting, loopback only); each one is logged. */
+  warnings: string[];
+}
+
+// Advertised when the machine has no IPv4 address at all, so there is still a URL to print.
+const FALLBACK_ADDRESS = '127.0.0.1';
+
+/** Works out the advertised URL from the interfaces and the displayed-address settings, and draws its QR codes. */
+@Injectable()
+export class NetworkInfoService {
+  private readonly logger = new Logger(NetworkInfoService.name);
+  private cached: Advertisement | undefined;
+
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    @Inject(NETWORK_INTERFACES) private readonly source: NetworkInterfacesSource,
+  ) {}
+
+  /**
+   * Reads the interfaces again and builds the advertisement for `port` (the
+   * port actually bound, which differs from the option when it is 0). The
+   * result is cached for {@link current}; its warnings are logged.
+   */
+  advertise(port: number): Advertisement {
+    const candidates = rankCandidates(this.source.read());
+    const addresses = candidates.map((candidate) => ({ ...candidate, url: `http://${candidate.address}:${port}` }));
+    const warnings: string[] = [];
+
+    const { candidate, warning } = chooseDisplayed(candidates, this.options.displayedAddress);
+    if (warning !== undefined) {
+      warnings.push(warning);
+    }
+    const publicUrl = this.publicUrl(warnings);
+    let displayedAddress = candidate?.address ?? FALLBACK_ADDRESS;
+    let url = `http://${displayedAddress}:${port}`;
+    if (publicUrl !== undefined) {
+      url = publicUrl.url;
+      displayedAddress = publicUrl.host;
+    } else if (candidate === undefined) {
+      warnings.push(`No IPv4 address found on any network interface; advertising ${url}.`);
+    }
+
+    const limitedAccess = isLoopbackHost(displayedAddress);
+    if (limitedAccess) {
+      warnings.push(
+        `Limited access: ${url} is a loopback address, only this machine can open it. ` +
+          'Connect this machine to the network the phones use (or turn on its Wi-Fi hotspot), ' +
+          'or set DISPLAYED_ADDRESS=ip:<address> or PUBLIC_URL to an address the phones can reach.',
+      );
+    }
+
+    const advertisement: Advertisement = { url, displayedAddress, limitedAccess, addresses, warnings: [...new Set(warnings)] };
+    for (const message of advertisement.warnings) {
+      this.logger.warn(message);
+    }
+    this.cached = advertisement;
+    return advertisement;
+  }
+
+  /** The last advertisement, or a fresh one for the configured port when none was made yet. */
+  current(): Advertisement {
+    return this.cached ?? this.advertise(this.options.port);
+  }
+
+  /** Whether `address` is one of the current advertisement's IPv4 candidates. */
+  isCandidate(address: string): boolean {
+    return this.current().addresses.some((candidate) => candidate.address === address);
+  }
+
+  /** The QR code of `url` as an SVG document. */
+  qrSvg(url: string): Promise<string> {
+    return QRCode.toString(url, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
+  }
+
+  /** The QR code of `url` drawn with block characters, for the terminal. */
+  qrTerminal(url: string): Promise<string> {
+    return QRCode.toString(url, { type: 'terminal', small: true });
+  }
+
+  /** `PUBLIC_URL` as given and its host, or undefined when unset or unusable (then a warning says why). */
+  private publicUrl(warnings: string[]): { url: string; host: string } | undefined {
+    const url = this.options.publicUrl;
+    if (url === undefined || url === '') {
+      return undefined;
+    }
+    // The standalone app validates PUBLIC_URL; an embedding app may pass anything.
+    if (!URL.canParse(url)) {
+      warnings.push(`PUBLIC_URL=${url} is not an absolute URL; ignored.`);
+      return undefined;
+    }
+    // WHATWG URL keeps IPv6 hosts bracketed ("[::1]"); the displayed address should not be.
+    return { url, host: new URL(url).hostname.replace(/^\[(.*)\]$/, '$1') };
+  }
+}
+
+function isLoopbackHost(host: string): boolean {
+  const lower = host.toLowerCase();
+  return (
+    lower === 'localhost' ||
+    lower.endsWith('.localhost') ||
+    lower === '::1' ||
+    (isIPv4(lower) && classifyIPv4(lower) === 'loopback')
+  );
+}

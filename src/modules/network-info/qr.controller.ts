@@ -1,0 +1,33 @@
+import { BadRequestException, Controller, Get, Header, Query } from '@nestjs/common';
+import { NetworkInfoService } from './network-info.service.js';
+
+/** `GET /qr.svg`: the advertised URL as a QR code, for phones to scan from the screen. */
+@Controller()
+export class QrController {
+  constructor(private readonly networkInfo: NetworkInfoService) {}
+
+  /**
+   * Without a query: the advertised URL. With `?address=<candidate>`: the URL
+   * on that address, for when the advertised one is not on the phones' network.
+   */
+  @Get('qr.svg')
+  @Header('Content-Type', 'image/svg+xml')
+  // The advertised address follows the interfaces; a cached code could point at a dead one.
+  @Header('Cache-Control', 'no-cache')
+  qr(@Query('address') address: unknown): Promise<string> {
+    const advertisement = this.networkInfo.current();
+    if (address === undefined || address === '') {
+      return this.networkInfo.qrSvg(advertisement.url);
+    }
+    // The candidate's own URL carries the bound port, even when PUBLIC_URL (another port, or none) is advertised.
+    const candidate =
+      typeof address === 'string' ? advertisement.addresses.find((entry) => entry.address === address) : undefined;
+    if (candidate === undefined) {
+      const known = advertisement.addresses.map((entry) => entry.address).join(', ') || 'none';
+      throw new BadRequestException(
+        `address must be one of this machine's current IPv4 addresses: ${known} (got ${JSON.stringify(address)})`,
+      );
+    }
+    return this.networkInfo.qrSvg(candidate.url);
+  }
+}

@@ -1,0 +1,70 @@
+import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
+import type { AdvertisedAddress } from '../network-info/network-info.service.js';
+import { formatExposure } from '../web-assets/exposure-format.js';
+import { WebAssetsService } from '../web-assets/web-assets.service.js';
+
+/** The body of `GET /status`. */
+export interface StatusBody {
+  status: LifecycleState;
+  port: number;
+  url: string;
+  displayedAddress: string;
+  limitedAccess: boolean;
+  addresses: AdvertisedAddress[];
+  warnings: string[];
+  clients: number;
+  stackSize: number;
+  exposure: string;
+  exposureSeconds: number;
+  imagesPublished: number;
+  lastImageAt: string | null;
+  uptimeSeconds: number;
+}
+
+@Controller()
+export class StatusController {
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly lifecycle: ServerLifecycle,
+    private readonly broadcast: BroadcastService,
+    private readonly assets: WebAssetsService,
+  ) {}
+
+  /** 200 while running; 503 with the same body while starting, stopping or stopped. */
+  @Get('status')
+  status(): StatusBody {
+    const ad = this.lifecycle.advertised;
+    const session = this.assets.session;
+    const body: StatusBody = {
+      status: this.lifecycle.state,
+      port: this.lifecycle.port,
+      url: ad.url,
+      displayedAddress: ad.displayedAddress,
+      limitedAccess: ad.limitedAccess,
+      addresses: ad.addresses,
+      warnings: ad.warnings,
+      clients: this.broadcast.count,
+      stackSize: session.stackSize,
+      exposure: formatExposure(session.exposureSeconds),
+      exposureSeconds: session.exposureSeconds,
+      imagesPublished: session.imagesPublished,
+      lastImageAt: session.lastImageAt?.toISOString() ?? null,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+    };
+    switch (body.status) {
+      case 'running':
+        return body;
+      case 'starting':
+      case 'stopping':
+      case 'stopped':
+        throw new ServiceUnavailableException(body);
+      default: {
+        const unreachable: never = body.status;
+        throw new Error(`unknown state ${String(unreachable)}`);
+      }
+    }
+  }
+}
