@@ -1,0 +1,71 @@
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { join } from 'node:path';
+import type { ImageServerOptions } from '../../src/config/image-server-options.js';
+import { ViewerWsAdapter } from '../../src/gateway/viewer-ws.adapter.js';
+import { ImageServerModule } from '../../src/image-server.module.js';
+import { ImageNotifier } from '../../src/modules/image-notifier/image-notifier.service.js';
+import { ServerLifecycle } from '../../src/modules/lifecycle/server-lifecycle.service.js';
+import { makeTempFolder } from './temp-folder.js';
+
+export interface TestServer {
+  app: INestApplication;
+  /** http://127.0.0.1:<port> */
+  baseUrl: string;
+  /** ws://127.0.0.1:<port>/ws */
+  wsUrl: string;
+  port: number;
+  workFolder: string;
+  webFolder: string;
+  notifier: ImageNotifier;
+  lifecycle: ServerLifecycle;
+  /** Closes the app (STOP with its grace, then the HTTP server) and removes the temp folder. */
+  close(): Promise<void>;
+}
+
+/**
+ * The real service on a random port (`port: 0`) in a fresh temp folder, with the same
+ * ws adapter as production and a short disconnect grace so STOP tests run in ~50 ms.
+ */
+export async function startTestServer(options: Partial<ImageServerOptions> = {}): Promise<TestServer> {
+  const temp = await makeTempFolder();
+  const workFolder = options.workFolder ?? join(temp.path, 'work');
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      ImageServerModule.forRoot({
+        port: 0,
+        host: '127.0.0.1',
+        disconnectGraceMs: 50,
+        printQrCode: false,
+        ...options,
+        workFolder,
+      }),
+    ],
+  }).compile();
+  const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true });
+  app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  await app.init();
+  const lifecycle = app.get(ServerLifecycle);
+  const port = lifecycle.port;
+  const options_ = app.get<ImageServerOptions>('STACKCAST_IMAGE_SERVER_OPTIONS');
+  let closed = false;
+  return {
+    app,
+    baseUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    port,
+    workFolder,
+    webFolder: options_.webFolder,
+    notifier: app.get(ImageNotifier),
+    lifecycle,
+    async close() {
+      if (closed) {
+        return;
+      }
+      closed = true;
+      await app.close();
+      await temp.remove();
+    },
+  };
+}
