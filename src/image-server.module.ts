@@ -33,6 +33,8 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModule
   moduleName: 'ImageServer',
 })
   .setClassMethodName('forRoot')
+  // `isGlobal: true` lets every module of the host app inject ImageNotifier.
+  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
 
 /** One provider array shared by `forRoot` and `forRootAsync`. */
@@ -70,6 +72,6 @@ const providers: Provider[] = [
 })
 export class ImageServerModule extends ConfigurableModuleClass implements NestModule {
   configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(WebFolderMiddleware).forRoutes({ path: '*path', method: RequestMethod.ALL });
+    consumer.apply(WebFolderMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
   }
 }

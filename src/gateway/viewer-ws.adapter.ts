@@ -1,14 +1,21 @@
+import { Logger } from '@nestjs/common';
 import { WsAdapter } from '@nestjs/platform-ws';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import type { Observable } from 'rxjs';
-import type { WebSocket } from 'ws';
+import type { WebSocket, WebSocketServer } from 'ws';
 
 /**
- * Nest's ws adapter, minus the per-connection message pipeline (an rxjs chain that
- * JSON-parses every frame) for gateways that declare no message handler: viewers send
- * nothing the server reads, and thousands of phones should not each carry that chain.
+ * Nest's ws adapter with two changes for a public viewer socket:
+ * - no per-connection message pipeline (an rxjs chain that JSON-parses every frame)
+ *   for gateways that declare no message handler: viewers send nothing the server reads,
+ *   and thousands of phones should not each carry that chain;
+ * - a client's protocol error (an oversized frame, bad UTF-8) is not logged as an
+ *   application error: any visitor could flood the log that way. ws closes that client
+ *   with the right code; server errors are still logged.
  */
 export class ViewerWsAdapter extends WsAdapter {
+  private readonly viewerLogger = new Logger('ViewerWsAdapter');
+
   override bindMessageHandlers(
     client: WebSocket,
     handlers: MessageMappingProperties[],
@@ -18,5 +25,11 @@ export class ViewerWsAdapter extends WsAdapter {
       return;
     }
     super.bindMessageHandlers(client, handlers, transform);
+  }
+
+  override bindErrorHandler(server: WebSocketServer): WebSocketServer {
+    server.on('connection', (ws: WebSocket) => ws.on('error', (err) => this.viewerLogger.debug(`client error: ${err.message}`)));
+    server.on('error', (err) => this.viewerLogger.error(err));
+    return server;
   }
 }

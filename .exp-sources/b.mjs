@@ -1,0 +1,11 @@
+import sharp from 'sharp';
+const w=4,h=2;
+const raw16 = new Uint16Array(w*h*3).fill(40000);
+const s = sharp(Buffer.from(raw16.buffer),{raw:{width:w,height:h,channels:3,depth:'ushort'}});
+console.log(await s.clone().metadata());
+const {data, info} = await s.clone().raw({depth:'ushort'}).toBuffer({resolveWithObject:true});
+console.log(info, data.subarray(0,8));
+const p = await s.clone().png({}).toBuffer(); console.log(await sharp(p).metadata().then(m=>[m.depth,m.space]), await sharp(p).stats().then(s=>s.channels[0].mean));
+const p2 = await s.clone().toColourspace('rgb16').png().toBuffer(); console.log(await sharp(p2).metadata().then(m=>[m.depth,m.space]), await sharp(p2).raw({depth:'ushort'}).toBuffer().then(b=>new Uint16Array(b.buffer,b.byteOffset,3)));
+const t2 = await s.clone().toColourspace('rgb16').tiff().toBuffer(); console.log(await sharp(t2).metadata().then(m=>[m.depth,m.space]));
+const t3 = await s.clone().tiff({bitdepth:16}).toBuffer().catch(e=>e.message); console.log(t3);

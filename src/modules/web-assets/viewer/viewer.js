@@ -1,0 +1,641 @@
+/*
+ * stackcast viewer: the latest live-stacked image with deep zoom, kept up to date over /ws.
+ *
+ * Plain browser JavaScript, no build step. Loaded in <head> (not deferred) so a remembered
+ * night mode applies before the first paint; the viewer itself starts on DOMContentLoaded,
+ * after the deferred openseadragon.min.js.
+ *
+ * Every URL is relative, so the page also works behind a reverse proxy under a sub-path.
+ */
+(function () {
+  'use strict';
+
+  var NIGHT_KEY = 'stackcast.nightMode';
+
+  /** First reconnect delay after a lost connection; doubles on each failure up to RETRY_MAX_MS. */
+  var RETRY_BASE_MS = 1000;
+  /** After {"type":"disconnect"} the server is stopping on purpose: try again, but slowly. */
+  var STOPPED_RETRY_BASE_MS = 3000;
+  var RETRY_MAX_MS = 10000;
+  /** A handshake still pending after this long (phone changing networks) is abandoned. */
+  var CONNECT_TIMEOUT_MS = 8000;
+  /** A download that hangs (Wi-Fi lost mid-transfer) must not block newer images forever. */
+  var FETCH_TIMEOUT_MS = 30000;
+  /** Swap anyway if OpenSeadragon never reports the new image fully drawn (should not happen). */
+  var SWAP_TIMEOUT_MS = 15000;
+  /** Hidden longer than this (phone locked), the socket may be dead without knowing it: reconnect. */
+  var STALE_AFTER_HIDDEN_MS = 15000;
+
+  applyNightMode(readNightMode());
+
+  // ---------------------------------------------------------------- state
+
+  /** 'connecting' | 'live' | 'reconnecting' | 'stopped' */
+  var state = 'connecting';
+  var socket = null;
+  var retryTimer = 0;
+  var retryAttempt = 0;
+  var nextRetryAt = 0;
+  var stoppedByServer = false;
+  var connects = 0;
+  var hiddenSince = 0;
+  var received = { new_image: 0, disconnect: 0, ignored: 0 };
+
+  // Image pipeline. Each trigger (new_image, connect, page visible) takes the next sequence
+  // number; loads run one at a time in that order, and a load only swaps in when its number
+  // is above the one on screen, so an older image never replaces a newer one.
+  var requestedSeq = 0;
+  var startedSeq = 0;
+  var shownSeq = 0;
+  var imagesShown = 0;
+  var pumping = false;
+  var shownEtag = null;
+  var lastStamp = 0;
+  var lastImageAt = 0;
+  var metrics = { stackSize: null, exposure: null };
+  var blobUrls = new Map();
+
+  var viewer = null;
+  var els = {};
+
+  document.addEventListener('DOMContentLoaded', start);
+
+  function start() {
+    els = {
+      viewer: byId('viewer'),
+      connText: byId('conn-text'),
+      stackSize: byId('stack-size'),
+      exposure: byId('exposure'),
+      updated: byId('updated'),
+      stopped: byId('stopped'),
+      night: byId('night-toggle'),
+      share: byId('share-button'),
+      shareDialog: byId('share-dialog'),
+      shareQr: byId('share-qr'),
+      shareUrl: byId('share-url'),
+    };
+
+    viewer = window.OpenSeadragon({
+      element: els.viewer,
+      prefixUrl: 'icons/',
+      // The 2D canvas drawer: predictable on every phone, and readable for the night filter.
+      drawer: 'canvas',
+      preserveViewport: true,
+      showNavigator: false,
+      showRotationControl: false,
+      showFlipControl: false,
+      showSequenceControl: false,
+      showFullPageControl: true,
+      blendTime: 0,
+      animationTime: 0.8,
+      minZoomImageRatio: 0.8,
+      // Let people look at single stars, a few screen pixels per image pixel.
+      maxZoomPixelRatio: 4,
+      visibilityRatio: 0.5,
+      crossOriginPolicy: false,
+      gestureSettingsTouch: { pinchToZoom: true, flickEnabled: true, dblClickToZoom: true },
+    });
+    viewer.world.addHandler('remove-item', function (event) {
+      var url = blobUrls.get(event.item);
+      if (url) {
+        blobUrls.delete(event.item);
+        URL.revokeObjectURL(url);
+      }
+    });
+
+    els.night.addEventListener('click', function () {
+      var on = !document.documentElement.classList.contains('night');
+      applyNightMode(on);
+      try {
+        localStorage.setItem(NIGHT_KEY, on ? 'on' : 'off');
+      } catch (e) { /* private mode: not remembered */ }
+    });
+    els.share.addEventListener('click', openShare);
+    els.shareDialog.addEventListener('click', function (event) {
+      if (event.target === els.shareDialog) {
+        closeShare();
+      }
+    });
+    syncNightButton();
+
+    document.addEventListener('visibilitychange', onVisibilityChange);
+    window.addEventListener('pageshow', function (event) {
+      if (event.persisted) {
+        wakeUp();
+      }
+    });
+    window.addEventListener('online', wakeUp);
+
+    exposeTestHook();
+    render();
+    setInterval(tick, 1000);
+    requestImage();
+    connect();
+    requestWakeLock();
+  }
+
+  // ------------------------------------------------------------ connection
+
+  function wsUrl() {
+    var url = new URL('ws', window.location.href);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.search = '';
+    url.hash = '';
+    return url.href;
+  }
+
+  function connect() {
+    clearRetry();
+    if (socket) {
+      var old = socket;
+      socket = null;
+      detach(old);
+      try {
+        old.close();
+      } catch (e) { /* already closed */ }
+    }
+    if (state !== 'stopped') {
+      setState(connects === 0 ? 'connecting' : 'reconnecting');
+    }
+
+    var ws;
+    try {
+      ws = new WebSocket(wsUrl());
+    } catch (e) {
+      scheduleRetry();
+      return;
+    }
+    socket = ws;
+    var handshakeTimer = setTimeout(function () {
+      if (ws.readyState === WebSocket.CONNECTING) {
+        ws.close();
+      }
+    }, CONNECT_TIMEOUT_MS);
+
+    ws.onopen = function () {
+      clearTimeout(handshakeTimer);
+      if (socket !== ws) {
+        return;
+      }
+      connects += 1;
+      retryAttempt = 0;
+      stoppedByServer = false;
+      setState('live');
+      // A new_image may have been missed while away: catch up now.
+      requestImage();
+    };
+    ws.onmessage = function (event) {
+      if (socket === ws) {
+        onMessage(event.data);
+      }
+    };
+    ws.onclose = function () {
+      clearTimeout(handshakeTimer);
+      if (socket !== ws) {
+        return;
+      }
+      socket = null;
+      scheduleRetry();
+    };
+    // An error is always followed by close, which does the work.
+    ws.onerror = function () {};
+  }
+
+  function detach(ws) {
+    ws.onopen = null;
+    ws.onmessage = null;
+    ws.onclose = null;
+    ws.onerror = null;
+  }
+
+  function onMessage(data) {
+    var message = null;
+    try {
+      message = typeof data === 'string' ? JSON.parse(data) : null;
+    } catch (e) {
+      message = null;
+    }
+    var type = message && typeof message === 'object' ? message.type : undefined;
+    switch (type) {
+      case 'new_image':
+        received.new_image += 1;
+        requestImage();
+        break;
+      case 'disconnect':
+        received.disconnect += 1;
+        stoppedByServer = true;
+        setState('stopped');
+        // The server waits for its clients to leave before stopping: leave at once.
+        if (socket) {
+          socket.close(1000);
+        }
+        break;
+      default:
+        // Unknown or future messages are not ours to act on.
+        received.ignored += 1;
+    }
+  }
+
+  function scheduleRetry() {
+    clearRetry();
+    var base = stoppedByServer ? STOPPED_RETRY_BASE_MS : RETRY_BASE_MS;
+    var delay = Math.min(RETRY_MAX_MS, base * Math.pow(2, retryAttempt));
+    // Jitter, so fifty phones do not all knock at the same millisecond when the server returns.
+    delay = Math.round(delay * (0.85 + Math.random() * 0.3));
+    retryAttempt += 1;
+    nextRetryAt = Date.now() + delay;
+    retryTimer = setTimeout(connect, delay);
+    setState(stoppedByServer ? 'stopped' : 'reconnecting');
+  }
+
+  function clearRetry() {
+    if (retryTimer) {
+      clearTimeout(retryTimer);
+      retryTimer = 0;
+    }
+    nextRetryAt = 0;
+  }
+
+  function onVisibilityChange() {
+    if (document.visibilityState === 'hidden') {
+      hiddenSince = Date.now();
+      return;
+    }
+    var longHidden = hiddenSince > 0 && Date.now() - hiddenSince > STALE_AFTER_HIDDEN_MS;
+    hiddenSince = 0;
+    if (longHidden && socket && socket.readyState === WebSocket.OPEN) {
+      // After a long sleep the socket can look open and be dead: start a fresh one.
+      connect();
+    } else {
+      wakeUp();
+    }
+    requestWakeLock();
+  }
+
+  /** The user is looking (page visible again, network back): reconnect and refresh at once. */
+  function wakeUp() {
+    if (!socket || socket.readyState !== WebSocket.OPEN) {
+      retryAttempt = 0;
+      connect();
+    } else {
+      requestImage();
+    }
+  }
+
+  // --------------------------------------------------------------- images
+
+  /**
+   * Asks for the current image and data.json. The image request is conditional on the ETag
+   * on screen: a reconnect with nothing new, or a new_image that only changed the metrics,
+   * costs a 304 instead of a download.
+   */
+  function requestImage() {
+    requestedSeq += 1;
+    pump();
+  }
+
+  // One load at a time; requests arriving meanwhile collapse into one more load of the newest.
+  // Cancelling the running download instead would starve a slow phone when images come faster
+  // than it can download them.
+  function pump() {
+    if (pumping) {
+      return;
+    }
+    pumping = true;
+    (async function () {
+      try {
+        while (requestedSeq > startedSeq) {
+          var seq = requestedSeq;
+          startedSeq = seq;
+          try {
+            await refresh(seq);
+          } catch (e) {
+            console.warn('[stackcast] image refresh failed:', e && e.message ? e.message : e);
+          }
+        }
+      } finally {
+        pumping = false;
+      }
+    })();
+  }
+
+  async function refresh(seq) {
+    var stamp = nextStamp();
+    var dataPromise = fetchBody('data.json?t=' + stamp, {}, 'json').then(function (result) {
+      return result.body;
+    }, function () {
+      return null;
+    });
+    var headers = {};
+    if (shownEtag) {
+      headers['If-None-Match'] = shownEtag;
+    }
+    var image = await fetchBody('web_image.jpg?t=' + stamp, { headers: headers }, 'blob');
+    var data = await dataPromise;
+    if (image.response.status === 304) {
+      applyMetrics(data);
+      return;
+    }
+    if (!image.response.ok) {
+      applyMetrics(data);
+      throw new Error('web_image.jpg: HTTP ' + image.response.status);
+    }
+    var shown = await swapIn(image.body, seq);
+    if (shown) {
+      shownEtag = image.response.headers.get('ETag');
+      lastImageAt = Date.now() - serverSideAge(image.response);
+      applyMetrics(data);
+    }
+  }
+
+  /**
+   * fetch, reading the body ('json' | 'blob') of a 2xx answer, all under one timeout.
+   * 'no-store': the cache-busting URLs would otherwise pile up in a phone's cache all night.
+   */
+  async function fetchBody(url, init, kind) {
+    var controller = new AbortController();
+    var timer = setTimeout(function () {
+      controller.abort();
+    }, FETCH_TIMEOUT_MS);
+    try {
+      var response = await fetch(url, Object.assign({ cache: 'no-store', signal: controller.signal }, init));
+      var body = null;
+      if (response.ok) {
+        body = kind === 'json' ? await response.json() : await response.blob();
+      }
+      return { response: response, body: body };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Strictly increasing cache-busting number, unique across page loads too. */
+  function nextStamp() {
+    lastStamp = Math.max(Date.now(), lastStamp + 1);
+    return lastStamp;
+  }
+
+  /** How old the image is by the server's own clock (the phone's clock may be off at a dark site). */
+  function serverSideAge(response) {
+    var modified = Date.parse(response.headers.get('Last-Modified') || '');
+    var now = Date.parse(response.headers.get('Date') || '');
+    if (isNaN(modified) || isNaN(now)) {
+      return 0;
+    }
+    return Math.max(0, now - modified);
+  }
+
+  /**
+   * Double buffering with OpenSeadragon's world: the new image is added on top, invisible
+   * (opacity 0) but loading (preload), at the same place (x 0, y 0, width 1). Once it is fully
+   * loaded for the current view it becomes opaque and the old one is removed in the same task,
+   * so the next frame shows the new image complete: no blank frame, and the viewport (zoom and
+   * pan) is never touched.
+   */
+  async function swapIn(blob, seq) {
+    var url = URL.createObjectURL(blob);
+    var item;
+    try {
+      item = await addHidden(url);
+    } catch (e) {
+      URL.revokeObjectURL(url);
+      throw e;
+    }
+    blobUrls.set(item, url);
+    await whenDrawable(item);
+
+    if (seq <= shownSeq || viewer.world.getIndexOfItem(item) === -1) {
+      viewer.world.removeItem(item);
+      return false;
+    }
+    var first = shownSeq === 0;
+    var atHome = first || isAtHome();
+    item.setPreload(false);
+    item.setOpacity(1);
+    for (var i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
+      var other = viewer.world.getItemAt(i);
+      if (other !== item) {
+        viewer.world.removeItem(other);
+      }
+    }
+    if (atHome) {
+      // Nobody has zoomed yet: fit the new image, whose shape may differ (waiting image -> camera).
+      viewer.viewport.goHome(true);
+    }
+    shownSeq = seq;
+    imagesShown += 1;
+    return true;
+  }
+
+  function addHidden(url) {
+    return new Promise(function (resolve, reject) {
+      viewer.addTiledImage({
+        tileSource: { type: 'image', url: url, buildPyramid: true },
+        x: 0,
+        y: 0,
+        width: 1,
+        opacity: 0,
+        preload: true,
+        success: function (event) {
+          resolve(event.item);
+        },
+        error: function (event) {
+          reject(new Error((event && event.message) || 'OpenSeadragon could not open the image'));
+        },
+      });
+    });
+  }
+
+  function whenDrawable(item) {
+    return new Promise(function (resolve) {
+      var done = false;
+      var timer = 0;
+      function finish() {
+        if (!done) {
+          done = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      }
+      function arm() {
+        timer = setTimeout(function () {
+          // While the page is hidden OpenSeadragon does not animate, so it cannot finish:
+          // wait on, rather than swap in an image that would show blank when the page returns.
+          if (document.hidden) {
+            arm();
+          } else {
+            finish();
+          }
+        }, SWAP_TIMEOUT_MS);
+      }
+      arm();
+      item.whenFullyLoaded(finish);
+    });
+  }
+
+  function isAtHome() {
+    var viewport = viewer.viewport;
+    var zoom = viewport.getZoom();
+    var homeZoom = viewport.getHomeZoom();
+    if (!(homeZoom > 0)) {
+      return true;
+    }
+    var center = viewport.getCenter();
+    var homeCenter = viewport.getHomeBounds().getCenter();
+    var tolerance = 0.01 / zoom;
+    return Math.abs(zoom / homeZoom - 1) < 0.01 &&
+      Math.abs(center.x - homeCenter.x) < tolerance &&
+      Math.abs(center.y - homeCenter.y) < tolerance;
+  }
+
+  function applyMetrics(data) {
+    if (!data || typeof data !== 'object') {
+      return;
+    }
+    var size = Number(data.STACK_SIZE);
+    if (Number.isFinite(size)) {
+      metrics.stackSize = size;
+    }
+    if (typeof data.EXPO === 'string') {
+      metrics.exposure = data.EXPO;
+    }
+    render();
+  }
+
+  // ------------------------------------------------------------------- UI
+
+  function setState(next) {
+    state = next;
+    render();
+  }
+
+  function render() {
+    if (!els.viewer) {
+      return;
+    }
+    els.viewer.dataset.state = state;
+    els.stopped.hidden = state !== 'stopped';
+    els.connText.textContent = connectionText();
+    els.stackSize.textContent = metrics.stackSize === null ? '–' : String(metrics.stackSize);
+    els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
+    els.updated.textContent = lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
+  }
+
+  function connectionText() {
+    var retryIn = nextRetryAt ? Math.max(1, Math.ceil((nextRetryAt - Date.now()) / 1000)) : 0;
+    switch (state) {
+      case 'live':
+        return 'live';
+      case 'connecting':
+        return 'connecting…';
+      case 'reconnecting':
+        return retryIn ? 'offline, retry in ' + retryIn + ' s' : 'reconnecting…';
+      case 'stopped':
+        return retryIn ? 'stopped, retry in ' + retryIn + ' s' : 'stopped, retrying…';
+      default:
+        return state;
+    }
+  }
+
+  function formatAge(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 60) {
+      return s + ' s ago';
+    }
+    var m = Math.floor(s / 60);
+    if (m < 60) {
+      return m + ' min ago';
+    }
+    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min ago';
+  }
+
+  function tick() {
+    if (!document.hidden) {
+      render();
+    }
+  }
+
+  function readNightMode() {
+    try {
+      return localStorage.getItem(NIGHT_KEY) === 'on';
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function applyNightMode(on) {
+    document.documentElement.classList.toggle('night', on);
+    syncNightButton();
+  }
+
+  function syncNightButton() {
+    var button = document.getElementById('night-toggle');
+    if (button) {
+      button.setAttribute('aria-pressed', String(document.documentElement.classList.contains('night')));
+    }
+  }
+
+  function openShare() {
+    els.shareUrl.textContent = pageUrl();
+    els.shareQr.src = 'qr.svg?t=' + nextStamp();
+    // The QR code holds the advertised address (the LAN one, even when this screen
+    // opened localhost): show that address in words when the server tells it.
+    // /status answers 503 with the same body while stopped, hence no check of `ok`.
+    fetch('status', { cache: 'no-store' })
+      .then(function (response) { return response.json(); })
+      .then(function (status) {
+        if (status && typeof status.url === 'string' && /^https?:\/\//.test(status.url)) {
+          els.shareUrl.textContent = status.url;
+        }
+      })
+      .catch(function () { /* keep this page's own address */ });
+    if (typeof els.shareDialog.showModal === 'function') {
+      els.shareDialog.showModal();
+    } else {
+      els.shareDialog.setAttribute('open', '');
+    }
+  }
+
+  function closeShare() {
+    if (typeof els.shareDialog.close === 'function') {
+      els.shareDialog.close();
+    } else {
+      els.shareDialog.removeAttribute('open');
+    }
+  }
+
+  function pageUrl() {
+    return window.location.origin + window.location.pathname;
+  }
+
+  /** Keeps the screen on where the browser allows it (secure contexts only; silently skipped). */
+  function requestWakeLock() {
+    if (navigator.wakeLock && typeof navigator.wakeLock.request === 'function' && !document.hidden) {
+      navigator.wakeLock.request('screen').catch(function () { /* not granted */ });
+    }
+  }
+
+  function byId(id) {
+    return document.getElementById(id);
+  }
+
+  /** Read-only view of the viewer's state for the browser tests (and curious users). */
+  function exposeTestHook() {
+    window.stackcast = Object.freeze({
+      get state() { return state; },
+      /** Sequence number of the image on screen (0: none yet). */
+      get imageSeq() { return shownSeq; },
+      get requestedSeq() { return requestedSeq; },
+      get imagesShown() { return imagesShown; },
+      get stackSize() { return metrics.stackSize; },
+      get exposure() { return metrics.exposure; },
+      get lastImageAt() { return lastImageAt; },
+      get connects() { return connects; },
+      get nextRetryAt() { return nextRetryAt; },
+      get received() { return Object.assign({}, received); },
+      get nightMode() { return document.documentElement.classList.contains('night'); },
+      get worldItems() { return viewer.world.getItemCount(); },
+      viewer: viewer,
+    });
+  }
+})();

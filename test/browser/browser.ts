@@ -1,0 +1,267 @@
+/// <reference lib="dom" />
+// The functions passed to page.evaluate / waitForFunction run in the page, hence the DOM lib.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import type { Colour } from '../helpers/images.js';
+
+/** Debian's Chromium; never a browser downloaded by a tool. */
+export const CHROMIUM = '/usr/bin/chromium';
+
+export const SCREENSHOTS = fileURLToPath(new URL('../../test-output/screenshots/', import.meta.url));
+
+/** Launches headless Chromium with nothing that talks to the internet. */
+export function launchBrowser(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-background-networking',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** The viewer's read-only test hook (`window.stackcast`, see viewer.js). */
+export interface ViewerHook {
+  state: 'connecting' | 'live' | 'reconnecting' | 'stopped';
+  imageSeq: number;
+  requestedSeq: number;
+  imagesShown: number;
+  stackSize: number | null;
+  exposure: string | null;
+  lastImageAt: number;
+  connects: number;
+  nextRetryAt: number;
+  received: { new_image: number; disconnect: number; ignored: number };
+  nightMode: boolean;
+  worldItems: number;
+  viewer: OsdViewer;
+}
+
+/** The few OpenSeadragon calls the tests make. */
+export interface OsdViewer {
+  viewport: {
+    getZoom(current?: boolean): number;
+    getHomeZoom(): number;
+    getCenter(current?: boolean): { x: number; y: number };
+    zoomTo(zoom: number, refPoint?: { x: number; y: number }, immediately?: boolean): unknown;
+    panTo(center: { x: number; y: number }, immediately?: boolean): unknown;
+  };
+  world: { getItemCount(): number };
+}
+
+declare global {
+  interface Window {
+    stackcast: ViewerHook;
+    OpenSeadragon: { Point: new (x: number, y: number) => { x: number; y: number } };
+  }
+}
+
+export interface OpenedPage {
+  page: Page;
+  context: BrowserContext;
+  /** Page errors and console errors, minus the expected failed reconnects. */
+  errors: string[];
+}
+
+/**
+ * A fresh context (own localStorage) and page on the viewer. Console errors are collected so
+ * a test can assert the page never threw; refused WebSocket handshakes and 503s while the
+ * server is down are expected and not counted.
+ */
+export async function openViewer(
+  browser: Browser,
+  baseUrl: string,
+  viewport: { width: number; height: number } = { width: 1280, height: 800 },
+  options: { deviceScaleFactor?: number; isMobile?: boolean; hasTouch?: boolean } = {},
+): Promise<OpenedPage> {
+  const context = await browser.newContext({ viewport, ...options });
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
+  page.on('console', (message) => {
+    const text = message.text();
+    const expected = /WebSocket connection to|Failed to load resource|ERR_CONNECTION_REFUSED|503|image refresh failed/.test(text);
+    if (message.type() === 'error' && !expected) {
+      errors.push(`console: ${text}`);
+    }
+  });
+  await page.goto(`${baseUrl}/`);
+  return { page, context, errors };
+}
+
+/** A snapshot of the viewer's test hook. */
+export function hook(page: Page): Promise<Omit<ViewerHook, 'viewer'>> {
+  return page.evaluate(() => {
+    const s = window.stackcast;
+    return {
+      state: s.state,
+      imageSeq: s.imageSeq,
+      requestedSeq: s.requestedSeq,
+      imagesShown: s.imagesShown,
+      stackSize: s.stackSize,
+      exposure: s.exposure,
+      lastImageAt: s.lastImageAt,
+      connects: s.connects,
+      nextRetryAt: s.nextRetryAt,
+      received: s.received,
+      nightMode: s.nightMode,
+      worldItems: s.worldItems,
+    };
+  });
+}
+
+export interface Box {
+  /** Fractions of the canvas, 0..1. */
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+const CENTRE: Box = { x: 0.45, y: 0.45, width: 0.1, height: 0.1 };
+
+/**
+ * Mean colour of a region of OpenSeadragon's canvas, read with getImageData: what is
+ * really drawn, not what was requested. Null before the canvas exists.
+ */
+export function canvasColour(page: Page, box: Box = CENTRE): Promise<(Colour & { a: number }) | null> {
+  return page.evaluate(readCanvasColour, box);
+}
+
+/** Runs in the page (also inlined into waitForFunction), so it must stay self-contained. */
+function readCanvasColour(box: { x: number; y: number; width: number; height: number }): { r: number; g: number; b: number; a: number } | null {
+  const canvas = document.querySelector<HTMLCanvasElement>('#viewer .openseadragon-canvas canvas');
+  const ctx = canvas?.getContext('2d', { willReadFrequently: true });
+  if (!canvas || !ctx || canvas.width === 0 || canvas.height === 0) {
+    return null;
+  }
+  const x = Math.floor(canvas.width * box.x);
+  const y = Math.floor(canvas.height * box.y);
+  const w = Math.max(1, Math.floor(canvas.width * box.width));
+  const h = Math.max(1, Math.floor(canvas.height * box.height));
+  const data = ctx.getImageData(x, y, w, h).data;
+  let r = 0;
+  let g = 0;
+  let b = 0;
+  let a = 0;
+  const n = data.length / 4;
+  for (let i = 0; i < data.length; i += 4) {
+    r += data[i];
+    g += data[i + 1];
+    b += data[i + 2];
+    a += data[i + 3];
+  }
+  return { r: Math.round(r / n), g: Math.round(g / n), b: Math.round(b / n), a: Math.round(a / n) };
+}
+
+export function close(a: Colour, b: Colour, tolerance = 14): boolean {
+  return Math.abs(a.r - b.r) <= tolerance && Math.abs(a.g - b.g) <= tolerance && Math.abs(a.b - b.b) <= tolerance;
+}
+
+/** Waits until the canvas region shows `colour` (opaque), within a JPEG-sized tolerance. */
+export async function waitForCanvasColour(page: Page, colour: Colour, options: { box?: Box; timeout?: number; tolerance?: number } = {}): Promise<void> {
+  const { box = CENTRE, timeout = 15_000, tolerance = 14 } = options;
+  const fn = `(() => {
+    const read = ${readCanvasColour.toString()};
+    const c = read(${JSON.stringify(box)});
+    const want = ${JSON.stringify(colour)};
+    const t = ${tolerance};
+    return !!c && c.a === 255 && Math.abs(c.r - want.r) <= t && Math.abs(c.g - want.g) <= t && Math.abs(c.b - want.b) <= t;
+  })()`;
+  try {
+    await page.waitForFunction(fn, undefined, { timeout });
+  } catch (error) {
+    const seen = await canvasColour(page, box).catch(() => null);
+    throw new Error(`canvas never showed ${JSON.stringify(colour)} (last seen ${JSON.stringify(seen)}): ${String(error)}`);
+  }
+}
+
+/**
+ * Records the canvas centre colour at every animation frame, from now on. Read the list with
+ * {@link recordedFrames}: it is what a person would have seen, frame by frame.
+ */
+export async function recordFrames(page: Page, box: Box = CENTRE): Promise<void> {
+  await page.evaluate(`(() => {
+    const read = ${readCanvasColour.toString()};
+    window.__frames = [];
+    window.__recording = true;
+    const step = () => {
+      if (!window.__recording) {
+        return;
+      }
+      window.__frames.push(read(${JSON.stringify(box)}));
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  })()`);
+}
+
+export function recordedFrames(page: Page): Promise<Array<(Colour & { a: number }) | null>> {
+  return page.evaluate(() => {
+    const w = window as unknown as { __frames: Array<{ r: number; g: number; b: number; a: number } | null>; __recording: boolean };
+    w.__recording = false;
+    return w.__frames;
+  });
+}
+
+/** Saves a screenshot for a person to look at, and returns its PNG bytes. */
+export async function screenshot(page: Page, name: string): Promise<Buffer> {
+  await mkdir(SCREENSHOTS, { recursive: true });
+  const png = await page.screenshot();
+  await writeFile(join(SCREENSHOTS, `${name}.png`), png);
+  return png;
+}
+
+/** Per-channel statistics of an image (a screenshot): mean and max of R, G, B. */
+export async function channelStats(png: Buffer, region?: { left: number; top: number; width: number; height: number }): Promise<{ mean: Colour; max: Colour }> {
+  const image = region ? sharp(png).extract(region) : sharp(png);
+  const { channels } = await image.stats();
+  return {
+    mean: { r: channels[0].mean, g: channels[1].mean, b: channels[2].mean },
+    max: { r: channels[0].max, g: channels[1].max, b: channels[2].max },
+  };
+}
+
+/** A JPEG of two solid halves (left, right), to tell a zoomed view from the whole image. */
+export function makeSplitJpeg(width: number, height: number, left: Colour, right: Colour): Promise<Buffer> {
+  const half = Math.floor(width / 2);
+  return sharp({ create: { width, height, channels: 3, background: right } })
+    .composite([{ input: { create: { width: half, height, channels: 3, background: left } }, left: 0, top: 0 }])
+    .jpeg({ quality: 92 })
+    .toBuffer();
+}
+
+/** A made-up star field with a nebula, so the screenshots look like a night's work. */
+export function makeSkyJpeg(width = 1600, height = 1067): Promise<Buffer> {
+  let seed = 7;
+  const random = () => {
+    seed = (seed * 48_271) % 2_147_483_647;
+    return seed / 2_147_483_647;
+  };
+  const stars = Array.from({ length: 420 }, () => {
+    const r = random() < 0.92 ? 0.6 + random() * 1.2 : 2 + random() * 2.5;
+    const tint = ['#ffffff', '#cfe0ff', '#ffe7c4', '#ffd0a8'][Math.floor(random() * 4)];
+    return `<circle cx="${(random() * width).toFixed(1)}" cy="${(random() * height).toFixed(1)}" r="${r.toFixed(2)}" fill="${tint}" fill-opacity="${(0.5 + random() * 0.5).toFixed(2)}"/>`;
+  }).join('');
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
+  <defs>
+    <radialGradient id="sky" cx="50%" cy="50%" r="75%"><stop offset="0" stop-color="#0d1226"/><stop offset="1" stop-color="#020307"/></radialGradient>
+    <radialGradient id="neb1" cx="50%" cy="50%" r="50%"><stop offset="0" stop-color="#ff5a7a" stop-opacity="0.75"/><stop offset="1" stop-color="#ff5a7a" stop-opacity="0"/></radialGradient>
+    <radialGradient id="neb2" cx="50%" cy="50%" r="50%"><stop offset="0" stop-color="#5ab4ff" stop-opacity="0.6"/><stop offset="1" stop-color="#5ab4ff" stop-opacity="0"/></radialGradient>
+  </defs>
+  <rect width="100%" height="100%" fill="url(#sky)"/>
+  <ellipse cx="${width * 0.52}" cy="${height * 0.5}" rx="${width * 0.28}" ry="${height * 0.22}" fill="url(#neb1)" transform="rotate(-18 ${width * 0.52} ${height * 0.5})"/>
+  <ellipse cx="${width * 0.46}" cy="${height * 0.47}" rx="${width * 0.16}" ry="${height * 0.14}" fill="url(#neb2)"/>
+  ${stars}
+</svg>`;
+  return sharp(Buffer.from(svg)).jpeg({ quality: 88 }).toBuffer();
+}

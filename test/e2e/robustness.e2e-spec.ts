@@ -1,0 +1,158 @@
+import { connect, type Socket } from 'node:net';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { BroadcastService } from '../../src/gateway/broadcast.service.js';
+import { makeJpeg } from '../helpers/images.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { RecordingClient } from '../helpers/ws-client.js';
+
+/** A client that completes the WebSocket handshake by hand and then never reads again. */
+function stalledClient(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    socket.once('data', (chunk) => {
+      if (!chunk.toString().startsWith('HTTP/1.1 101')) {
+        reject(new Error(`handshake refused: ${chunk.toString().split('\r\n')[0]}`));
+        return;
+      }
+      socket.pause(); // from here on, nothing is read: the kernel buffers fill up
+      resolve(socket);
+    });
+    socket.once('error', reject);
+  });
+}
+
+describe('robustness', () => {
+  let server: TestServer;
+
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('a reader looping on the image and data.json during 200 back-to-back publishes never sees a partial file', async () => {
+    server = await startTestServer();
+    const images = await Promise.all(
+      [0, 1, 2, 3].map((i) => makeJpeg({ width: 400, height: 300, color: { r: 60 * i, g: 255 - 60 * i, b: 128 } })),
+    );
+    const valid = new Set(images.map((img) => img.toString('base64')));
+    let publishing = true;
+    const seen = { http: 0, disk: 0, images: 0 };
+
+    const httpReader = (async () => {
+      while (publishing) {
+        const [img, data] = await Promise.all([fetch(`${server.baseUrl}/web_image.jpg`), fetch(`${server.baseUrl}/data.json`)]);
+        const bytes = Buffer.from(await img.arrayBuffer());
+        const json = await data.text();
+        expect(() => JSON.parse(json)).not.toThrow();
+        // The waiting image, or one of the published ones, whole.
+        if (seen.images > 0 || valid.has(bytes.toString('base64'))) {
+          expect(valid.has(bytes.toString('base64'))).toBe(true);
+          seen.images++;
+        }
+        seen.http++;
+      }
+    })();
+    const diskReader = (async () => {
+      while (publishing) {
+        const bytes = await readFile(join(server.webFolder, 'web_image.jpg'));
+        const json = await readFile(join(server.webFolder, 'data.json'), 'utf8');
+        expect(() => JSON.parse(json)).not.toThrow();
+        expect(bytes.subarray(-2)).toEqual(Buffer.from([0xff, 0xd9]));
+        seen.disk++;
+      }
+    })();
+
+    for (let i = 0; i < 200; i++) {
+      await server.notifier.publish(images[i % images.length], { stackSize: i + 1, exposureSeconds: (i + 1) * 10 });
+    }
+    publishing = false;
+    await Promise.all([httpReader, diskReader]);
+    expect(seen.http).toBeGreaterThan(5);
+    expect(seen.disk).toBeGreaterThan(5);
+    // Every image on disk decodes completely.
+    await expect(sharp(await readFile(join(server.webFolder, 'web_image.jpg'))).raw().toBuffer()).resolves.toBeInstanceOf(Buffer);
+    expect(JSON.parse(await readFile(join(server.webFolder, 'data.json'), 'utf8'))).toMatchObject({ STACK_SIZE: 200 });
+  });
+
+  it('a client sending a huge frame is closed; another client still gets every message', async () => {
+    server = await startTestServer({ maxClientFrameBytes: 4096 });
+    const good = await RecordingClient.connect(server.wsUrl);
+    const bad = await RecordingClient.connect(server.wsUrl);
+    bad.socket.send(Buffer.alloc(64 * 1024, 0x61));
+    await bad.closed;
+    expect(bad.closeCode).toBe(1009);
+    for (let i = 0; i < 5; i++) {
+      await server.notifier.publish(await makeJpeg(), { stackSize: i });
+    }
+    await good.waitFor((c) => c.count('new_image') === 5);
+    // Small frames from a client are ignored, never echoed, and do not close it.
+    good.socket.send(JSON.stringify({ event: 'hello', data: 'x' }));
+    good.socket.send('not json');
+    await server.notifier.publish(await makeJpeg());
+    await good.waitFor((c) => c.count('new_image') === 6);
+    expect(good.messages.every((m) => (m as { type: string }).type === 'new_image')).toBe(true);
+    expect(good.socket.readyState).toBe(WebSocket.OPEN);
+    good.close();
+  });
+
+  it('a client that never reads is dropped once its backlog passes the bound; the others get every message', async () => {
+    server = await startTestServer({ maxClientBacklogBytes: 64 * 1024 });
+    const broadcast = server.app.get(BroadcastService);
+    let received = 0;
+    const good = new WebSocket(server.wsUrl, { perMessageDeflate: false });
+    good.on('message', () => received++);
+    await new Promise((r) => good.once('open', r));
+    const stalled = await stalledClient(server.port);
+    await new Promise<void>((resolve) => {
+      const check = (): void => (broadcast.count === 2 ? resolve() : void setTimeout(check, 5));
+      check();
+    });
+
+    // Broadcast in batches, yielding between them so healthy sockets drain, until the
+    // stalled client's kernel buffers are full and its backlog passes the bound.
+    let sent = 0;
+    const deadline = Date.now() + 20_000;
+    while (broadcast.count === 2 && Date.now() < deadline && sent < 2_000_000) {
+      for (let i = 0; i < 2000; i++) {
+        broadcast.broadcast({ type: 'new_image' });
+      }
+      sent += 2000;
+      await new Promise((r) => setImmediate(r));
+    }
+    expect(broadcast.count).toBe(1);
+    const closedAt = sent;
+    for (let i = 0; i < 100; i++) {
+      broadcast.broadcast({ type: 'new_image' });
+    }
+    sent += 100;
+    const until = Date.now() + 10_000;
+    while (received < sent && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    expect(received).toBe(sent);
+    expect(closedAt).toBeGreaterThan(0);
+    good.close();
+    stalled.destroy();
+  });
+
+  it('a broken socket during a broadcast does not stop the others from receiving it', async () => {
+    server = await startTestServer();
+    const clients = await Promise.all([0, 1, 2, 3, 4].map(() => RecordingClient.connect(server.wsUrl)));
+    // Kill two connections from the client side without a close handshake.
+    clients[1].socket.terminate();
+    clients[3].socket.terminate();
+    await server.notifier.publish(await makeJpeg());
+    for (const i of [0, 2, 4]) {
+      await clients[i].waitFor((c) => c.count('new_image') === 1);
+    }
+    clients.forEach((c) => c.close());
+  });
+});
