@@ -39,6 +39,7 @@ export interface ViewerHook {
   exposure: string | null;
   lastImageAt: number;
   connects: number;
+  lastConnectedAt: number;
   nextRetryAt: number;
   received: { new_image: number; disconnect: number; ignored: number };
   nightMode: boolean;
@@ -54,8 +55,22 @@ export interface OsdViewer {
     getCenter(current?: boolean): { x: number; y: number };
     zoomTo(zoom: number, refPoint?: { x: number; y: number }, immediately?: boolean): unknown;
     panTo(center: { x: number; y: number }, immediately?: boolean): unknown;
+    viewportToViewerElementRectangle(rect: OsdRect): OsdRect;
   };
-  world: { getItemCount(): number };
+  world: { getItemCount(): number; getItemAt(index: number): OsdTiledImage | undefined };
+}
+
+export interface OsdRect {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface OsdTiledImage {
+  getBounds(current?: boolean): OsdRect;
+  getOpacity(): number;
+  source: { dimensions: { x: number; y: number } };
 }
 
 declare global {
@@ -111,6 +126,7 @@ export function hook(page: Page): Promise<Omit<ViewerHook, 'viewer'>> {
       exposure: s.exposure,
       lastImageAt: s.lastImageAt,
       connects: s.connects,
+      lastConnectedAt: s.lastConnectedAt,
       nextRetryAt: s.nextRetryAt,
       received: s.received,
       nightMode: s.nightMode,
@@ -161,6 +177,48 @@ function readCanvasColour(box: { x: number; y: number; width: number; height: nu
     a += data[i + 3];
   }
   return { r: Math.round(r / n), g: Math.round(g / n), b: Math.round(b / n), a: Math.round(a / n) };
+}
+
+/**
+ * Mean colour of the canvas over the area where the image is drawn (inset a little, away
+ * from the resampled edges), and the drawn image's size in image pixels.
+ */
+export function imageAreaColour(page: Page): Promise<{ colour: Colour & { a: number }; width: number; height: number } | null> {
+  return page.evaluate(() => {
+    const v = window.stackcast.viewer;
+    const item = v.world.getItemAt(0);
+    const canvas = document.querySelector<HTMLCanvasElement>('#viewer .openseadragon-canvas canvas');
+    const ctx = canvas?.getContext('2d', { willReadFrequently: true });
+    if (!item || !canvas || !ctx) {
+      return null;
+    }
+    const scale = canvas.width / canvas.clientWidth;
+    const r = v.viewport.viewportToViewerElementRectangle(item.getBounds(true));
+    const left = Math.max(0, Math.ceil((r.x + r.width * 0.03) * scale));
+    const top = Math.max(0, Math.ceil((r.y + r.height * 0.03) * scale));
+    const right = Math.min(canvas.width, Math.floor((r.x + r.width * 0.97) * scale));
+    const bottom = Math.min(canvas.height, Math.floor((r.y + r.height * 0.97) * scale));
+    const data = ctx.getImageData(left, top, right - left, bottom - top).data;
+    const sum = [0, 0, 0, 0];
+    for (let i = 0; i < data.length; i += 4) {
+      sum[0] += data[i];
+      sum[1] += data[i + 1];
+      sum[2] += data[i + 2];
+      sum[3] += data[i + 3];
+    }
+    const n = data.length / 4;
+    const [mr, mg, mb, ma] = sum.map((x) => Math.round(x / n));
+    return { colour: { r: mr, g: mg, b: mb, a: ma }, width: item.source.dimensions.x, height: item.source.dimensions.y };
+  });
+}
+
+/** Mean colour of a JPEG over the same inset area as {@link imageAreaColour}. */
+export async function fileAreaColour(jpeg: Buffer): Promise<Colour> {
+  const { width = 0, height = 0 } = await sharp(jpeg).metadata();
+  const left = Math.ceil(width * 0.03);
+  const top = Math.ceil(height * 0.03);
+  const region = { left, top, width: Math.floor(width * 0.97) - left, height: Math.floor(height * 0.97) - top };
+  return (await channelStats(jpeg, region)).mean;
 }
 
 export function close(a: Colour, b: Colour, tolerance = 14): boolean {

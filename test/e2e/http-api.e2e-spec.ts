@@ -39,7 +39,7 @@ describe('PUT /api/image (no token: loopback only)', () => {
     const res = await fetch(`${server.baseUrl}/api/image?stackSize=7&exposure=420.4`, {
       method: 'PUT',
       headers: { 'Content-Type': 'image/jpeg' },
-      body: jpeg,
+      body: new Uint8Array(jpeg),
     });
     expect(res.status).toBe(200);
     expect(await res.json()).toMatchObject({ published: true, stackSize: 7, exposure: 420.4 });
@@ -64,7 +64,7 @@ describe('PUT /api/image (no token: loopback only)', () => {
     const res = await fetch(`${server.baseUrl}/api/image?${query}`, {
       method: 'PUT',
       headers: { 'Content-Type': 'image/jpeg' },
-      body: await makeJpeg(),
+      body: new Uint8Array(await makeJpeg()),
     });
     expect(res.status).toBe(code);
     expect(((await res.json()) as { message: string }).message).toMatch(/stackSize|exposure/);
@@ -84,7 +84,7 @@ describe('PUT /api/image (no token: loopback only)', () => {
     ];
     for (const [what, type, body, code] of cases) {
       const headers: Record<string, string> = type ? { 'Content-Type': type } : {};
-      const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers, body });
+      const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers, body: new Uint8Array(body) });
       expect(res.status, what).toBe(code);
       expect(((await res.json()) as { message: string }).message, what).toBeTruthy();
     }
@@ -93,7 +93,7 @@ describe('PUT /api/image (no token: loopback only)', () => {
 
   it('a PNG sent as image/jpeg is refused as the wrong type', async () => {
     const before = await snapshot(server);
-    const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: await makePng() });
+    const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(await makePng()) });
     expect(res.status).toBe(415);
     expect(await snapshot(server)).toEqual(before);
   });
@@ -119,7 +119,7 @@ describe('control routes with a CONTROL_TOKEN', () => {
     if (authorization) {
       headers.Authorization = authorization;
     }
-    const put = await fetch(`${server.baseUrl}/api/image?stackSize=99`, { method: 'PUT', headers, body: await makeJpeg() });
+    const put = await fetch(`${server.baseUrl}/api/image?stackSize=99`, { method: 'PUT', headers, body: new Uint8Array(await makeJpeg()) });
     expect(put.status).toBe(401);
     const stop = await fetch(`${server.baseUrl}/api/server/stop`, { method: 'POST', headers });
     expect(stop.status).toBe(401);
@@ -132,7 +132,7 @@ describe('control routes with a CONTROL_TOKEN', () => {
     const res = await fetch(`${server.baseUrl}/api/image?stackSize=1`, {
       method: 'PUT',
       headers: { 'Content-Type': 'image/jpeg', Authorization: `Bearer ${token}` },
-      body: jpeg,
+      body: new Uint8Array(jpeg),
     });
     expect(res.status).toBe(200);
     expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(jpeg);

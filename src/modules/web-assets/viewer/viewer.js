@@ -38,6 +38,7 @@
   var nextRetryAt = 0;
   var stoppedByServer = false;
   var connects = 0;
+  var lastConnectedAt = 0;
   var hiddenSince = 0;
   var received = { new_image: 0, disconnect: 0, ignored: 0 };
 
@@ -178,6 +179,7 @@
         return;
       }
       connects += 1;
+      lastConnectedAt = Date.now();
       retryAttempt = 0;
       stoppedByServer = false;
       setState('live');
@@ -631,6 +633,7 @@
       get exposure() { return metrics.exposure; },
       get lastImageAt() { return lastImageAt; },
       get connects() { return connects; },
+      get lastConnectedAt() { return lastConnectedAt; },
       get nextRetryAt() { return nextRetryAt; },
       get received() { return Object.assign({}, received); },
       get nightMode() { return document.documentElement.classList.contains('night'); },
