@@ -2,6 +2,7 @@ import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
   IsInt,
+  IsNumber,
   IsOptional,
   IsString,
   Max,
@@ -32,7 +33,18 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   PUBLIC_URL: 'an absolute http:// or https:// URL, e.g. https://sky.example.org',
   CONTROL_TOKEN: 'a string of at least 16 characters',
   MAX_IMAGE_BYTES: 'an integer number of bytes from 1024 to 1073741824',
+  JPEG_QUALITY: 'an integer from 1 to 100',
+  MAX_IMAGE_SIZE: 'an integer number of pixels from 64 to 65500',
+  WATCH_PATH: 'a file or folder path',
+  WATCH_EXPOSURE: 'a number of seconds ≥ 0, e.g. 30 or 2.5',
+  WATCH_SETTLE_MS: 'an integer number of milliseconds from 10 to 600000',
+  WATCH_POLL_MS: 'an integer number of milliseconds from 50 to 600000',
+  DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
+  DEMO_INTERVAL_MS: 'an integer number of milliseconds from 100 to 3600000',
 };
+
+/** Every variable the service reads, for the code that hands the validated environment on. */
+export const ENVIRONMENT_VARIABLE_NAMES = Object.keys(ALLOWED) as (keyof EnvironmentVariables)[];
 
 /** Empty values (`PUBLIC_URL=` in a compose file) mean "unset". */
 const blankToUndefined = ({ value }: { value: unknown }): unknown =>
@@ -41,6 +53,11 @@ const blankToUndefined = ({ value }: { value: unknown }): unknown =>
 const toInteger = ({ value }: { value: unknown }): unknown => {
   const v = blankToUndefined({ value });
   return typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v;
+};
+
+const toNumber = ({ value }: { value: unknown }): unknown => {
+  const v = blankToUndefined({ value });
+  return typeof v === 'string' && /^\s*-?\d+(\.\d+)?\s*$/.test(v) ? Number(v) : v;
 };
 
 const toBoolean = ({ value }: { value: unknown }): unknown => {
@@ -122,6 +139,61 @@ export class EnvironmentVariables {
   @Min(1024)
   @Max(1024 * 1024 * 1024)
   MAX_IMAGE_BYTES?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  @Max(100)
+  JPEG_QUALITY?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(64)
+  @Max(65500)
+  MAX_IMAGE_SIZE?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsString()
+  WATCH_PATH?: string;
+
+  @IsOptional()
+  @Transform(toNumber)
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(0)
+  WATCH_EXPOSURE?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(10)
+  @Max(600_000)
+  WATCH_SETTLE_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(50)
+  @Max(600_000)
+  WATCH_POLL_MS?: number;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  @ValidateBy({
+    name: 'oneImageSource',
+    validator: { validate: (value: unknown, args) => !(value === true && (args?.object as EnvironmentVariables).WATCH_PATH !== undefined) },
+  })
+  DEMO?: boolean;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(100)
+  @Max(3_600_000)
+  DEMO_INTERVAL_MS?: number;
 }
 
 function describe(name: string, raw: unknown): string {

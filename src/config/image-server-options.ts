@@ -46,6 +46,36 @@ export interface ImageServerOptions {
   maxClientFrameBytes: number;
   /** Print the advertised URL and a QR code in the terminal at START. Default `true`. */
   printQrCode: boolean;
+  /** Quality (1-100) of the JPEGs made from PNG and TIFF (or oversized JPEG) images. Default 90. */
+  jpegQuality: number;
+  /**
+   * Longest side, in pixels, of the published image: larger images are downsized so
+   * phones can show them. JPEGs within it are published byte for byte. Default 4096.
+   */
+  maxImageSize: number;
+  /**
+   * A stacker's output to follow: a file, or a folder where the newest JPEG, PNG or TIFF
+   * wins. Each new complete image there is published. Unset: no watch. It may not exist
+   * yet; it is picked up when it appears. Not together with `demo`.
+   */
+  watchPath?: string;
+  /**
+   * How long a watched file's size and modification time must stay unchanged before it
+   * counts as complete (the stacker finished writing it). Default 500 ms.
+   */
+  watchSettleMs: number;
+  /**
+   * Interval of the fallback scan of `watchPath`: change events cover local disks, the
+   * scan covers network shares (where they are not delivered) and a folder that is
+   * missing or was recreated. Default 1000 ms.
+   */
+  watchPollIntervalMs: number;
+  /** Exposure of each watched image, in seconds: EXPO = images published by the watch × this. Default 0. */
+  watchExposureSeconds: number;
+  /** Publish a synthetic live stack (a star field and a galaxy getting cleaner) for a first run without a telescope. Default false. */
+  demo: boolean;
+  /** Time between two demo frames. Default 3000 ms. */
+  demoIntervalMs: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -55,10 +85,18 @@ export const DEFAULT_MAX_IMAGE_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 30_000;
 export const DEFAULT_MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_CLIENT_FRAME_BYTES = 4 * 1024;
+export const DEFAULT_JPEG_QUALITY = 90;
+export const DEFAULT_MAX_IMAGE_SIZE = 4096;
+export const DEFAULT_WATCH_SETTLE_MS = 500;
+export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
+export const DEFAULT_DEMO_INTERVAL_MS = 3000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
   const workFolder = resolve(partial.workFolder ?? DEFAULT_WORK_FOLDER);
+  if (partial.demo === true && partial.watchPath !== undefined) {
+    throw new Error('ImageServer options: `demo` and `watchPath` cannot both be set; choose one image source');
+  }
   return {
     port: partial.port ?? DEFAULT_PORT,
     host: partial.host ?? '0.0.0.0',
@@ -74,6 +112,14 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     maxClientBacklogBytes: partial.maxClientBacklogBytes ?? DEFAULT_MAX_CLIENT_BACKLOG_BYTES,
     maxClientFrameBytes: partial.maxClientFrameBytes ?? DEFAULT_MAX_CLIENT_FRAME_BYTES,
     printQrCode: partial.printQrCode ?? true,
+    jpegQuality: partial.jpegQuality ?? DEFAULT_JPEG_QUALITY,
+    maxImageSize: partial.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE,
+    watchPath: partial.watchPath === undefined ? undefined : resolve(partial.watchPath),
+    watchSettleMs: partial.watchSettleMs ?? DEFAULT_WATCH_SETTLE_MS,
+    watchPollIntervalMs: partial.watchPollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS,
+    watchExposureSeconds: partial.watchExposureSeconds ?? 0,
+    demo: partial.demo ?? false,
+    demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
   };
 }
 

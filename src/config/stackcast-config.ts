@@ -16,5 +16,13 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     publicUrl: env.PUBLIC_URL,
     controlToken: env.CONTROL_TOKEN,
     maxImageBytes: env.MAX_IMAGE_BYTES,
+    jpegQuality: env.JPEG_QUALITY,
+    maxImageSize: env.MAX_IMAGE_SIZE,
+    watchPath: env.WATCH_PATH,
+    watchSettleMs: env.WATCH_SETTLE_MS,
+    watchPollIntervalMs: env.WATCH_POLL_MS,
+    watchExposureSeconds: env.WATCH_EXPOSURE,
+    demo: env.DEMO,
+    demoIntervalMs: env.DEMO_INTERVAL_MS,
   };
 }

@@ -104,8 +104,14 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       return;
     }
     this.current = 'starting';
+    this.logger.log(`starting: publishing the viewer into ${this.options.webFolder}`);
     try {
       await this.assets.publishStatic();
+      if (this.shuttingDown) {
+        // A signal arrived during START: do not bind a port that is about to close.
+        this.current = 'stopped';
+        return;
+      }
       if (this.options.listen && this.boundPort === undefined) {
         this.boundPort = await this.bind();
       }

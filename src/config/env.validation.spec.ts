@@ -1,0 +1,87 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigValidationError, validateEnv } from './env.validation.js';
+import { optionsFromEnvironment } from './stackcast-config.js';
+import { resolveImageServerOptions } from './image-server-options.js';
+
+function errorLines(env: Record<string, string>): string[] {
+  try {
+    validateEnv(env);
+  } catch (err) {
+    if (err instanceof ConfigValidationError) {
+      return err.lines;
+    }
+    throw err;
+  }
+  return [];
+}
+
+describe('validateEnv', () => {
+  it('accepts an empty environment: every setting has a default', () => {
+    const options = resolveImageServerOptions(optionsFromEnvironment(validateEnv({})));
+    expect(options).toMatchObject({ port: 8000, displayedAddress: { mode: 'auto' }, publicUrl: undefined, controlToken: undefined });
+    expect(options.workFolder).toMatch(/\/work$/);
+    expect(options.webFolder).toBe(options.workFolder);
+  });
+
+  it('maps valid settings onto typed options', () => {
+    const env = validateEnv({
+      PORT: '8080',
+      WORK_FOLDER: '/tmp/w',
+      WEB_DEDICATED: 'true',
+      WEB_FOLDER: '/tmp/web',
+      DISPLAYED_ADDRESS: 'ip:192.168.1.20',
+      PUBLIC_URL: 'https://sky.example.org/live',
+      CONTROL_TOKEN: '0123456789abcdef',
+      MAX_IMAGE_BYTES: '1048576',
+      UNRELATED: 'ignored',
+    });
+    expect(resolveImageServerOptions(optionsFromEnvironment(env))).toMatchObject({
+      port: 8080,
+      workFolder: '/tmp/w',
+      webFolder: '/tmp/web',
+      displayedAddress: { mode: 'ip', address: '192.168.1.20' },
+      publicUrl: 'https://sky.example.org/live',
+      controlToken: '0123456789abcdef',
+      maxImageBytes: 1_048_576,
+    });
+  });
+
+  it('ignores WEB_FOLDER unless WEB_DEDICATED=true, and treats empty values as unset', () => {
+    const env = validateEnv({ WORK_FOLDER: '/tmp/w', WEB_DEDICATED: 'false', WEB_FOLDER: '/tmp/web', PUBLIC_URL: '', CONTROL_TOKEN: ' ' });
+    const options = resolveImageServerOptions(optionsFromEnvironment(env));
+    expect(options.webFolder).toBe('/tmp/w');
+    expect(options.publicUrl).toBeUndefined();
+    expect(options.controlToken).toBeUndefined();
+  });
+
+  it.each([
+    ['PORT', '80'],
+    ['PORT', '65536'],
+    ['PORT', 'eighty'],
+    ['PORT', '8000.5'],
+    ['WEB_DEDICATED', 'yes'],
+    ['DISPLAYED_ADDRESS', 'wlan0'],
+    ['DISPLAYED_ADDRESS', 'ip:999.1.1.1'],
+    ['DISPLAYED_ADDRESS', 'ip:'],
+    ['PUBLIC_URL', 'sky.example.org'],
+    ['PUBLIC_URL', 'ftp://sky.example.org'],
+    ['CONTROL_TOKEN', 'short'],
+    ['MAX_IMAGE_BYTES', '12'],
+  ])('%s=%s is refused with one line naming the variable, the value and what is allowed', (name, value) => {
+    const lines = errorLines({ [name]: value });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(name);
+    expect(lines[0]).toContain(JSON.stringify(value));
+    expect(lines[0]).toMatch(/expected /);
+  });
+
+  it('WEB_DEDICATED=true without WEB_FOLDER is refused', () => {
+    const lines = errorLines({ WEB_DEDICATED: 'true' });
+    expect(lines).toEqual([expect.stringMatching(/^WEB_FOLDER=\(unset\) is invalid: expected a folder path \(required when WEB_DEDICATED=true\)$/)]);
+  });
+
+  it('reports every bad setting at once, one line each', () => {
+    const lines = errorLines({ PORT: '1', CONTROL_TOKEN: 'x', PUBLIC_URL: 'nope' });
+    expect(lines.map((l) => l.split('=')[0]).sort()).toEqual(['CONTROL_TOKEN', 'PORT', 'PUBLIC_URL']);
+  });
+});

@@ -1,0 +1,75 @@
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { freePort, MAIN, runService } from '../helpers/spawn-service.js';
+import { makeTempFolder } from '../helpers/temp-folder.js';
+
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve(true)));
+  });
+}
+
+describe('invalid configuration (the built service)', () => {
+  beforeAll(() => {
+    expect(existsSync(MAIN), 'dist/main.js: run `npm run build` first (npm test does)').toBe(true);
+  });
+
+  it.each([
+    ['PORT', 'abc'],
+    ['PORT', '80'],
+    ['PORT', '70000'],
+    ['WEB_DEDICATED', 'maybe'],
+    ['DISPLAYED_ADDRESS', 'eth0'],
+    ['PUBLIC_URL', 'not a url'],
+    ['CONTROL_TOKEN', 'tooshort'],
+    ['MAX_IMAGE_BYTES', 'lots'],
+  ])('%s=%s: exit 1, one line naming it, nothing written, nothing bound', async (name, value) => {
+    const temp = await makeTempFolder();
+    const port = await freePort();
+    const work = join(temp.path, 'work');
+    const env: Record<string, string> = { PORT: String(port), WORK_FOLDER: work, [name]: value };
+    const run = runService(env, temp.path);
+    expect(await run.exited).toBe(1);
+    const lines = run.err().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^${name}=${JSON.stringify(value).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} is invalid: expected `));
+    expect(run.out()).toBe('');
+    expect(existsSync(work)).toBe(false);
+    if (name !== 'PORT') {
+      expect(await portIsFree(port)).toBe(true);
+    }
+    await temp.remove();
+  });
+
+  it('WEB_DEDICATED=true without WEB_FOLDER: exit 1 naming WEB_FOLDER', async () => {
+    const temp = await makeTempFolder();
+    const run = runService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work'), WEB_DEDICATED: 'true' }, temp.path);
+    expect(await run.exited).toBe(1);
+    expect(run.err()).toMatch(/^WEB_FOLDER=\(unset\) is invalid/);
+    await temp.remove();
+  });
+
+  it('several bad settings: one line each', async () => {
+    const temp = await makeTempFolder();
+    const run = runService({ PORT: 'x', CONTROL_TOKEN: 'y', DISPLAYED_ADDRESS: 'z', WORK_FOLDER: join(temp.path, 'work') }, temp.path);
+    expect(await run.exited).toBe(1);
+    const names = run.err().trim().split('\n').map((l) => l.split('=')[0]).sort();
+    expect(names).toEqual(['CONTROL_TOKEN', 'DISPLAYED_ADDRESS', 'PORT']);
+    await temp.remove();
+  });
+
+  it('settings come from a .env file too, and the environment wins over it', async () => {
+    const temp = await makeTempFolder();
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(temp.path, '.env'), 'CONTROL_TOKEN=short\nPORT=abc\n');
+    const run = runService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work') }, temp.path);
+    expect(await run.exited).toBe(1);
+    expect(run.err().trim()).toMatch(/^CONTROL_TOKEN="short" is invalid/);
+    expect(run.err()).not.toContain('PORT');
+    await temp.remove();
+  });
+});

@@ -1,0 +1,84 @@
+import 'reflect-metadata';
+import { Injectable, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ImageNotifier, ImageServerModule, PortInUseError, ServerLifecycle, ViewerWsAdapter } from '../../src/index.js';
+import { ExampleStacker, ExampleStackerModule } from '../example/stacker.module.js';
+import { makeJpeg } from '../helpers/images.js';
+import { makeTempFolder } from '../helpers/temp-folder.js';
+import { RecordingClient } from '../helpers/ws-client.js';
+
+describe('embedding ImageServerModule in another Nest app', () => {
+  it('a provider of the host app injects ImageNotifier and publishes to real clients', async () => {
+    const temp = await makeTempFolder();
+    const app = await NestFactory.create(
+      ExampleStackerModule.register({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 50 }),
+      { logger: false, abortOnError: false },
+    );
+    app.useWebSocketAdapter(new ViewerWsAdapter(app));
+    await app.init();
+    const port = app.get(ServerLifecycle).port;
+    const client = await RecordingClient.connect(`ws://127.0.0.1:${port}/ws`);
+    const stacker = app.get(ExampleStacker);
+    const frames = [await makeJpeg({ color: { r: 255, g: 0, b: 0 } }), await makeJpeg({ color: { r: 0, g: 0, b: 255 } })];
+    for (const frame of frames) {
+      await stacker.onStacked(frame, 30);
+    }
+    await client.waitFor((c) => c.count('new_image') === 2);
+    expect(await readFile(join(temp.path, 'web_image.jpg'))).toEqual(frames[1]);
+    expect(JSON.parse(await readFile(join(temp.path, 'data.json'), 'utf8'))).toMatchObject({ STACK_SIZE: 2, EXPO: '0:01:00' });
+    const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { clients: number; stackSize: number };
+    expect(status).toMatchObject({ clients: 1, stackSize: 2 });
+    await app.close();
+    await client.closed;
+    expect(client.count('disconnect')).toBe(1);
+    await temp.remove();
+  });
+
+  it('forRootAsync with isGlobal lets any module inject ImageNotifier', async () => {
+    const temp = await makeTempFolder();
+    @Injectable()
+    class Consumer {
+      constructor(readonly notifier: ImageNotifier) {}
+    }
+    @Module({ providers: [Consumer] })
+    class FeatureModule {}
+    @Module({
+      imports: [
+        ImageServerModule.forRootAsync({
+          isGlobal: true,
+          useFactory: async () => ({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false }),
+        }),
+        FeatureModule,
+      ],
+    })
+    class HostModule {}
+    const app = await NestFactory.create(HostModule, { logger: false, abortOnError: false });
+    app.useWebSocketAdapter(new ViewerWsAdapter(app));
+    await app.init();
+    const jpeg = await makeJpeg();
+    await app.get(Consumer).notifier.publish(jpeg);
+    expect(await readFile(join(temp.path, 'web_image.jpg'))).toEqual(jpeg);
+    await app.close();
+    await temp.remove();
+  });
+
+  it('a taken port throws PortInUseError from app.init()', async () => {
+    const temp = await makeTempFolder();
+    const first = await NestFactory.create(ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder: join(temp.path, 'a'), printQrCode: false }), { logger: false, abortOnError: false });
+    first.useWebSocketAdapter(new ViewerWsAdapter(first));
+    await first.init();
+    const port = first.get(ServerLifecycle).port;
+    const second = await NestFactory.create(ImageServerModule.forRoot({ port, host: '127.0.0.1', workFolder: join(temp.path, 'b'), printQrCode: false }), { logger: false, abortOnError: false });
+    second.useWebSocketAdapter(new ViewerWsAdapter(second));
+    const error = await second.init().then(() => undefined, (e: unknown) => e);
+    expect(error).toBeInstanceOf(PortInUseError);
+    expect((error as PortInUseError).port).toBe(port);
+    expect((error as Error).message).toContain(String(port));
+    await second.close();
+    await first.close();
+    await temp.remove();
+  });
+});

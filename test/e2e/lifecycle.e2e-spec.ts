@@ -1,0 +1,246 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeJpeg } from '../helpers/images.js';
+import { freePort, MAIN, runService, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { makeTempFolder } from '../helpers/temp-folder.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { expectUpgradeRefused, RecordingClient } from '../helpers/ws-client.js';
+
+interface StopAnswer {
+  status: string;
+  clients: number;
+  terminated: number;
+  durationMs: number;
+}
+
+async function post(baseUrl: string, path: string): Promise<{ status: number; body: unknown }> {
+  const res = await fetch(`${baseUrl}${path}`, { method: 'POST' });
+  return { status: res.status, body: await res.json() };
+}
+
+describe('lifecycle of the built service (node dist/main.js)', () => {
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(() => {
+    expect(existsSync(MAIN), 'dist/main.js: run `npm run build` first (npm test does)').toBe(true);
+  });
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup();
+    }
+  });
+
+  async function startService(extraEnv: Record<string, string> = {}): Promise<{ service: SpawnedService; work: string }> {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const port = await freePort();
+    const service = await spawnService({ PORT: String(port), WORK_FOLDER: join(temp.path, 'work'), ...extraEnv });
+    cleanups.push(() => service.kill('SIGKILL'));
+    return { service, work: join(temp.path, 'work') };
+  }
+
+  it('STOP tells 20 clients and finishes as soon as they have closed, well inside the 2 s grace', async () => {
+    const { service } = await startService();
+    const clients = await Promise.all(
+      Array.from({ length: 20 }, () => RecordingClient.connect(`ws://127.0.0.1:${service.port}/ws`, { autoCloseOnDisconnect: true })),
+    );
+    const began = performance.now();
+    const { status, body } = await post(service.baseUrl, '/api/server/stop');
+    const wall = performance.now() - began;
+    expect(status).toBe(200);
+    const answer = body as StopAnswer;
+    expect(answer).toMatchObject({ status: 'stopped', clients: 20, terminated: 0 });
+    expect(answer.durationMs).toBeLessThan(2000);
+    for (const c of clients) {
+      await c.closed;
+      expect(c.count('disconnect')).toBe(1);
+    }
+    process.stdout.write(`[measure] STOP, 20 clients closing at once: ${answer.durationMs} ms in the server, ${Math.round(wall)} ms for the call\n`);
+  });
+
+  it('STOP waits the 2 s grace for a client that never closes, then terminates it', async () => {
+    const { service } = await startService();
+    const polite = await Promise.all(
+      Array.from({ length: 5 }, () => RecordingClient.connect(`ws://127.0.0.1:${service.port}/ws`, { autoCloseOnDisconnect: true })),
+    );
+    const stubborn = await RecordingClient.connect(`ws://127.0.0.1:${service.port}/ws`);
+    const { status, body } = await post(service.baseUrl, '/api/server/stop');
+    expect(status).toBe(200);
+    const answer = body as StopAnswer;
+    expect(answer).toMatchObject({ clients: 6, terminated: 1 });
+    expect(answer.durationMs).toBeGreaterThanOrEqual(1950);
+    expect(answer.durationMs).toBeLessThan(3000);
+    await stubborn.closed;
+    expect(stubborn.count('disconnect')).toBe(1);
+    // Terminated, not closed with a close frame: the client sees an abnormal closure.
+    expect(stubborn.closeCode).toBe(1006);
+    await Promise.all(polite.map((c) => c.closed));
+    process.stdout.write(`[measure] STOP with one client that never closes: ${answer.durationMs} ms\n`);
+  });
+
+  it('SIGTERM: clients are told, the process exits 0 and the files stay on disk', async () => {
+    const { service, work } = await startService();
+    const client = await RecordingClient.connect(`ws://127.0.0.1:${service.port}/ws`, { autoCloseOnDisconnect: true });
+    const jpeg = await makeJpeg({ color: { r: 5, g: 6, b: 7 } });
+    const put = await fetch(`${service.baseUrl}/api/image?stackSize=3&exposure=90`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
+    expect(put.status).toBe(200);
+    const began = performance.now();
+    const code = await service.kill('SIGTERM');
+    const took = performance.now() - began;
+    expect(code).toBe(0);
+    expect(took).toBeLessThan(3000);
+    expect(client.count('disconnect')).toBe(1);
+    expect(await readFile(join(work, 'web_image.jpg'))).toEqual(jpeg);
+    expect(JSON.parse(await readFile(join(work, 'data.json'), 'utf8'))).toMatchObject({ STACK_SIZE: 3, EXPO: '0:01:30' });
+    for (const f of ['index.html', 'favicon.ico', 'openseadragon.min.js', 'icons/home_rest.png']) {
+      expect(existsSync(join(work, f)), f).toBe(true);
+    }
+  });
+
+  it('SIGINT exits 0 too, even with an idle keep-alive HTTP connection open', async () => {
+    const { service } = await startService();
+    const { Agent, get } = await import('node:http');
+    const agent = new Agent({ keepAlive: true });
+    await new Promise<void>((resolve, reject) => {
+      get(`${service.baseUrl}/status`, { agent }, (res) => {
+        res.resume();
+        res.on('end', resolve);
+      }).on('error', reject);
+    });
+    expect(await service.kill('SIGINT')).toBe(0);
+    agent.destroy();
+  });
+
+  it('SIGTERM during START exits 0', async () => {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const run = runService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work') });
+    cleanups.push(async () => run.child.kill('SIGKILL'));
+    await new Promise<void>((resolve) => {
+      const onData = (d: Buffer): void => {
+        if (d.toString().includes('starting: publishing')) {
+          run.child.stdout!.off('data', onData);
+          resolve();
+        }
+      };
+      run.child.stdout!.on('data', onData);
+    });
+    run.child.kill('SIGTERM');
+    expect(await run.exited).toBe(0);
+  });
+
+  it('a second instance on a taken port exits 1 with one PortInUseError line naming the port', async () => {
+    const { service } = await startService();
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const second = runService({ PORT: String(service.port), WORK_FOLDER: join(temp.path, 'work') });
+    expect(await second.exited).toBe(1);
+    const lines = second.err().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^PortInUseError: Port ${service.port} is already in use`));
+    expect(second.err()).not.toMatch(/\n\s+at /);
+    // The first one is untouched.
+    expect((await fetch(`${service.baseUrl}/status`)).status).toBe(200);
+  });
+});
+
+describe('STOP / START in process', () => {
+  let server: TestServer;
+
+  afterEach(async () => {
+    await server.close();
+  });
+
+  it('while stopped: /status 503 "stopped", viewer routes 503, /ws refused with 503, control routes still answer', async () => {
+    server = await startTestServer();
+    const stop = await post(server.baseUrl, '/api/server/stop');
+    expect(stop.status).toBe(200);
+    const status = await fetch(`${server.baseUrl}/status`);
+    expect(status.status).toBe(503);
+    expect(await status.json()).toMatchObject({ status: 'stopped' });
+    for (const path of ['/', '/index.html', '/web_image.jpg', '/data.json', '/openseadragon.min.js']) {
+      expect((await fetch(`${server.baseUrl}${path}`)).status, path).toBe(503);
+    }
+    expect(await expectUpgradeRefused(server.wsUrl)).toBe(503);
+    // Files stay on disk while stopped.
+    expect(existsSync(join(server.webFolder, 'index.html'))).toBe(true);
+  });
+
+  it('START after STOP serves again and clients can reconnect, as many times as asked', async () => {
+    server = await startTestServer();
+    for (let round = 0; round < 3; round++) {
+      const client = await RecordingClient.connect(server.wsUrl, { autoCloseOnDisconnect: true });
+      expect((await post(server.baseUrl, '/api/server/stop')).status).toBe(200);
+      await client.closed;
+      expect(client.count('disconnect')).toBe(1);
+      const start = await post(server.baseUrl, '/api/server/start');
+      expect(start.status).toBe(200);
+      expect(start.body).toMatchObject({ status: 'running' });
+      expect((await fetch(`${server.baseUrl}/status`)).status).toBe(200);
+      expect((await fetch(`${server.baseUrl}/`)).status).toBe(200);
+      const again = await RecordingClient.connect(server.wsUrl);
+      await server.notifier.publish(await makeJpeg(), { stackSize: round + 1 });
+      await again.waitFor((c) => c.count('new_image') === 1);
+      again.close();
+      await again.closed;
+    }
+  });
+
+  it('STOP twice at once: both answer, one STOP happens, clients get one disconnect', async () => {
+    server = await startTestServer();
+    const client = await RecordingClient.connect(server.wsUrl, { autoCloseOnDisconnect: true });
+    const [a, b] = await Promise.all([post(server.baseUrl, '/api/server/stop'), post(server.baseUrl, '/api/server/stop')]);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(server.lifecycle.state).toBe('stopped');
+    await client.closed;
+    expect(client.count('disconnect')).toBe(1);
+  });
+
+  it('START while stopping ends running, after the STOP finished', async () => {
+    server = await startTestServer({ disconnectGraceMs: 300 });
+    const stubborn = await RecordingClient.connect(server.wsUrl);
+    const stopping = server.lifecycle.stop();
+    await stubborn.waitFor((c) => c.count('disconnect') === 1);
+    expect(server.lifecycle.state).toBe('stopping');
+    const starting = server.lifecycle.start();
+    const report = await stopping;
+    expect(report.terminated).toBe(1);
+    await starting;
+    expect(server.lifecycle.state).toBe('running');
+    await stubborn.closed;
+    const fresh = await RecordingClient.connect(server.wsUrl);
+    fresh.close();
+  });
+
+  it('a publish during STOP is not lost: it lands on disk and is served after START', async () => {
+    server = await startTestServer({ disconnectGraceMs: 300 });
+    const stubborn = await RecordingClient.connect(server.wsUrl);
+    const stopping = server.lifecycle.stop();
+    const jpeg = await makeJpeg({ color: { r: 33, g: 66, b: 99 } });
+    await server.notifier.publish(jpeg, { stackSize: 42 });
+    expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(jpeg);
+    await stopping;
+    // Also while fully stopped.
+    const later = await makeJpeg({ color: { r: 99, g: 66, b: 33 } });
+    const put = await fetch(`${server.baseUrl}/api/image?stackSize=43`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(later) });
+    expect(put.status).toBe(200);
+    await server.lifecycle.start();
+    const served = await fetch(`${server.baseUrl}/web_image.jpg`);
+    expect(Buffer.from(await served.arrayBuffer())).toEqual(later);
+    expect(await (await fetch(`${server.baseUrl}/data.json`)).json()).toMatchObject({ STACK_SIZE: 43 });
+    await stubborn.closed;
+  });
+
+  it('closing the app during START (a signal while starting) settles stopped without error', async () => {
+    server = await startTestServer();
+    await server.lifecycle.stop();
+    const starting = server.lifecycle.start();
+    const closing = server.close();
+    await expect(starting).resolves.toBeUndefined();
+    await expect(closing).resolves.toBeUndefined();
+    expect(server.lifecycle.state).toBe('stopped');
+  });
+});
