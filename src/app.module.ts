@@ -38,5 +38,5 @@ function validatedEnvironment(env: ConfigService<EnvironmentVariables, true>): E
     'CONTROL_TOKEN',
     'MAX_IMAGE_BYTES',
   ];
-  return Object.fromEntries(keys.map((k) => [k, env.get(k, { infer: true })])) as EnvironmentVariables;
+  return Object.fromEntries(keys.map((k) => [k, env.get(k, { infer: true })]));
 }

@@ -49,7 +49,7 @@ describe('embedding ImageServerModule in another Nest app', () => {
       imports: [
         ImageServerModule.forRootAsync({
           isGlobal: true,
-          useFactory: async () => ({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false }),
+          useFactory: () => ({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false }),
         }),
         FeatureModule,
       ],

@@ -118,7 +118,7 @@ describe('lifecycle of the built service (node dist/main.js)', () => {
     const temp = await makeTempFolder();
     cleanups.push(() => temp.remove());
     const run = runService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work') });
-    cleanups.push(async () => run.child.kill('SIGKILL'));
+    cleanups.push(() => Promise.resolve(run.child.kill('SIGKILL')));
     await new Promise<void>((resolve) => {
       const onData = (d: Buffer): void => {
         if (d.toString().includes('starting: publishing')) {

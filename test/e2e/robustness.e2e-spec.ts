@@ -51,7 +51,9 @@ describe('robustness', () => {
         const [img, data] = await Promise.all([fetch(`${server.baseUrl}/web_image.jpg`), fetch(`${server.baseUrl}/data.json`)]);
         const bytes = Buffer.from(await img.arrayBuffer());
         const json = await data.text();
-        expect(() => JSON.parse(json)).not.toThrow();
+        expect(() => {
+          JSON.parse(json);
+        }).not.toThrow();
         // The waiting image, or one of the published ones, whole.
         if (seen.images > 0 || valid.has(bytes.toString('base64'))) {
           expect(valid.has(bytes.toString('base64'))).toBe(true);
@@ -64,7 +66,9 @@ describe('robustness', () => {
       while (publishing) {
         const bytes = await readFile(join(server.webFolder, 'web_image.jpg'));
         const json = await readFile(join(server.webFolder, 'data.json'), 'utf8');
-        expect(() => JSON.parse(json)).not.toThrow();
+        expect(() => {
+          JSON.parse(json);
+        }).not.toThrow();
         expect(bytes.subarray(-2)).toEqual(Buffer.from([0xff, 0xd9]));
         seen.disk++;
       }
