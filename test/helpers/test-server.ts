@@ -7,6 +7,7 @@ import { ViewerWsAdapter } from '../../src/gateway/viewer-ws.adapter.js';
 import { ImageServerModule } from '../../src/image-server.module.js';
 import { ImageNotifier } from '../../src/modules/image-notifier/image-notifier.service.js';
 import { ServerLifecycle } from '../../src/modules/lifecycle/server-lifecycle.service.js';
+import { NETWORK_INTERFACES, type InterfaceTable } from '../../src/modules/network-info/network-interfaces.provider.js';
 import { makeTempFolder } from './temp-folder.js';
 
 export interface TestServer {
@@ -28,10 +29,13 @@ export interface TestServer {
  * The real service on a random port (`port: 0`) in a fresh temp folder, with the same
  * ws adapter as production and a short disconnect grace so STOP tests run in ~50 ms.
  */
-export async function startTestServer(options: Partial<ImageServerOptions> = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: Partial<ImageServerOptions> = {},
+  { interfaces }: { interfaces?: InterfaceTable } = {},
+): Promise<TestServer> {
   const temp = await makeTempFolder();
   const workFolder = options.workFolder ?? join(temp.path, 'work');
-  const moduleRef = await Test.createTestingModule({
+  const builder = Test.createTestingModule({
     imports: [
       ImageServerModule.forRoot({
         port: 0,
@@ -42,7 +46,12 @@ export async function startTestServer(options: Partial<ImageServerOptions> = {})
         workFolder,
       }),
     ],
-  }).compile();
+  });
+  if (interfaces) {
+    // The machine's interfaces, fed as a table instead of read from the OS.
+    builder.overrideProvider(NETWORK_INTERFACES).useValue({ read: () => interfaces });
+  }
+  const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true });
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
   await app.init();
