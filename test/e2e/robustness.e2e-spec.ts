@@ -147,6 +147,24 @@ describe('robustness', () => {
     stalled.destroy();
   });
 
+  it('the heartbeat drops a client that stops answering pings, and keeps one that answers', async () => {
+    server = await startTestServer({ heartbeatIntervalMs: 50 });
+    const broadcast = server.app.get(BroadcastService);
+    const alive = await RecordingClient.connect(server.wsUrl);
+    const silent = await stalledClient(server.port);
+    const deadline = Date.now() + 5000;
+    while (broadcast.count !== 1 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(broadcast.count).toBe(1);
+    // The live client survives many heartbeats and still receives messages.
+    await new Promise((r) => setTimeout(r, 300));
+    await server.notifier.publish(await makeJpeg());
+    await alive.waitFor((c) => c.count('new_image') === 1);
+    alive.close();
+    silent.destroy();
+  });
+
   it('a broken socket during a broadcast does not stop the others from receiving it', async () => {
     server = await startTestServer();
     const clients = await Promise.all([0, 1, 2, 3, 4].map(() => RecordingClient.connect(server.wsUrl)));

@@ -5,6 +5,17 @@ import serveStatic from 'serve-static';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { DATA_FILE, IMAGE_FILE, WebAssetsService, type ServedFile } from './web-assets.service.js';
 
+/** `If-None-Match` may list several validators, or `*` (RFC 9110 13.1.2, weak comparison). */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (!header) {
+    return false;
+  }
+  return header.split(',').some((candidate) => {
+    const tag = candidate.trim();
+    return tag === '*' || tag === etag || tag === `W/${etag}`;
+  });
+}
+
 /** Paths that belong to controllers, never to the web folder. */
 const RESERVED = /^\/(status|qr\.svg|api(\/.*)?|ws)$/;
 
@@ -63,7 +74,7 @@ export class WebFolderMiddleware implements NestMiddleware {
     res.setHeader('Cache-Control', 'no-cache');
     res.setHeader('ETag', file.etag);
     res.setHeader('Last-Modified', file.lastModified.toUTCString());
-    if (req.headers['if-none-match'] === file.etag) {
+    if (matchesEtag(req.headers['if-none-match'], file.etag)) {
       res.status(304).end();
       return;
     }
