@@ -34,6 +34,7 @@ export interface ViewerHook {
   state: 'connecting' | 'live' | 'reconnecting' | 'stopped';
   imageSeq: number;
   requestedSeq: number;
+  busy: boolean;
   imagesShown: number;
   stackSize: number | null;
   exposure: string | null;
@@ -49,6 +50,7 @@ export interface ViewerHook {
 
 /** The few OpenSeadragon calls the tests make. */
 export interface OsdViewer {
+  isFullPage(): boolean;
   viewport: {
     getZoom(current?: boolean): number;
     getHomeZoom(): number;
@@ -121,6 +123,7 @@ export function hook(page: Page): Promise<Omit<ViewerHook, 'viewer'>> {
       state: s.state,
       imageSeq: s.imageSeq,
       requestedSeq: s.requestedSeq,
+      busy: s.busy,
       imagesShown: s.imagesShown,
       stackSize: s.stackSize,
       exposure: s.exposure,

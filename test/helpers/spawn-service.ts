@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
 export interface SpawnedService {
@@ -18,8 +18,8 @@ export interface SpawnedService {
   exited: Promise<number | null>;
 }
 
-/** Runs `node dist/main.js` with `env` (no .env file is read from the repo: cwd is a temp folder when given). */
-export function runService(env: Record<string, string>, cwd = ROOT): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
+/** Runs `node dist/main.js` with `env`, from the temp folder by default so no developer's .env is read. */
+export function runService(env: Record<string, string>, cwd = tmpdir()): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
   if (!existsSync(MAIN)) {
     throw new Error('dist/main.js is missing: run `npm run build` first');
   }

@@ -391,11 +391,16 @@
    * Double buffering with OpenSeadragon's world: the new image is added on top, invisible
    * (opacity 0) but loading (preload), at the same place (x 0, y 0, width 1). Once it is fully
    * loaded for the current view it becomes opaque and the old one is removed in the same task,
-   * so the next frame shows the new image complete: no blank frame, and the viewport (zoom and
-   * pan) is never touched.
+   * so the next frame shows the new image complete: no blank frame. The viewport (zoom and pan)
+   * is left alone, except when it was exactly at home: then the new image is fitted, in case
+   * its shape differs. (OpenSeadragon's own `replace: true` removes the old image as soon as
+   * the new one's source is ready, before its tiles are drawn: one blank frame per image.)
+   * Resolves false when the image was not shown.
    */
   async function swapIn(blob, seq) {
     var url = URL.createObjectURL(blob);
+    // The home view of what is on screen now: adding the new image changes the world's home.
+    var homeBefore = viewer.world.getItemCount() > 0 ? viewer.viewport.getHomeBounds() : null;
     var item;
     try {
       item = await addHidden(url);
@@ -410,8 +415,7 @@
       viewer.world.removeItem(item);
       return false;
     }
-    var first = shownSeq === 0;
-    var atHome = first || isAtHome();
+    var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
     item.setPreload(false);
     item.setOpacity(1);
     for (var i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
@@ -475,19 +479,10 @@
     });
   }
 
-  function isAtHome() {
-    var viewport = viewer.viewport;
-    var zoom = viewport.getZoom();
-    var homeZoom = viewport.getHomeZoom();
-    if (!(homeZoom > 0)) {
-      return true;
-    }
-    var center = viewport.getCenter();
-    var homeCenter = viewport.getHomeBounds().getCenter();
-    var tolerance = 0.01 / zoom;
-    return Math.abs(zoom / homeZoom - 1) < 0.01 &&
-      Math.abs(center.x - homeCenter.x) < tolerance &&
-      Math.abs(center.y - homeCenter.y) < tolerance;
+  function sameBounds(a, b) {
+    var tolerance = b.width * 1e-3;
+    return Math.abs(a.x - b.x) < tolerance && Math.abs(a.y - b.y) < tolerance &&
+      Math.abs(a.width - b.width) < tolerance && Math.abs(a.height - b.height) < tolerance;
   }
 
   function applyMetrics(data) {
@@ -628,6 +623,8 @@
       /** Sequence number of the image on screen (0: none yet). */
       get imageSeq() { return shownSeq; },
       get requestedSeq() { return requestedSeq; },
+      /** True while an image load is under way (more may follow for requests meanwhile). */
+      get busy() { return pumping; },
       get imagesShown() { return imagesShown; },
       get stackSize() { return metrics.stackSize; },
       get exposure() { return metrics.exposure; },
