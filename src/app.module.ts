@@ -1,6 +1,6 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
-import { validateEnv, type EnvironmentVariables } from './config/env.validation.js';
+import { ENVIRONMENT_VARIABLE_NAMES, validateEnv, type EnvironmentVariables } from './config/env.validation.js';
 import { optionsFromEnvironment } from './config/stackcast-config.js';
 import { ImageServerModule } from './image-server.module.js';
 
@@ -28,15 +28,5 @@ export class AppModule {
 }
 
 function validatedEnvironment(env: ConfigService<EnvironmentVariables, true>): EnvironmentVariables {
-  const keys: (keyof EnvironmentVariables)[] = [
-    'PORT',
-    'WORK_FOLDER',
-    'WEB_DEDICATED',
-    'WEB_FOLDER',
-    'DISPLAYED_ADDRESS',
-    'PUBLIC_URL',
-    'CONTROL_TOKEN',
-    'MAX_IMAGE_BYTES',
-  ];
-  return Object.fromEntries(keys.map((k) => [k, env.get(k, { infer: true })]));
+  return Object.fromEntries(ENVIRONMENT_VARIABLE_NAMES.map((k) => [k, env.get(k, { infer: true })]));
 }

@@ -13,6 +13,7 @@ import {
 } from './config/image-server-options.js';
 import { BroadcastService } from './gateway/broadcast.service.js';
 import { ImageGateway } from './gateway/image.gateway.js';
+import { ImageConverter } from './modules/image-notifier/image-converter.service.js';
 import { ImageNotifier } from './modules/image-notifier/image-notifier.service.js';
 import { ImageUploadController } from './modules/image-notifier/image-upload.controller.js';
 import { ControlController } from './modules/lifecycle/control.controller.js';
@@ -21,6 +22,9 @@ import { ServerLifecycle } from './modules/lifecycle/server-lifecycle.service.js
 import { NetworkInfoService } from './modules/network-info/network-info.service.js';
 import { networkInterfacesProvider } from './modules/network-info/network-interfaces.provider.js';
 import { QrController } from './modules/network-info/qr.controller.js';
+import { DemoSourceService } from './modules/sources/demo-source.service.js';
+import { FolderWatchService } from './modules/sources/folder-watch.service.js';
+import { ImageSources } from './modules/sources/image-sources.service.js';
 import { StatusController } from './modules/status/status.controller.js';
 import { FileStorage } from './modules/web-assets/file-storage.repository.js';
 import { WebAssetsService } from './modules/web-assets/web-assets.service.js';
@@ -51,8 +55,12 @@ const providers: Provider[] = [
   BroadcastService,
   ServerLifecycle,
   ControlGuard,
+  ImageConverter,
   ImageNotifier,
   ImageGateway,
+  FolderWatchService,
+  DemoSourceService,
+  ImageSources,
 ];
 
 /**

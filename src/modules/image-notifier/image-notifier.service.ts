@@ -1,39 +1,57 @@
 import { Injectable, Logger } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
-import { assertCompleteJpeg } from './jpeg-check.js';
+import { ImageConverter } from './image-converter.service.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
 
 /**
  * Publishes images to every viewer. Inject it in any provider of an app that imports
- * `ImageServerModule`. Calls are serialized: the image on disk and data.json always
- * belong to the same call, and `new_image` goes out only once both are written.
+ * `ImageServerModule`. Publishes land in call order: the image on disk and data.json
+ * always belong to the same call, and `new_image` goes out only once both are written.
  */
 @Injectable()
 export class ImageNotifier {
   private readonly logger = new Logger(ImageNotifier.name);
+  /** Settles once the latest publish has queued its write (or failed before it). */
+  private lastInLine: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
+    private readonly converter: ImageConverter,
   ) {}
 
   /**
-   * Writes `image` as web_image.jpg and the metrics to data.json (both atomically), then
-   * broadcasts `{"type":"new_image"}`. Metrics left out keep their current values.
-   * An image it cannot use (not a JPEG, damaged, truncated) is refused with an
+   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour): writes it as
+   * web_image.jpg and the metrics to data.json (both atomically), then broadcasts
+   * `{"type":"new_image"}`. A JPEG within `maxImageSize` is written byte for byte; other
+   * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
+   * `jpegQuality`). Metrics left out keep their current values.
+   *
+   * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
    * `InvalidMetricsError`, also before anything is written.
    */
   async publish(image: Buffer, metrics?: ImageMetrics): Promise<void> {
-    await assertCompleteJpeg(image);
-    await this.assets.exclusive(async () => {
-      await this.assets.writeImage(image, metrics);
-      this.broadcast.broadcast({ type: 'new_image' });
-    });
-    this.logger.debug(`published ${image.length} bytes`);
+    const began = performance.now();
+    // Conversion starts at once, outside the write queue, so a large TIFF does not hold
+    // metric updates up; the writes still happen in call order (see `inLine`).
+    const converting = this.converter.toPublishable(image);
+    const result = await this.inLine(converting, (ready) =>
+      this.assets.exclusive(async () => {
+        await this.assets.writeImage(ready.jpeg, metrics);
+        this.broadcast.broadcast({ type: 'new_image' });
+      }),
+    );
+    const ms = Math.round(performance.now() - began);
+    this.logger.debug(
+      result.passedThrough
+        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
+        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+    );
   }
 
   /** Rewrites data.json with new metrics, then broadcasts `new_image` so viewers refresh it. */
@@ -50,5 +68,30 @@ export class ImageNotifier {
       await this.assets.reloadImageFromDisk();
       this.broadcast.broadcast({ type: 'new_image' });
     });
+  }
+
+  /**
+   * Conversions run side by side, but each publish waits until every earlier one has
+   * queued its write before queuing its own: with A then B, B's image is the one left on
+   * disk even when B converts faster. A failed conversion gives its turn up at once.
+   */
+  private async inLine<T>(converting: Promise<T>, write: (ready: T) => Promise<void>): Promise<T> {
+    // Its rejection is taken below, maybe only after earlier publishes; not unhandled meanwhile.
+    void converting.catch(() => undefined);
+    const previous = this.lastInLine;
+    let queued!: () => void;
+    this.lastInLine = new Promise<void>((resolve) => (queued = resolve));
+    let ready: T;
+    let writing: Promise<void>;
+    try {
+      await previous;
+      ready = await converting;
+      // Queued synchronously here, before `queued()` lets the next publish queue its own.
+      writing = write(ready);
+    } finally {
+      queued();
+    }
+    await writing;
+    return ready;
   }
 }

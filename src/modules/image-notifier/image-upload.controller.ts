@@ -17,10 +17,11 @@ import type { Request } from 'express';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { InvalidMetricsError, WebAssetsService } from '../web-assets/web-assets.service.js';
+import { formatOfMediaType, MEDIA_TYPES, sniffImageFormat } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
-const ACCEPTED_TYPES = ['image/jpeg'];
+const ACCEPTED_TYPES = Object.values(MEDIA_TYPES);
 
 function parseStackSize(raw: unknown): number | undefined {
   if (raw === undefined) {
@@ -63,7 +64,7 @@ function readBody(req: Request, limit: number): Promise<Buffer> {
   });
 }
 
-/** `PUT /api/image`: publish an image over HTTP, for stackers that can run a command or a script. */
+/** `PUT /api/image`: publish a JPEG, PNG or TIFF over HTTP, for stackers that can run a command or a script. */
 @Controller('api')
 @UseGuards(ControlGuard)
 export class ImageUploadController {
@@ -94,6 +95,11 @@ export class ImageUploadController {
     const body = await readBody(req, this.options.maxImageBytes);
     if (body.length === 0) {
       throw new BadRequestException('the request body is empty: send the image bytes');
+    }
+    // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
+    const actual = sniffImageFormat(body);
+    if (actual !== undefined && actual !== formatOfMediaType(type)) {
+      throw new UnsupportedMediaTypeException(`Content-Type is ${type} but the body is a ${MEDIA_TYPES[actual]} image`);
     }
     try {
       await this.notifier.publish(body, metrics);

@@ -2,6 +2,9 @@ import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
+import type { DemoStatus } from '../sources/demo-source.service.js';
+import type { WatchStatus } from '../sources/folder-watch.service.js';
+import { ImageSources, type ImageSourceKind } from '../sources/image-sources.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
 
@@ -21,6 +24,12 @@ export interface StatusBody {
   imagesPublished: number;
   lastImageAt: string | null;
   uptimeSeconds: number;
+  /** Where images come from: `push` (ImageNotifier / PUT /api/image only), `watch` or `demo`. */
+  source: ImageSourceKind;
+  /** With `source: "watch"`: the watched path and what the watch did. */
+  watch?: WatchStatus;
+  /** With `source: "demo"`: the interval and the frames so far. */
+  demo?: DemoStatus;
 }
 
 @Controller()
@@ -31,6 +40,7 @@ export class StatusController {
     private readonly lifecycle: ServerLifecycle,
     private readonly broadcast: BroadcastService,
     private readonly assets: WebAssetsService,
+    private readonly sources: ImageSources,
   ) {}
 
   /** 200 while running; 503 with the same body while starting, stopping or stopped. */
@@ -53,6 +63,7 @@ export class StatusController {
       imagesPublished: session.imagesPublished,
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      ...this.sources.report(),
     };
     switch (body.status) {
       case 'running':

@@ -1,0 +1,174 @@
+import { Inject, Injectable } from '@nestjs/common';
+import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { sniffImageFormat, type ImageFormat } from './image-format.js';
+import { ImageRejectedError } from './image-rejected.error.js';
+import { assertCompleteJpeg } from './jpeg-check.js';
+import { assertCompletePng } from './png-check.js';
+import { assertCompleteTiff } from './tiff-check.js';
+
+/** An image ready to be written as web_image.jpg. */
+export interface PublishableImage {
+  jpeg: Buffer;
+  width: number;
+  height: number;
+  /** What came in. */
+  sourceFormat: ImageFormat;
+  /** True when `jpeg` is the input, byte for byte. */
+  passedThrough: boolean;
+}
+
+/**
+ * libvips' strictness per format. JPEG: "warning", because a JPEG overwritten in place
+ * can mix new and old data that libjpeg only warns about ("corrupt JPEG data") and then
+ * decodes as a grey smear. PNG and TIFF: "error", because harmless warnings (an odd ICC
+ * profile, a private TIFF tag) are common in stacker output; their completeness is
+ * checked structurally instead (png-check, tiff-check).
+ */
+const FAIL_ON = { jpeg: 'warning', png: 'error', tiff: 'error' } as const;
+
+/** Decoding a JPEG to 1/8 scale still reads every entropy-coded block, so it proves the file whole. */
+const CHECK_DECODE_SIZE = 64;
+
+/**
+ * Turns any accepted image (JPEG, PNG, TIFF; 8 or 16 bits, grey or colour) into the
+ * JPEG the viewers get: refuses unknown or damaged input with an `ImageRejectedError`,
+ * passes a JPEG that is already fine through untouched, and otherwise decodes, applies
+ * the orientation, downsizes to `maxImageSize` and encodes at `jpegQuality`.
+ */
+@Injectable()
+export class ImageConverter {
+  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
+
+  async toPublishable(input: Buffer): Promise<PublishableImage> {
+    const format = sniffImageFormat(input);
+    if (!format) {
+      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image (unknown file signature)');
+    }
+    checkStructure(format, input);
+    const meta = await readMetadata(format, input);
+    const width = meta.width ?? 0;
+    const height = meta.height ?? 0;
+    if (format === 'jpeg' && this.canPassThrough(meta)) {
+      await decodeFully(format, input);
+      return { jpeg: input, width, height, sourceFormat: format, passedThrough: true };
+    }
+    try {
+      const { data, info } = await this.convert(format, input, meta);
+      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false };
+    } catch (err) {
+      throw damaged(format, err);
+    }
+  }
+
+  /** Browsers show an upright 8-bit grey or RGB JPEG as it is; anything else is re-encoded. */
+  private canPassThrough(meta: Metadata): boolean {
+    const fits = Math.max(meta.width ?? 0, meta.height ?? 0) <= this.options.maxImageSize;
+    const upright = meta.orientation === undefined || meta.orientation === 1;
+    const plain = (meta.space === 'srgb' || meta.space === 'b-w') && meta.depth === 'uchar';
+    return fits && upright && plain;
+  }
+
+  private async convert(format: ImageFormat, input: Buffer, meta: Metadata): Promise<{ data: Buffer; info: OutputInfo }> {
+    const max = this.options.maxImageSize;
+    const grey = meta.channels !== undefined && meta.channels <= 2;
+    let image = sharp(input, { failOn: FAIL_ON[format] })
+      // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
+      .rotate()
+      .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    if (meta.hasAlpha) {
+      image = image.flatten({ background: '#000000' });
+    }
+    if (meta.depth === 'float' || meta.depth === 'double') {
+      const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
+      return floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality);
+    }
+    // 16-bit grey or RGB comes down to 8 bits in libvips' colourspace conversion (a
+    // rescale, not a clip). Grey stays grey: a third of the bytes, the same look.
+    return image
+      .toColourspace(grey ? 'b-w' : 'srgb')
+      .jpeg({ quality: this.options.jpegQuality })
+      .toBuffer({ resolveWithObject: true });
+  }
+}
+
+/**
+ * libvips takes float RGB as linear light (scRGB) and would add a gamma curve; stackers'
+ * float TIFFs hold display values from 0 to 1, so they are scaled to 8 bits as they are
+ * (by the file's own maximum when it goes past 1).
+ */
+function floatToJpeg(data: Buffer, info: OutputInfo, quality: number): Promise<{ data: Buffer; info: OutputInfo }> {
+  const samples = new Float32Array(data.buffer, data.byteOffset, data.length / 4);
+  let peak = 0;
+  for (const v of samples) {
+    if (v > peak) {
+      peak = v;
+    }
+  }
+  const scale = peak > 1 ? 255 / peak : 255;
+  const bytes = Buffer.alloc(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    bytes[i] = Math.min(255, Math.max(0, Math.round(samples[i] * scale)));
+  }
+  return sharp(bytes, { raw: { width: info.width, height: info.height, channels: info.channels } })
+    .jpeg({ quality })
+    .toBuffer({ resolveWithObject: true });
+}
+
+function checkStructure(format: ImageFormat, input: Buffer): void {
+  switch (format) {
+    case 'jpeg':
+      // The signature and the end-of-image marker; the header is read with the metadata.
+      return;
+    case 'png':
+      return assertCompletePng(input);
+    case 'tiff':
+      return assertCompleteTiff(input);
+    default: {
+      const unreachable: never = format;
+      throw new Error(`unknown format ${String(unreachable)}`);
+    }
+  }
+}
+
+async function readMetadata(format: ImageFormat, input: Buffer): Promise<Metadata> {
+  if (format === 'jpeg') {
+    // Header, frame size and end-of-image marker, with the existing messages.
+    await assertCompleteJpeg(input);
+  }
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { failOn: FAIL_ON[format] }).metadata();
+  } catch (err) {
+    throw damaged(format, err);
+  }
+  if (meta.format !== format) {
+    throw new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: it decodes as ${meta.format}`);
+  }
+  if (!meta.width || !meta.height) {
+    throw new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: no image size in its header`);
+  }
+  return meta;
+}
+
+/** Decodes every pixel (cheaply: JPEG shrink-on-load), for an image published as it is. */
+async function decodeFully(format: ImageFormat, input: Buffer): Promise<void> {
+  try {
+    await sharp(input, { failOn: FAIL_ON[format] })
+      .resize({ width: CHECK_DECODE_SIZE, height: CHECK_DECODE_SIZE, fit: 'inside' })
+      .raw()
+      .toBuffer();
+  } catch (err) {
+    throw damaged(format, err);
+  }
+}
+
+const NAMES: Record<ImageFormat, string> = { jpeg: 'JPEG', png: 'PNG', tiff: 'TIFF' };
+
+function damaged(format: ImageFormat, err: unknown): ImageRejectedError {
+  if (err instanceof ImageRejectedError) {
+    return err;
+  }
+  const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0].trim();
+  return new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: ${reason}`);
+}

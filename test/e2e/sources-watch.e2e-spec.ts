@@ -1,0 +1,307 @@
+import { createHook } from 'node:async_hooks';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FolderWatchService } from '../../src/modules/sources/folder-watch.service.js';
+import type { StatusBody } from '../../src/modules/status/status.controller.js';
+import {
+  closeTo,
+  decodeStrictly,
+  makeTexturedJpeg,
+  makeTexturedPng,
+  makeTexturedTiff,
+  SimulatedStacker,
+  waitUntil,
+  type Rgb,
+} from '../fixtures/sample-images.js';
+import { makeTempFolder } from '../helpers/temp-folder.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { RecordingClient } from '../helpers/ws-client.js';
+
+const SETTLE_MS = 300;
+const POLL_MS = 100;
+/** Long enough for a settle, a conversion and a slow CI machine; never waited out on success. */
+const PUBLISH_TIMEOUT_MS = 10_000;
+
+const COLOURS: Rgb[] = [
+  { r: 200, g: 60, b: 40 },
+  { r: 40, g: 190, b: 70 },
+  { r: 50, g: 80, b: 210 },
+  { r: 210, g: 200, b: 60 },
+];
+
+interface Published {
+  colour: Rgb;
+  width: number;
+  stackSize: number;
+  expo: string;
+}
+
+describe('folder watch (WATCH_PATH)', () => {
+  let temp: { path: string; remove(): Promise<void> };
+  let server: TestServer | undefined;
+  let client: RecordingClient | undefined;
+  const stackers: SimulatedStacker[] = [];
+
+  beforeEach(async () => {
+    temp = await makeTempFolder('stackcast-watch-');
+  });
+
+  afterEach(async () => {
+    stackers.splice(0).forEach((s) => s.kill());
+    client?.close();
+    await server?.close();
+    server = undefined;
+    client = undefined;
+    await temp.remove();
+  });
+
+  async function start(watchPath: string, extra: Parameters<typeof startTestServer>[0] = {}): Promise<{ server: TestServer; client: RecordingClient }> {
+    server = await startTestServer({ watchPath, watchSettleMs: SETTLE_MS, watchPollIntervalMs: POLL_MS, ...extra });
+    client = await RecordingClient.connect(server.wsUrl);
+    return { server, client };
+  }
+
+  async function status(s: TestServer): Promise<StatusBody> {
+    return (await (await fetch(`${s.baseUrl}/status`)).json()) as StatusBody;
+  }
+
+  /** What viewers get now: the served image (decoded strictly: no cut, no mix) and data.json. */
+  async function published(s: TestServer): Promise<Published> {
+    const jpeg = Buffer.from(await (await fetch(`${s.baseUrl}/web_image.jpg`)).arrayBuffer());
+    const decoded = await decodeStrictly(jpeg);
+    const data = (await (await fetch(`${s.baseUrl}/data.json`)).json()) as { STACK_SIZE: number; EXPO: string };
+    return { colour: decoded.mean, width: decoded.width, stackSize: data.STACK_SIZE, expo: data.EXPO };
+  }
+
+  /** Source images in several formats, each of its own colour, written to a folder the watch does not see. */
+  async function sources(): Promise<string[]> {
+    const folder = join(temp.path, 'sources');
+    await mkdir(folder, { recursive: true });
+    const files: [string, Buffer][] = [
+      ['a.tif', makeTexturedTiff({ colour: COLOURS[0], width: 512, height: 384, ifdFirst: true })],
+      ['b.png', await makeTexturedPng({ colour: COLOURS[1], width: 512, height: 384, bits: 16 })],
+      ['c.jpg', await makeTexturedJpeg({ colour: COLOURS[2], width: 512, height: 384 })],
+    ];
+    return Promise.all(
+      files.map(async ([name, bytes]) => {
+        await writeFile(join(folder, name), bytes);
+        return join(folder, name);
+      }),
+    );
+  }
+
+  /** Puts an image in place the way a careful writer does: a hidden temp file, then a rename. */
+  async function place(path: string, bytes: Buffer): Promise<void> {
+    const partial = join(dirname(path), `.${basename(path)}.part`);
+    await writeFile(partial, bytes);
+    await rename(partial, path);
+  }
+
+  /**
+   * Drives a stepping stacker through its images: after each one's last byte, waits for
+   * exactly one more new_image and checks what viewers get. Then a last image placed by
+   * the test: once it is out, any duplicate of the earlier ones would have been counted.
+   */
+  async function followStacker(s: TestServer, c: RecordingClient, stacker: SimulatedStacker, count: number, sentinelPath: string): Promise<void> {
+    for (let i = 1; i <= count; i++) {
+      await stacker.wrote(i);
+      await c.waitFor((rc) => rc.count('new_image') >= i, PUBLISH_TIMEOUT_MS, `new_image for image ${i}`);
+      const now = await published(s);
+      expect(closeTo(now.colour, COLOURS[i - 1], 6), `image ${i}: ${JSON.stringify(now.colour)}`).toBe(true);
+      expect(now.width).toBe(512);
+      expect(now.stackSize).toBe(i);
+      expect(c.count('new_image')).toBe(i);
+      stacker.next();
+    }
+    expect(await stacker.exited).toBe(0);
+    await place(sentinelPath, await makeTexturedJpeg({ colour: COLOURS[3], width: 512, height: 384 }));
+    await c.waitFor((rc) => rc.count('new_image') >= count + 1, PUBLISH_TIMEOUT_MS, 'new_image for the last image');
+    const last = await published(s);
+    expect(closeTo(last.colour, COLOURS[3], 6)).toBe(true);
+    expect(last.stackSize).toBe(count + 1);
+    expect(c.count('new_image')).toBe(count + 1);
+    const watch = (await status(s)).watch!;
+    expect(watch.imagesPublished).toBe(count + 1);
+    expect(watch.filesSkipped).toBe(0);
+  }
+
+  it('publishes each image of a stacker that writes new files in chunks with pauses, once, never a partial one', async () => {
+    const files = await sources();
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const { server: s, client: c } = await start(folder, { watchExposureSeconds: 30 });
+    const stacker = new SimulatedStacker('chunks', folder, files, { chunkBytes: 16_384, pauseMs: 5, step: true });
+    stackers.push(stacker);
+    await stacker.wrote(1);
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'the first image');
+    // Exposure: images published by the watch × WATCH_EXPOSURE.
+    expect((await published(s)).expo).toBe('0:00:30');
+    const report = await status(s);
+    expect(report.source).toBe('watch');
+    expect(report.watch).toMatchObject({ path: folder, target: 'folder', imagesPublished: 1, lastFile: '0001-a.tif', exposurePerImageSeconds: 30 });
+    expect(report.lastImageAt).not.toBeNull();
+    await followStacker(s, c, stacker, files.length, join(folder, 'zzzz-last.jpg'));
+    expect((await published(s)).expo).toBe('0:02:00');
+  });
+
+  it('publishes each image of a stacker that writes a temp file then renames it, once', async () => {
+    const files = await sources();
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const { server: s, client: c } = await start(folder);
+    // The temp file (stack.tmp.tif) looks like an image too: the rename must not publish twice.
+    const stacker = new SimulatedStacker('rename', join(folder, 'stack.tif'), files, { chunkBytes: 16_384, pauseMs: 5, step: true });
+    stackers.push(stacker);
+    await followStacker(s, c, stacker, files.length, join(folder, 'stack.tif'));
+  });
+
+  it('follows a single file (WATCH_PATH is a file) that the stacker overwrites in place', async () => {
+    const files = await sources();
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const live = join(folder, 'live.img');
+    const { server: s, client: c } = await start(live);
+    const stacker = new SimulatedStacker('overwrite', live, files, { chunkBytes: 16_384, pauseMs: 5, step: true });
+    stackers.push(stacker);
+    await followStacker(s, c, stacker, files.length, live);
+    expect((await status(s)).watch).toMatchObject({ target: 'file', lastFile: 'live.img' });
+  });
+
+  it('never publishes a partial file, even from a writer that pauses longer than the settle time', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const source = join(temp.path, 'slow.tif');
+    // Directory first, pixels after: a cut copy would decode with blank strips if let through.
+    await writeFile(source, makeTexturedTiff({ colour: COLOURS[0], width: 512, height: 384, ifdFirst: true }));
+    const { server: s, client: c } = await start(folder);
+    const stacker = new SimulatedStacker('chunks', folder, [source], { chunkBytes: 500_000, pauseMs: SETTLE_MS * 2 });
+    stackers.push(stacker);
+    await stacker.wrote(1);
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'the complete image');
+    const now = await published(s);
+    expect(closeTo(now.colour, COLOURS[0], 6), JSON.stringify(now.colour)).toBe(true);
+    expect(now.stackSize).toBe(1);
+    const watch = (await status(s)).watch!;
+    // The partial file was seen settled, refused as truncated, and left for the next change.
+    expect(watch.filesSkipped).toBeGreaterThanOrEqual(1);
+    expect(watch.lastSkipped?.reason).toMatch(/truncated TIFF/);
+    expect(watch.imagesPublished).toBe(1);
+  });
+
+  it('waits for a folder that does not exist yet', async () => {
+    const folder = join(temp.path, 'not', 'yet');
+    const { server: s, client: c } = await start(folder);
+    expect((await status(s)).watch).toMatchObject({ target: 'missing', imagesPublished: 0 });
+    await mkdir(folder, { recursive: true });
+    await place(join(folder, 'first.png'), await makeTexturedPng({ colour: COLOURS[1] }));
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'an image in the late folder');
+    expect(closeTo((await published(s)).colour, COLOURS[1], 6)).toBe(true);
+    expect((await status(s)).watch?.target).toBe('folder');
+  });
+
+  it('publishes what is already there at start, and goes on after the folder is deleted and recreated', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    await writeFile(join(folder, 'old.jpg'), await makeTexturedJpeg({ colour: COLOURS[0] }));
+    const { server: s, client: c } = await start(folder);
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'the image already there');
+    expect(closeTo((await published(s)).colour, COLOURS[0], 6)).toBe(true);
+
+    await rm(folder, { recursive: true });
+    await waitUntil(async () => (await status(s)).watch?.target === 'missing', PUBLISH_TIMEOUT_MS, 'the watch to see the folder gone');
+    await mkdir(folder);
+    await place(join(folder, 'new.tif'), makeTexturedTiff({ colour: COLOURS[2] }));
+    await c.waitFor((rc) => rc.count('new_image') === 2, PUBLISH_TIMEOUT_MS, 'an image in the recreated folder');
+    const now = await published(s);
+    expect(closeTo(now.colour, COLOURS[2], 6)).toBe(true);
+    expect(now.stackSize).toBe(2);
+
+    // And once more, now that the watch has followed the recreated folder.
+    await place(join(folder, 'newer.png'), await makeTexturedPng({ colour: COLOURS[3] }));
+    await c.waitFor((rc) => rc.count('new_image') === 3, PUBLISH_TIMEOUT_MS, 'a second image in the recreated folder');
+    expect(closeTo((await published(s)).colour, COLOURS[3], 6)).toBe(true);
+  });
+
+  it('logs and skips a file it cannot decode, publishes the next good one, and never brings an older file back', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const { server: s, client: c } = await start(folder);
+    await place(join(folder, '01.png'), await makeTexturedPng({ colour: COLOURS[0] }));
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'the first image');
+
+    await place(join(folder, '02.jpg'), Buffer.from('this is not a JPEG, whatever its name says'));
+    await waitUntil(async () => (await status(s)).watch?.filesSkipped === 1, PUBLISH_TIMEOUT_MS, 'the damaged file to be skipped');
+    const watch = (await status(s)).watch!;
+    expect(watch.lastSkipped).toMatchObject({ file: '02.jpg' });
+    expect(watch.lastSkipped?.reason).toMatch(/not a JPEG, PNG or TIFF/);
+    expect(c.count('new_image')).toBe(1);
+    expect(closeTo((await published(s)).colour, COLOURS[0], 6)).toBe(true);
+
+    await place(join(folder, '03.tif'), makeTexturedTiff({ colour: COLOURS[1] }));
+    await c.waitFor((rc) => rc.count('new_image') === 2, PUBLISH_TIMEOUT_MS, 'the next good image');
+    expect(closeTo((await published(s)).colour, COLOURS[1], 6)).toBe(true);
+
+    // Deleting the newest leaves 02 and 01 on top: older, so not published again.
+    await rm(join(folder, '03.tif'));
+    await place(join(folder, '04.jpg'), await makeTexturedJpeg({ colour: COLOURS[2] }));
+    await c.waitFor((rc) => rc.count('new_image') === 3, PUBLISH_TIMEOUT_MS, 'the image after the deletion');
+    const now = await published(s);
+    expect(closeTo(now.colour, COLOURS[2], 6)).toBe(true);
+    expect(now.stackSize).toBe(3);
+    expect(c.count('new_image')).toBe(3);
+  });
+
+  it('can watch its own web folder without taking its own web_image.jpg for a new image', async () => {
+    const folder = join(temp.path, 'shared');
+    await mkdir(folder);
+    await writeFile(join(folder, 'a.png'), await makeTexturedPng({ colour: COLOURS[0] }));
+    // START writes web_image.jpg (the waiting image) here, newer than a.png: it must not count.
+    const { server: s, client: c } = await start(folder, { workFolder: folder });
+    expect(s.webFolder).toBe(folder);
+    await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'the stacker image');
+    const first = await published(s);
+    expect(closeTo(first.colour, COLOURS[0], 6), JSON.stringify(first.colour)).toBe(true);
+    expect(first.stackSize).toBe(1);
+    await place(join(folder, 'b.jpg'), await makeTexturedJpeg({ colour: COLOURS[1] }));
+    await c.waitFor((rc) => rc.count('new_image') === 2, PUBLISH_TIMEOUT_MS, 'the second stacker image');
+    const second = await published(s);
+    expect(closeTo(second.colour, COLOURS[1], 6)).toBe(true);
+    expect(second.stackSize).toBe(2);
+  });
+
+  it('stops its timers and its OS watcher when the app closes', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    // Every timer the watch service creates, until it is cleared (or fired, for a timeout).
+    const live = new Set<number>();
+    const hook = createHook({
+      init(id, type) {
+        if (type === 'Timeout' && (new Error().stack ?? '').includes('folder-watch.service')) {
+          live.add(id);
+        }
+      },
+      destroy(id) {
+        live.delete(id);
+      },
+    }).enable();
+    try {
+      const { server: s, client: c } = await start(folder);
+      await place(join(folder, 'a.jpg'), await makeTexturedJpeg({ colour: COLOURS[0] }));
+      await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'an image');
+      expect((await status(s)).watch?.changeEvents).toBe(true);
+      expect(live.size).toBeGreaterThan(0);
+      const watch = s.app.get(FolderWatchService);
+      c.close();
+      await s.close();
+      server = undefined;
+      client = undefined;
+      // Destroy hooks are delivered asynchronously.
+      await waitUntil(() => live.size === 0, 2000, 'every watch timer to be cleared');
+      expect(live.size).toBe(0);
+      expect(watch.status().changeEvents).toBe(false);
+    } finally {
+      hook.disable();
+    }
+  });
+});
