@@ -11,6 +11,8 @@ async function bootstrap(): Promise<void> {
   const module = await AppModule.register();
   const app = await NestFactory.create<NestExpressApplication>(module, {
     abortOnError: false,
+    // Per-viewer and per-publish debug lines would flood the log at a busy star party.
+    logger: ['log', 'warn', 'error', 'fatal'],
     // Keep-alive connections would otherwise hold the shutdown up.
     forceCloseConnections: true,
   });
