@@ -3,10 +3,8 @@ import { WebSocket } from 'ws';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import type { ServerMessage } from './server-message.js';
 
-interface ClientState {
-  /** Cleared at each heartbeat, set again by the client's pong. */
-  alive: boolean;
-}
+/** Text frames; nothing to compress in a few bytes. Shared: ws copies what it is given. */
+const SEND_OPTIONS = { binary: false, compress: false } as const;
 
 /** What one broadcast did. */
 export interface BroadcastResult {
@@ -22,27 +20,40 @@ export interface BroadcastResult {
 @Injectable()
 export class BroadcastService implements OnModuleDestroy {
   private readonly logger = new Logger(BroadcastService.name);
-  private readonly clients = new Map<WebSocket, ClientState>();
+  /** Each open client, and whether it answered the last heartbeat ping. */
+  private readonly clients = new Map<WebSocket, boolean>();
   private readonly emptyWaiters = new Set<() => void>();
   private heartbeat: NodeJS.Timeout | undefined;
+  // One listener of each kind for every client rather than closures per connection
+  // (thousands of phones): an EventEmitter calls a listener with `this` = the socket.
+  private readonly onPong: (this: WebSocket) => void;
+  private readonly onClose: (this: WebSocket) => void;
+  private readonly onError: (err: Error) => void;
 
-  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
+  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {
+    const clients = this.clients;
+    const remove = (client: WebSocket): void => this.remove(client);
+    this.onPong = function (this: WebSocket) {
+      if (clients.has(this)) {
+        clients.set(this, true);
+      }
+    };
+    this.onClose = function (this: WebSocket) {
+      remove(this);
+    };
+    // A client error (bad frame, oversized frame) ends that client only; ws closes it.
+    this.onError = (err) => this.logger.debug(`client error: ${err.message}`);
+  }
 
   get count(): number {
     return this.clients.size;
   }
 
   add(client: WebSocket): void {
-    this.clients.set(client, { alive: true });
-    client.on('pong', () => {
-      const state = this.clients.get(client);
-      if (state) {
-        state.alive = true;
-      }
-    });
-    // A client error (bad frame, oversized frame) ends that client only; ws closes it.
-    client.on('error', (err) => this.logger.debug(`client error: ${err.message}`));
-    client.once('close', () => this.remove(client));
+    this.clients.set(client, true);
+    client.on('pong', this.onPong);
+    client.on('error', this.onError);
+    client.on('close', this.onClose);
     this.ensureHeartbeat();
   }
 
@@ -75,7 +86,7 @@ export class BroadcastService implements OnModuleDestroy {
         continue;
       }
       try {
-        client.send(frame, { binary: false, compress: false });
+        client.send(frame, SEND_OPTIONS);
         sent++;
       } catch (err) {
         this.logger.debug(`send failed: ${(err as Error).message}`);
@@ -138,13 +149,13 @@ export class BroadcastService implements OnModuleDestroy {
   }
 
   private beat(): void {
-    for (const [client, state] of this.clients) {
-      if (!state.alive) {
+    for (const [client, alive] of this.clients) {
+      if (!alive) {
         client.terminate();
         this.remove(client);
         continue;
       }
-      state.alive = false;
+      this.clients.set(client, false);
       try {
         client.ping();
       } catch {

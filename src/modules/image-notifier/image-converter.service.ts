@@ -40,7 +40,13 @@ const CHECK_DECODE_SIZE = 64;
 export class ImageConverter {
   constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
 
-  async toPublishable(input: Buffer): Promise<PublishableImage> {
+  /**
+   * `verifyPixels` (default true) decodes every block of a JPEG published as it is, which
+   * catches a file cut in the middle or overwritten in place (files and uploads). For a
+   * buffer the caller encoded in memory it can be false: the header and the end marker are
+   * still checked, and a 3 MB publish saves ~35 ms of CPU (see README, Performance).
+   */
+  async toPublishable(input: Buffer, { verifyPixels = true }: { verifyPixels?: boolean } = {}): Promise<PublishableImage> {
     const format = sniffImageFormat(input);
     if (!format) {
       throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image (unknown file signature)');
@@ -50,7 +56,9 @@ export class ImageConverter {
     const width = meta.width ?? 0;
     const height = meta.height ?? 0;
     if (format === 'jpeg' && this.canPassThrough(meta)) {
-      await decodeFully(format, input);
+      if (verifyPixels) {
+        await decodeFully(format, input);
+      }
       return { jpeg: input, width, height, sourceFormat: format, passedThrough: true };
     }
     try {

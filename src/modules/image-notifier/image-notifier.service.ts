@@ -31,15 +31,31 @@ export class ImageNotifier {
    * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
    * `jpegQuality`). Metrics left out keep their current values.
    *
-   * An image it cannot use (another format, damaged, truncated) is refused with an
-   * `ImageRejectedError` and nothing on disk changes; bad metrics throw
-   * `InvalidMetricsError`, also before anything is written.
+   * An image it cannot use (another format, a damaged header, truncated) is refused with
+   * an `ImageRejectedError` and nothing on disk changes; bad metrics throw
+   * `InvalidMetricsError`, also before anything is written. A JPEG passed through is
+   * checked by its signature, a full decode of its header and its end marker: the bytes
+   * come from the caller's own encoder. Bytes read from files or received over the
+   * network go through {@link publishFromOutside}, which also decodes every pixel.
    */
-  async publish(image: Buffer, metrics?: ImageMetrics): Promise<void> {
+  publish(image: Buffer, metrics?: ImageMetrics): Promise<void> {
+    return this.publishImage(image, metrics, false);
+  }
+
+  /**
+   * Like {@link publish}, for bytes from outside the process (an upload, a file a stacker
+   * may still be writing or overwrote in place): a JPEG published as it is is also
+   * decoded completely first, so a file cut in the middle is refused.
+   */
+  publishFromOutside(image: Buffer, metrics?: ImageMetrics): Promise<void> {
+    return this.publishImage(image, metrics, true);
+  }
+
+  private async publishImage(image: Buffer, metrics: ImageMetrics | undefined, verifyPixels: boolean): Promise<void> {
     const began = performance.now();
     // Conversion starts at once, outside the write queue, so a large TIFF does not hold
     // metric updates up; the writes still happen in call order (see `inLine`).
-    const converting = this.converter.toPublishable(image);
+    const converting = this.converter.toPublishable(image, { verifyPixels });
     const result = await this.inLine(converting, (ready) =>
       this.assets.exclusive(async () => {
         await this.assets.writeImage(ready.jpeg, metrics);

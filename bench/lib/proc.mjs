@@ -1,0 +1,194 @@
+// Child processes of the bench, and what the bench reads about them from /proc.
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+
+/** Open-files limit asked for every child: the hard limit, whatever it is. */
+export function hardFileLimit() {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
+    const hard = line?.trim().split(/\s+/)[4];
+    return hard === 'unlimited' ? 1_048_576 : Number(hard) || 1024;
+  } catch {
+    return 1024;
+  }
+}
+
+/**
+ * Spawns `node <args>` with the open-files limit raised to the hard limit (Node has no
+ * setrlimit): `bash -c 'ulimit -n ...; exec node ...'`, so the PID is node's own. With
+ * `ipc: true` the child gets Node's IPC channel (fd 3 survives the exec).
+ */
+export function spawnNode(args, { env = {}, inheritEnv = true, ipc = false, cwd, quiet = true, label = 'child' } = {}) {
+  const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
+  const script = `ulimit -n ${hardFileLimit()} 2>/dev/null; exec ${quote(process.execPath)} ${args.map(quote).join(' ')}`;
+  const child = spawn('bash', ['-c', script], {
+    cwd,
+    env: { ...(inheritEnv ? process.env : { PATH: process.env.PATH ?? '/usr/bin:/bin' }), NO_COLOR: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])],
+    serialization: 'advanced',
+  });
+  let out = '';
+  const keep = (d) => {
+    out += d.toString();
+    if (out.length > 64_000) {
+      out = out.slice(-32_000);
+    }
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', (d) => {
+    keep(d);
+    if (!quiet) {
+      process.stderr.write(`[${label}] ${d}`);
+    }
+  });
+  child.output = () => out;
+  child.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal)));
+  return child;
+}
+
+/** Ends a child we started, by its PID: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopChild(child, graceMs = 3000) {
+  if (!child || child.exitCode !== null || child.signalCode !== null) {
+    return;
+  }
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  await child.exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Request/response over a child's IPC channel: each request carries an id, the child
+ * answers `{ id, ok, ...result }` or `{ id, ok: false, error }`.
+ */
+export function ipcClient(child, label) {
+  let next = 1;
+  const pending = new Map();
+  child.on('message', (msg) => {
+    const p = pending.get(msg?.id);
+    if (!p) {
+      return;
+    }
+    pending.delete(msg.id);
+    clearTimeout(p.timer);
+    if (msg.ok) {
+      p.resolve(msg);
+    } else {
+      p.reject(new Error(`${label}: ${msg.error}`));
+    }
+  });
+  child.once('exit', (code) => {
+    for (const p of pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new Error(`${label} exited (${code}) during a request:\n${child.output().slice(-2000)}`));
+    }
+    pending.clear();
+  });
+  return (cmd, args = {}, timeoutMs = 60_000) =>
+    new Promise((resolve, reject) => {
+      const id = next++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`${label}: ${cmd} timed out after ${timeoutMs} ms`));
+      }, timeoutMs);
+      pending.set(id, { resolve, reject, timer });
+      child.send({ id, cmd, ...args });
+    });
+}
+
+/** Waits for the child's first IPC message of `type` (its "ready"), or fails on exit/timeout. */
+export function waitForMessage(child, type, timeoutMs, label) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.off('message', onMessage);
+      reject(new Error(`${label} not ready after ${timeoutMs} ms:\n${child.output().slice(-2000)}`));
+    }, timeoutMs);
+    const onMessage = (msg) => {
+      if (msg?.type === type) {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        resolve(msg);
+      }
+    };
+    child.on('message', onMessage);
+    void child.exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited (${code}) before it was ready:\n${child.output().slice(-2000)}`));
+    });
+  });
+}
+
+function threadsOf(pid) {
+  try {
+    return readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+}
+
+const schedstatWorks = (() => {
+  try {
+    readFileSync(`/proc/${process.pid}/task/${process.pid}/schedstat`, 'utf8');
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * CPU time (ms) the processes have used so far, all threads (libuv pool, GC) included:
+ * the sum of /proc/<pid>/task/<tid>/schedstat (ns), or utime+stime ticks where
+ * schedstat is missing.
+ */
+export function cpuMs(pids) {
+  let total = 0;
+  for (const pid of pids) {
+    if (schedstatWorks) {
+      for (const tid of threadsOf(pid)) {
+        try {
+          total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+        } catch {
+          // thread gone between readdir and read
+        }
+      }
+    } else {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+      } catch {
+        // process gone
+      }
+    }
+  }
+  return total;
+}
+
+/** PIDs whose parent is `pid` (nginx's workers). */
+export function childPids(pid) {
+  const out = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) {
+      continue;
+    }
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) {
+        out.push(Number(entry));
+      }
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Monotonic clock in ms (CLOCK_MONOTONIC: the same clock in every process of the machine). */
+export function nowMs() {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
+}
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

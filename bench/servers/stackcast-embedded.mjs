@@ -1,0 +1,96 @@
+// stackcast embedded in a Nest app, as another Nest service would host it, so the bench
+// can call ImageNotifier.publish (and the bare broadcast) in process. Driven over IPC by
+// bench/run.mjs; argv: <built output folder> <workFolder> <jpeg file to preload>.
+import 'reflect-metadata';
+import { NestFactory } from '@nestjs/core';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
+const [dist, workFolder, preload] = process.argv.slice(2);
+const load = (file) => import(pathToFileURL(join(dist, file)).href);
+const { ImageServerModule, ImageNotifier, ServerLifecycle, ViewerWsAdapter } = await load('index.js');
+// Not part of the public API; the same module instance as the one index.js loaded.
+const { BroadcastService } = await load('gateway/broadcast.service.js');
+
+const image = await readFile(preload);
+const now = () => Number(process.hrtime.bigint() / 1000n) / 1000;
+
+const app = await NestFactory.create(
+  ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder, printQrCode: false }),
+  { logger: ['error', 'warn'], forceCloseConnections: true },
+);
+app.useWebSocketAdapter(new ViewerWsAdapter(app));
+await app.init();
+
+const notifier = app.get(ImageNotifier);
+const broadcaster = app.get(BroadcastService);
+// Record when the broadcast itself begins, to split a publish into its parts.
+let broadcastAt = 0;
+const original = broadcaster.broadcast.bind(broadcaster);
+broadcaster.broadcast = (message) => {
+  broadcastAt = now();
+  return original(message);
+};
+// And when the image check (ImageConverter) is done, where that service exists: an
+// internal of the module, so the bench does without it when it moves.
+let checkedAt = NaN;
+try {
+  const { ImageConverter } = await load('modules/image-notifier/image-converter.service.js');
+  const converter = app.get(ImageConverter);
+  const toPublishable = converter.toPublishable.bind(converter);
+  converter.toPublishable = async (input) => {
+    const result = await toPublishable(input);
+    checkedAt = now();
+    return result;
+  };
+} catch {
+  // no converter in this build: the row is left out
+}
+
+process.send({ type: 'ready', port: app.get(ServerLifecycle).port });
+
+process.on('message', (msg) => {
+  const reply = (result) => process.send({ id: msg.id, ok: true, ...result });
+  const fail = (err) => process.send({ id: msg.id, ok: false, error: String(err?.stack ?? err) });
+  switch (msg.cmd) {
+    case 'broadcast': {
+      const t0 = now();
+      broadcaster.broadcast({ type: 'new_image' });
+      reply({ t0, tb: broadcastAt });
+      break;
+    }
+    case 'publish': {
+      const t0 = now();
+      checkedAt = NaN;
+      notifier.publish(image).then(() => reply({ t0, tb: broadcastAt, tc: checkedAt }), fail);
+      break;
+    }
+    case 'memory':
+      // Run with --expose-gc: twice, so objects freed by finalizers go too.
+      globalThis.gc?.();
+      setImmediate(() => {
+        globalThis.gc?.();
+        reply({ memory: process.memoryUsage(), clients: broadcaster.count });
+      });
+      break;
+    default:
+      fail(`unknown command ${msg.cmd}`);
+  }
+});
+
+let closing = false;
+const shutdown = () => {
+  if (closing) {
+    return;
+  }
+  closing = true;
+  const force = setTimeout(() => process.exit(0), 3000);
+  force.unref();
+  app.close().then(
+    () => process.exit(0),
+    () => process.exit(1),
+  );
+};
+process.on('disconnect', shutdown);
+process.on('SIGTERM', shutdown);
