@@ -39,8 +39,8 @@ try {
   const { ImageConverter } = await load('modules/image-notifier/image-converter.service.js');
   const converter = app.get(ImageConverter);
   const toPublishable = converter.toPublishable.bind(converter);
-  converter.toPublishable = async (input) => {
-    const result = await toPublishable(input);
+  converter.toPublishable = async (input, options) => {
+    const result = await toPublishable(input, options);
     checkedAt = now();
     return result;
   };

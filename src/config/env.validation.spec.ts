@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigValidationError, validateEnv } from './env.validation.js';
 import { optionsFromEnvironment } from './stackcast-config.js';
@@ -75,9 +76,16 @@ describe('validateEnv', () => {
     expect(lines[0]).toMatch(/expected /);
   });
 
+  it('a WORK_FOLDER or WEB_FOLDER that is a file is refused; a missing folder is fine (created at START)', () => {
+    const file = fileURLToPath(import.meta.url);
+    expect(errorLines({ WORK_FOLDER: file })).toEqual([expect.stringMatching(/^WORK_FOLDER=".*" is invalid: expected a folder path/)]);
+    expect(errorLines({ WEB_DEDICATED: 'true', WEB_FOLDER: file })).toEqual([expect.stringMatching(/^WEB_FOLDER=".*" is invalid/)]);
+    expect(errorLines({ WORK_FOLDER: '/tmp/stackcast-does-not-exist-yet/work' })).toEqual([]);
+  });
+
   it('WEB_DEDICATED=true without WEB_FOLDER is refused', () => {
     const lines = errorLines({ WEB_DEDICATED: 'true' });
-    expect(lines).toEqual([expect.stringMatching(/^WEB_FOLDER=\(unset\) is invalid: expected a folder path \(required when WEB_DEDICATED=true\)$/)]);
+    expect(lines).toEqual([expect.stringMatching(/^WEB_FOLDER=\(unset\) is invalid: expected a folder path, not a file \(required when WEB_DEDICATED=true\)$/)]);
   });
 
   it('reports every bad setting at once, one line each', () => {

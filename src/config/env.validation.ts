@@ -13,6 +13,7 @@ import {
   validateSync,
   type ValidationError,
 } from 'class-validator';
+import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
 
 /** Thrown when the environment holds invalid settings; `lines` has one line per bad variable. */
@@ -26,9 +27,9 @@ export class ConfigValidationError extends Error {
 /** What each variable allows, worded for the one-line error a user reads. */
 const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   PORT: 'an integer from 1024 to 65535',
-  WORK_FOLDER: 'a folder path',
+  WORK_FOLDER: 'a folder path (an existing folder, or none yet), not a file',
   WEB_DEDICATED: '"true" or "false"',
-  WEB_FOLDER: 'a folder path (required when WEB_DEDICATED=true)',
+  WEB_FOLDER: 'a folder path, not a file (required when WEB_DEDICATED=true)',
   DISPLAYED_ADDRESS: '"auto" or "ip:<IPv4 address>", e.g. ip:192.168.1.20',
   PUBLIC_URL: 'an absolute http:// or https:// URL, e.g. https://sky.example.org',
   CONTROL_TOKEN: 'a string of at least 16 characters',
@@ -78,6 +79,18 @@ function Satisfies(name: string, predicate: (value: unknown) => boolean): Proper
   return ValidateBy({ name, validator: { validate: predicate } });
 }
 
+/** A folder, or nothing yet (it is created at START); a read-only look, nothing is written. */
+function isFolderPath(value: unknown): boolean {
+  if (typeof value !== 'string') {
+    return false;
+  }
+  try {
+    return statSync(value).isDirectory();
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+}
+
 function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') {
     return false;
@@ -105,6 +118,7 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(blankToUndefined)
   @IsString()
+  @Satisfies('folderPath', isFolderPath)
   WORK_FOLDER?: string;
 
   @IsOptional()
@@ -115,6 +129,7 @@ export class EnvironmentVariables {
   @ValidateIf((env: EnvironmentVariables) => env.WEB_DEDICATED === true)
   @Transform(blankToUndefined)
   @IsString()
+  @Satisfies('folderPath', isFolderPath)
   WEB_FOLDER?: string;
 
   @IsOptional()

@@ -24,6 +24,8 @@ export class BroadcastService implements OnModuleDestroy {
   private readonly clients = new Map<WebSocket, boolean>();
   private readonly emptyWaiters = new Set<() => void>();
   private heartbeat: NodeJS.Timeout | undefined;
+  /** Closed from the disconnect of a STOP until the next START. */
+  private gateOpen = true;
   // One listener of each kind for every client rather than closures per connection
   // (thousands of phones): an EventEmitter calls a listener with `this` = the socket.
   private readonly onPong: (this: WebSocket) => void;
@@ -69,8 +71,24 @@ export class BroadcastService implements OnModuleDestroy {
     }
   }
 
-  /** Sends `message` to every open client; serialized once, sent as a text frame. */
+  /** After STOP's disconnect: further broadcasts are not sent to the clients told to leave. */
+  close(): void {
+    this.gateOpen = false;
+  }
+
+  /** At START: broadcasts go out again. */
+  open(): void {
+    this.gateOpen = true;
+  }
+
+  /**
+   * Sends `message` to every open client; serialized once, sent as a text frame. While
+   * the gate is closed (STOP), only `disconnect` goes out.
+   */
   broadcast(message: ServerMessage): BroadcastResult {
+    if (!this.gateOpen && message.type !== 'disconnect') {
+      return { sent: 0, dropped: 0 };
+    }
     const frame = Buffer.from(JSON.stringify(message));
     let sent = 0;
     let dropped = 0;

@@ -154,14 +154,14 @@ describe('PUT /api/image and ImageNotifier.publish with PNG, TIFF and JPEG', () 
     expect((await onDisk(server)).image.equals(good)).toBe(true);
   });
 
-  it('a metric update does not wait for a slow conversion in progress', async () => {
+  it('a metric update takes its turn after a slow publish called before it, so the later call wins', async () => {
     const slow = makeTexturedTiff({ colour: RED, width: 4000, height: 3000 });
     const order: string[] = [];
     const publishing = server.notifier.publish(slow, { stackSize: 1 }).then(() => order.push('publish'));
     await server.notifier.updateMetrics({ stackSize: 5 }).then(() => order.push('metrics'));
     await publishing;
-    expect(order).toEqual(['metrics', 'publish']);
-    // The publish came last, so its metrics are the ones on disk.
-    expect(JSON.parse((await onDisk(server)).data)).toMatchObject({ STACK_SIZE: 1 });
+    expect(order).toEqual(['publish', 'metrics']);
+    // Called last, the metric update is what data.json says.
+    expect(JSON.parse((await onDisk(server)).data)).toMatchObject({ STACK_SIZE: 5 });
   });
 });

@@ -1,4 +1,4 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
@@ -13,7 +13,7 @@ export type ImageMetrics = SessionMetrics;
  * always belong to the same call, and `new_image` goes out only once both are written.
  */
 @Injectable()
-export class ImageNotifier {
+export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
   /** Settles once the latest publish has queued its write (or failed before it). */
   private lastInLine: Promise<void> = Promise.resolve();
@@ -53,8 +53,8 @@ export class ImageNotifier {
 
   private async publishImage(image: Buffer, metrics: ImageMetrics | undefined, verifyPixels: boolean): Promise<void> {
     const began = performance.now();
-    // Conversion starts at once, outside the write queue, so a large TIFF does not hold
-    // metric updates up; the writes still happen in call order (see `inLine`).
+    // Conversion starts at once, outside the write queue, so uploads convert side by side;
+    // the writes still happen in call order (see `inLine`).
     const converting = this.converter.toPublishable(image, { verifyPixels });
     const result = await this.inLine(converting, (ready) =>
       this.assets.exclusive(async () => {
@@ -70,20 +70,39 @@ export class ImageNotifier {
     );
   }
 
-  /** Rewrites data.json with new metrics, then broadcasts `new_image` so viewers refresh it. */
+  /**
+   * Rewrites data.json with new metrics, then broadcasts `new_image` so viewers refresh it.
+   * It takes its turn after the publishes called before it.
+   */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    await this.assets.exclusive(async () => {
-      await this.assets.writeMetrics(metrics);
-      this.broadcast.broadcast({ type: 'new_image' });
-    });
+    await this.inLine(Promise.resolve(null), () =>
+      this.assets.exclusive(async () => {
+        await this.assets.writeMetrics(metrics);
+        this.broadcast.broadcast({ type: 'new_image' });
+      }),
+    );
   }
 
-  /** For a caller that wrote web_image.jpg into the web folder itself: takes it in and broadcasts. */
+  /**
+   * For a caller that wrote web_image.jpg into the web folder itself: takes it in and
+   * broadcasts. It takes its turn after the publishes called before it.
+   */
   async notifyNewImage(): Promise<void> {
-    await this.assets.exclusive(async () => {
-      await this.assets.reloadImageFromDisk();
-      this.broadcast.broadcast({ type: 'new_image' });
-    });
+    await this.inLine(Promise.resolve(null), () =>
+      this.assets.exclusive(async () => {
+        await this.assets.reloadImageFromDisk();
+        this.broadcast.broadcast({ type: 'new_image' });
+      }),
+    );
+  }
+
+  /**
+   * On shutdown (a signal), publishes already called finish writing before the HTTP
+   * server and the process go: an image sent during STOP is not lost.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.lastInLine;
+    await this.assets.exclusive(() => Promise.resolve());
   }
 
   /**

@@ -23,6 +23,43 @@ export function isLoopback(address: string | undefined): boolean {
   return address === '::1';
 }
 
+/** Host names a loopback-only control call may be addressed to. */
+const LOOPBACK_HOST = /^(localhost|127(?:\.\d{1,3}){3}|\[::1\])(?::\d+)?$/i;
+
+/**
+ * Why a loopback call without a token is still refused, or undefined when it is fine.
+ * The peer being loopback is not enough: a web page open in the astronomer's browser can
+ * POST to 127.0.0.1 (a "simple" cross-site request), a rebinding DNS name can point at
+ * it, and a reverse proxy on the same machine makes every visitor look local.
+ */
+export function loopbackRefusal(headers: Request['headers']): string | undefined {
+  if (headers.forwarded !== undefined || headers['x-forwarded-for'] !== undefined || headers['x-real-ip'] !== undefined) {
+    return 'the call came through a proxy';
+  }
+  const host = headers.host ?? '';
+  if (!LOOPBACK_HOST.test(host)) {
+    return `the call is addressed to "${host}", not to localhost`;
+  }
+  if (headers['sec-fetch-site'] === 'cross-site' || headers['sec-fetch-site'] === 'same-site') {
+    return 'the call came from another web site';
+  }
+  const origin = headers.origin;
+  if (origin !== undefined && origin !== 'null') {
+    let originHost: string;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      return 'the call has an unreadable Origin';
+    }
+    if (originHost.toLowerCase() !== host.toLowerCase()) {
+      return `the call came from the web page ${origin}`;
+    }
+  } else if (origin === 'null') {
+    return 'the call came from an opaque origin';
+  }
+  return undefined;
+}
+
 /** Hashing first gives both sides the same length, which timingSafeEqual requires. */
 function sameSecret(given: string, expected: string): boolean {
   const a = createHash('sha256').update(given).digest();
@@ -32,7 +69,8 @@ function sameSecret(given: string, expected: string): boolean {
 
 /**
  * Control routes: `Authorization: Bearer <CONTROL_TOKEN>` when a token is configured
- * (401 otherwise), else only a loopback peer (403 otherwise).
+ * (401 otherwise), else only a loopback peer addressing localhost directly, not through a
+ * proxy nor from a web page of another origin (403 otherwise).
  */
 @Injectable()
 export class ControlGuard implements CanActivate {
@@ -51,6 +89,10 @@ export class ControlGuard implements CanActivate {
     }
     if (!isLoopback(req.socket.remoteAddress)) {
       throw new ForbiddenException('control calls are accepted from this machine only; set CONTROL_TOKEN to allow others');
+    }
+    const refusal = loopbackRefusal(req.headers);
+    if (refusal !== undefined) {
+      throw new ForbiddenException(`without CONTROL_TOKEN, control calls are accepted from this machine only: ${refusal}`);
     }
     return true;
   }

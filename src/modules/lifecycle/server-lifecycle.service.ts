@@ -106,20 +106,24 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.current = 'starting';
     this.logger.log(`starting: publishing the viewer into ${this.options.webFolder}`);
     try {
-      await this.assets.publishStatic();
-      if (this.shuttingDown) {
-        // A signal arrived during START: do not bind a port that is about to close.
-        this.current = 'stopped';
-        return;
-      }
+      // Bind before writing: a second instance started by mistake on the same port and
+      // folder must fail without overwriting the running one's image and data.json. Until
+      // the files are written the state is 'starting', so viewers get 503 meanwhile.
       if (this.options.listen && this.boundPort === undefined) {
         this.boundPort = await this.bind();
       }
+      await this.assets.publishStatic();
       this.advertisement = this.network.advertise(this.port);
     } catch (err) {
       this.current = 'stopped';
       throw err;
     }
+    if (this.shuttingDown) {
+      // A signal arrived during START: the shutdown's STOP runs next.
+      this.current = 'stopped';
+      return;
+    }
+    this.broadcast.open();
     this.current = 'running';
     await this.announce(this.advertisement);
   }
@@ -132,6 +136,8 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const clients = this.broadcast.count;
     const began = performance.now();
     this.broadcast.broadcast({ type: 'disconnect' });
+    // Clients told to disconnect get nothing more (a publish during STOP still lands on disk).
+    this.broadcast.close();
     const allClosed = await this.broadcast.waitUntilEmpty(this.options.disconnectGraceMs);
     const terminated = allClosed ? 0 : this.broadcast.terminateAll();
     const durationMs = Math.round(performance.now() - began);
@@ -166,6 +172,11 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.logger.log(`stackcast is live at ${ad.url} (listening on ${this.options.host}:${this.port})`);
     if (ad.limitedAccess) {
       this.logger.warn(`limited access: ${ad.url} is reachable from this machine only`);
+    }
+    if (this.options.publicUrl !== undefined && this.options.controlToken === undefined) {
+      this.logger.warn(
+        'PUBLIC_URL is set but CONTROL_TOKEN is not: behind a reverse proxy on this machine every visitor looks local; set CONTROL_TOKEN to protect the control routes',
+      );
     }
     if (this.options.printQrCode) {
       try {

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Stats } from 'node:fs';
 
@@ -16,14 +16,38 @@ export class FileStorage {
    * never a half-written one.
    */
   async writeAtomic(path: string, data: Buffer | string): Promise<void> {
-    const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+    await this.writeAllAtomic([[path, data]]);
+  }
+
+  /**
+   * Several files that belong together (the image and its data.json): every temp file is
+   * written first, then they are renamed in order, so a failed write (disk full) leaves
+   * all of them as they were.
+   */
+  async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string])[]): Promise<void> {
+    const temps = files.map(([path]) => join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`));
     try {
-      await writeFile(temp, data);
-      await rename(temp, path);
+      await Promise.all(files.map(([, data], i) => writeFile(temps[i], data)));
+      for (const [i, [path]] of files.entries()) {
+        await rename(temps[i], path);
+      }
     } catch (err) {
-      await rm(temp, { force: true });
+      await Promise.all(temps.map((temp) => rm(temp, { force: true })));
       throw err;
     }
+  }
+
+  /**
+   * Removes the temp files that an interrupted write left in `folder` (a crash between
+   * write and rename): those of processes that no longer run.
+   */
+  async removeStaleTemps(folder: string): Promise<void> {
+    const names = await readdir(folder);
+    const stale = names.filter((name) => {
+      const pid = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1];
+      return pid !== undefined && !isRunning(Number(pid));
+    });
+    await Promise.all(stale.map((name) => rm(join(folder, name), { force: true })));
   }
 
   async ensureFolder(path: string): Promise<void> {
@@ -40,5 +64,14 @@ export class FileStorage {
 
   stat(path: string): Promise<Stats> {
     return stat(path);
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0); // signal 0: only asks whether the process exists
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

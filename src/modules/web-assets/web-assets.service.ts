@@ -37,6 +37,15 @@ export interface SessionState {
   lastImageAt: Date | undefined;
 }
 
+/** The work or web folder cannot be created or written (permissions, a file in the way). */
+export class WebFolderError extends Error {
+  override name = 'WebFolderError';
+
+  constructor(folder: string, cause: Error) {
+    super(`Cannot use the folder ${folder}: ${cause.message}`, { cause });
+  }
+}
+
 /** Thrown for metrics that are not valid numbers; nothing is written. */
 export class InvalidMetricsError extends Error {
   override name = 'InvalidMetricsError';
@@ -58,6 +67,8 @@ export class WebAssetsService {
   private queue: Promise<unknown> = Promise.resolve();
   private image: ServedFile | undefined;
   private data: ServedFile | undefined;
+  /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
+  private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
   private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined };
 
   constructor(
@@ -71,6 +82,11 @@ export class WebAssetsService {
 
   get session(): Readonly<SessionState> {
     return this.state;
+  }
+
+  /** Whether a web-folder path (`icons/home_rest.png`) is one of the files the service serves. */
+  isServed(relative: string): boolean {
+    return this.published.has(relative);
   }
 
   /** Real path of a file inside the web folder (symlinks resolved); throws when missing. */
@@ -104,18 +120,27 @@ export class WebAssetsService {
   publishStatic(): Promise<void> {
     return this.exclusive(async () => {
       const web = this.options.webFolder;
-      await this.storage.ensureFolder(this.options.workFolder);
-      await this.storage.ensureFolder(join(web, 'icons'));
+      try {
+        await this.storage.ensureFolder(this.options.workFolder);
+        await this.storage.ensureFolder(join(web, 'icons'));
+      } catch (err) {
+        throw new WebFolderError(web, err as Error);
+      }
+      await this.storage.removeStaleTemps(web);
+      const copy = async (relative: string, source: string): Promise<void> => {
+        await this.storage.writeAtomic(join(web, relative), await this.storage.readFile(source));
+        this.published.add(relative);
+      };
       for (const name of await readdir(VIEWER_SOURCE)) {
-        await this.storage.writeAtomic(join(web, name), await this.storage.readFile(join(VIEWER_SOURCE, name)));
+        await copy(name, join(VIEWER_SOURCE, name));
       }
       const osd = openSeadragonBuild();
-      await this.storage.writeAtomic(join(web, 'openseadragon.min.js'), await this.storage.readFile(join(osd, 'openseadragon.min.js')));
-      const icons = (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'));
-      for (const icon of icons) {
-        await this.storage.writeAtomic(join(web, 'icons', icon), await this.storage.readFile(join(osd, 'images', icon)));
+      await copy('openseadragon.min.js', join(osd, 'openseadragon.min.js'));
+      for (const icon of (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'))) {
+        await copy(`icons/${icon}`, join(osd, 'images', icon));
       }
       await this.storage.writeAtomic(join(web, 'favicon.ico'), await renderFavicon());
+      this.published.add('favicon.ico');
       if (this.state.imagesPublished === 0) {
         await this.writeImageFile(await renderWaitingImage(), undefined);
       } else {
@@ -127,19 +152,36 @@ export class WebAssetsService {
     });
   }
 
-  /** Writes a validated JPEG and the metrics, image first. Call inside {@link exclusive}. */
+  /**
+   * Writes a validated JPEG and the metrics together (both temp files first, then the
+   * renames, image first). Call inside {@link exclusive}.
+   */
   async writeImage(jpeg: Buffer, metrics: SessionMetrics = {}): Promise<void> {
-    const next = checkedMetrics(this.state, metrics);
-    await this.writeImageFile(jpeg, new Date());
+    const at = new Date();
+    const next: SessionState = {
+      ...checkedMetrics(this.state, metrics),
+      imagesPublished: this.state.imagesPublished + 1,
+      lastImageAt: at,
+    };
+    const json = dataJson(next);
+    const web = this.options.webFolder;
+    await this.storage.writeAllAtomic([
+      [join(web, IMAGE_FILE), jpeg],
+      [join(web, DATA_FILE), json],
+    ]);
+    // Memory follows the disk only once both files are in place.
     Object.assign(this.state, next);
-    this.state.imagesPublished++;
-    await this.writeDataFile();
+    this.image = this.served(jpeg, 'image/jpeg', at);
+    this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', at);
   }
 
   /** Writes data.json with new metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    Object.assign(this.state, checkedMetrics(this.state, metrics));
-    await this.writeDataFile();
+    const next: SessionState = { ...this.state, ...checkedMetrics(this.state, metrics) };
+    const json = dataJson(next);
+    await this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json);
+    Object.assign(this.state, next);
+    this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', new Date());
   }
 
   /** Takes in a web_image.jpg that a caller wrote itself. Call inside {@link exclusive}. */
@@ -162,11 +204,7 @@ export class WebAssetsService {
   }
 
   private async writeDataFile(): Promise<void> {
-    const json = JSON.stringify({
-      STACK_SIZE: this.state.stackSize,
-      EXPO: formatExposure(this.state.exposureSeconds),
-      UPDATED: this.state.lastImageAt?.toISOString() ?? null,
-    });
+    const json = dataJson(this.state);
     await this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json);
     this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', new Date());
   }
@@ -175,6 +213,15 @@ export class WebAssetsService {
     this.sequence++;
     return { body, contentType, lastModified, etag: `"${this.etagPrefix}-${this.sequence}-${body.length}"` };
   }
+}
+
+/** data.json as ALS writes it, plus the time of the last image. */
+function dataJson(state: SessionState): string {
+  return JSON.stringify({
+    STACK_SIZE: state.stackSize,
+    EXPO: formatExposure(state.exposureSeconds),
+    UPDATED: state.lastImageAt?.toISOString() ?? null,
+  });
 }
 
 function checkedMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {

@@ -18,9 +18,6 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   });
 }
 
-/** Paths that belong to controllers, never to the web folder. */
-const RESERVED = /^\/(status|qr\.svg|api(\/.*)?|ws)$/;
-
 /** One version of an in-memory file with its headers, built once rather than per request. */
 interface PreparedFile {
   /** Flat `[name, value, ...]` lists, the form `writeHead` sends without re-validating. */
@@ -34,8 +31,9 @@ type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 const serversWithHotPath = new WeakSet<Server>();
 
 /**
- * Serves the web folder. @nestjs/serve-static is not used: its catch-all answers the
- * viewer page with 200 for any missing path, and it knows nothing of STOP. Here:
+ * Serves the files START published into the web folder, and nothing else of it.
+ * @nestjs/serve-static is not used: its catch-all answers the viewer page with 200 for
+ * any missing path, it serves whatever the folder holds, and it knows nothing of STOP. Here:
  * web_image.jpg and data.json come from memory (no disk read per phone, ETag/304,
  * `Cache-Control: no-cache`); the other files go through serve-static (ETag,
  * Last-Modified, ranges) after a realpath check that keeps every answer inside the web
@@ -107,7 +105,9 @@ export class WebFolderMiddleware implements NestMiddleware {
   }
 
   use(req: Request, res: Response, next: NextFunction): void {
-    if ((req.method !== 'GET' && req.method !== 'HEAD') || RESERVED.test(req.path)) {
+    const relative = req.method === 'GET' || req.method === 'HEAD' ? this.viewerFile(req.path) : undefined;
+    if (relative === undefined) {
+      // Not a file of the viewer: Nest's 404, or a route of the host app when embedded.
       next();
       return;
     }
@@ -115,16 +115,36 @@ export class WebFolderMiddleware implements NestMiddleware {
       res.status(503).setHeader('Retry-After', '5').json({ statusCode: 503, message: 'stackcast is stopped' });
       return;
     }
-    const hot = req.path === `/${IMAGE_FILE}` ? this.assets.currentImage() : req.path === `/${DATA_FILE}` ? this.assets.currentData() : undefined;
-    if (hot) {
-      this.sendFromMemory(req, res, hot);
+    if (relative === IMAGE_FILE || relative === DATA_FILE) {
+      const file = relative === IMAGE_FILE ? this.assets.currentImage() : this.assets.currentData();
+      if (file) {
+        this.sendFromMemory(req, res, file);
+      } else {
+        next();
+      }
       return;
     }
-    if (req.path === `/${IMAGE_FILE}` || req.path === `/${DATA_FILE}`) {
-      next();
-      return;
+    this.sendFromDisk(relative, req, res, next).catch(next);
+  }
+
+  /**
+   * The web-folder path a URL path names, when it is one of the files START published
+   * (or the image / data.json); undefined otherwise. Only those are served: the work folder
+   * is the web folder by default and may hold the stacker's own files.
+   */
+  private viewerFile(path: string): string | undefined {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      return undefined;
     }
-    this.sendFromDisk(req, res, next).catch(next);
+    // Backslashes and NULs have no business in a web path (Windows-style traversal).
+    if (decoded.includes('\\') || decoded.includes('\0') || decoded.split('/').some((s) => s === '..' || s.startsWith('.'))) {
+      return undefined;
+    }
+    const relative = decoded === '/' ? 'index.html' : decoded.slice(1);
+    return this.assets.isServed(relative) ? relative : undefined;
   }
 
   private sendFromMemory(req: IncomingMessage, res: ServerResponse, file: ServedFile): void {
@@ -149,30 +169,17 @@ export class WebFolderMiddleware implements NestMiddleware {
     return prepared;
   }
 
-  private async sendFromDisk(req: Request, res: Response, next: NextFunction): Promise<void> {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(req.path);
-    } catch {
-      next();
-      return;
-    }
-    // Backslashes and NULs have no business in a web path (Windows-style traversal).
-    if (decoded.includes('\\') || decoded.includes('\0') || decoded.split('/').some((s) => s === '..' || s.startsWith('.'))) {
-      next();
-      return;
-    }
-    const relative = decoded === '/' ? 'index.html' : decoded.slice(1);
+  private async sendFromDisk(relative: string, req: Request, res: Response, next: NextFunction): Promise<void> {
     const root = await this.realRoot();
     let target: string;
     try {
       target = await this.assets.realpathIn(relative);
     } catch {
-      next(); // missing file: Nest answers 404
+      next(); // removed from the folder since START: Nest answers 404
       return;
     }
     if (!target.startsWith(root + sep)) {
-      next(); // a symlink leading out of the web folder
+      next(); // replaced by a symlink leading out of the web folder
       return;
     }
     this.files(req, res, next);

@@ -1,0 +1,59 @@
+import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { AppModule } from './app.module.js';
+import { ConfigValidationError } from './config/env.validation.js';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
+import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
+import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
+import { WebFolderError } from './modules/web-assets/web-assets.service.js';
+
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
+/** Beyond the disconnect grace, what closing the server may take before the process gives up. */
+const SHUTDOWN_MARGIN_MS = 3000;
+
+/**
+ * The standalone service: validated config, the ws adapter, shutdown hooks, START.
+ * `onSignalsHandled` is called once Nest's own signal handlers are in place.
+ */
+export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
+  const module = await AppModule.register();
+  const app = await NestFactory.create<NestExpressApplication>(module, {
+    abortOnError: false,
+    // Per-viewer and per-publish debug lines would flood the log at a busy star party.
+    logger: ['log', 'warn', 'error', 'fatal'],
+    // Keep-alive connections would otherwise hold the shutdown up.
+    forceCloseConnections: true,
+  });
+  app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).
+  app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
+  const { disconnectGraceMs } = app.get<ImageServerOptions>(IMAGE_SERVER_OPTIONS);
+  for (const signal of SIGNALS) {
+    process.once(signal, () => {
+      // A shutdown that hangs (a stalled network folder) must not keep the process alive.
+      setTimeout(() => {
+        process.stderr.write(`shutdown did not finish within ${disconnectGraceMs + SHUTDOWN_MARGIN_MS} ms; exiting\n`);
+        process.exit(1);
+      }, disconnectGraceMs + SHUTDOWN_MARGIN_MS).unref();
+    });
+  }
+  onSignalsHandled();
+  // The module binds the port at START (ServerLifecycle), so init, not listen.
+  await app.init();
+}
+
+/** A known startup error is one clean line; anything else keeps its stack. Exit code 1. */
+export function reportStartupError(err: unknown): never {
+  if (err instanceof ConfigValidationError) {
+    for (const line of err.lines) {
+      process.stderr.write(`${line}\n`);
+    }
+  } else if (err instanceof PortInUseError || err instanceof PortBindError || err instanceof WebFolderError) {
+    process.stderr.write(`${err.name}: ${err.message}\n`);
+  } else {
+    new Logger('bootstrap').error(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  }
+  process.exit(1);
+}
