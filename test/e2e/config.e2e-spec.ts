@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { freePort, MAIN, runService } from '../helpers/spawn-service.js';
+import { freePort, MAIN, runService, spawnService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 
 async function portIsFree(port: number): Promise<boolean> {
@@ -27,6 +27,9 @@ describe('invalid configuration (the built service)', () => {
     ['PUBLIC_URL', 'not a url'],
     ['CONTROL_TOKEN', 'tooshort'],
     ['MAX_IMAGE_BYTES', 'lots'],
+    ['WORK_FOLDER', '/etc/hostname'],
+    ['PUBLIC_URL', 'ftp://sky.example.org'],
+    ['DISPLAYED_ADDRESS', 'ip:300.1.1.1'],
   ])('%s=%s: exit 1, one line naming it, nothing written, nothing bound', async (name, value) => {
     const temp = await makeTempFolder();
     const port = await freePort();
@@ -60,6 +63,33 @@ describe('invalid configuration (the built service)', () => {
     const names = run.err().trim().split('\n').map((l) => l.split('=')[0]).sort();
     expect(names).toEqual(['CONTROL_TOKEN', 'DISPLAYED_ADDRESS', 'PORT']);
     await temp.remove();
+  });
+
+  it('settings of every module reach the service (DEMO, DEMO_INTERVAL_MS, JPEG_QUALITY)', async () => {
+    const temp = await makeTempFolder();
+    const service = await spawnService({
+      PORT: String(await freePort()),
+      WORK_FOLDER: join(temp.path, 'work'),
+      DEMO: 'true',
+      DEMO_INTERVAL_MS: '200',
+      JPEG_QUALITY: '80',
+    });
+    try {
+      const deadline = Date.now() + 15_000;
+      let status: { source?: string; imagesPublished?: number } = {};
+      while (Date.now() < deadline) {
+        status = (await (await fetch(`${service.baseUrl}/status`)).json()) as typeof status;
+        if ((status.imagesPublished ?? 0) >= 2) {
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status.source).toBe('demo');
+      expect(status.imagesPublished).toBeGreaterThanOrEqual(2);
+    } finally {
+      expect(await service.kill('SIGTERM')).toBe(0);
+      await temp.remove();
+    }
   });
 
   it('settings come from a .env file too, and the environment wins over it', async () => {

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
-import { Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ImageNotifier, ImageServerModule, PortInUseError, ServerLifecycle, ViewerWsAdapter } from '../../src/index.js';
@@ -61,6 +61,37 @@ describe('embedding ImageServerModule in another Nest app', () => {
     const jpeg = await makeJpeg();
     await app.get(Consumer).notifier.publish(jpeg);
     expect(await readFile(join(temp.path, 'web_image.jpg'))).toEqual(jpeg);
+    await app.close();
+    await temp.remove();
+  });
+
+  it('the host app\'s own routes are left alone, also while stackcast is stopped', async () => {
+    const temp = await makeTempFolder();
+    @Controller()
+    class HostController {
+      @Get('hello')
+      hello(): { hello: string } {
+        return { hello: 'world' };
+      }
+    }
+    @Module({
+      imports: [ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 20 })],
+      controllers: [HostController],
+    })
+    class HostModule {}
+    const app = await NestFactory.create(HostModule, { logger: false, abortOnError: false });
+    app.useWebSocketAdapter(new ViewerWsAdapter(app));
+    await app.init();
+    const lifecycle = app.get(ServerLifecycle);
+    const base = `http://127.0.0.1:${lifecycle.port}`;
+    // A file of the same name in the web folder does not shadow the host's route.
+    await writeFile(join(temp.path, 'hello'), 'not this');
+    expect(await (await fetch(`${base}/hello`)).json()).toEqual({ hello: 'world' });
+    await lifecycle.stop();
+    const res = await fetch(`${base}/hello`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ hello: 'world' });
+    expect((await fetch(`${base}/index.html`)).status).toBe(503);
     await app.close();
     await temp.remove();
   });

@@ -99,6 +99,47 @@ describe('PUT /api/image (no token: loopback only)', () => {
   });
 });
 
+describe('control routes without a token', () => {
+  let server: TestServer;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.close());
+
+  it.each([
+    ['a page of another site (CSRF)', { Origin: 'http://evil.example' }],
+    ['Fetch metadata: cross-site', { 'Sec-Fetch-Site': 'cross-site' }],
+    ['a local reverse proxy', { 'X-Forwarded-For': '203.0.113.9' }],
+  ])('%s gets 403 from loopback and nothing changes', async (_what, headers) => {
+    const before = await snapshot(server);
+    const stop = await fetch(`${server.baseUrl}/api/server/stop`, { method: 'POST', headers: { 'Content-Type': 'text/plain', ...headers } });
+    expect(stop.status).toBe(403);
+    expect(((await stop.json()) as { message: string }).message).toMatch(/CONTROL_TOKEN/);
+    const put = await fetch(`${server.baseUrl}/api/image?stackSize=99`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg', ...headers }, body: new Uint8Array(await makeJpeg()) });
+    expect(put.status).toBe(403);
+    expect(server.lifecycle.state).toBe('running');
+    expect(await snapshot(server)).toEqual(before);
+  });
+
+  it('a rebound DNS name (a foreign Host header) gets 403', async () => {
+    // fetch() cannot set Host: a raw request can.
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        { host: '127.0.0.1', port: server.port, path: '/api/server/stop', method: 'POST', headers: { Host: 'attacker.example' } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(status).toBe(403);
+    expect(server.lifecycle.state).toBe('running');
+  });
+});
+
 describe('control routes with a CONTROL_TOKEN', () => {
   const token = 'a-very-secret-token-0123';
   let server: TestServer;
@@ -200,6 +241,17 @@ describe('serving the web folder', () => {
       const res = await rawGet(server.port, path);
       expect([400, 403, 404], path).toContain(res.status);
       expect(res.body, path).not.toMatch(/root:|TOP-SECRET/);
+    }
+  });
+
+  it('only the files START published are served, not whatever else the folder holds', async () => {
+    await writeFile(join(server.webFolder, 'notes.txt'), 'the stacker\'s own notes');
+    await mkdir(join(server.webFolder, 'raw'), { recursive: true });
+    await writeFile(join(server.webFolder, 'raw', 'light_001.fits'), 'SIMPLE = T');
+    for (const path of ['/notes.txt', '/raw/light_001.fits']) {
+      const res = await rawGet(server.port, path);
+      expect(res.status, path).toBe(404);
+      expect(res.body, path).not.toMatch(/own notes|SIMPLE/);
     }
   });
 

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ImageRejectedError, InvalidMetricsError } from '../../src/index.js';
 import { averageColour, makeJpeg } from '../helpers/images.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { RecordingClient } from '../helpers/ws-client.js';
@@ -46,12 +47,12 @@ describe('publishing an image', () => {
     expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(jpeg);
     expect(JSON.parse(await readFile(join(server.webFolder, 'data.json'), 'utf8'))).toMatchObject({ STACK_SIZE: 12, EXPO: '1:02:05' });
     await Promise.all(clients.map((c) => c.waitFor((x) => x.count('new_image') >= 1, 5000, 'new_image')));
-    // Give a duplicate the chance to arrive before counting.
-    await new Promise((r) => setTimeout(r, 100));
+    // A second publish: a duplicate of the first message would show up before its message.
+    await server.notifier.publish(await makeJpeg({ color: { r: 1, g: 1, b: 1 } }));
+    await Promise.all(clients.map((c) => c.waitFor((x) => x.count('new_image') >= 2, 5000, 'second new_image')));
     for (const c of clients) {
-      expect(c.count('new_image')).toBe(1);
-      expect(c.rawFrames[0].isBinary).toBe(false);
-      expect(c.messages[0]).toEqual({ type: 'new_image' });
+      expect(c.messages).toEqual([{ type: 'new_image' }, { type: 'new_image' }]);
+      expect(c.rawFrames.every((f) => !f.isBinary)).toBe(true);
     }
   });
 
@@ -126,16 +127,16 @@ describe('publishing an image', () => {
     const beforeData = await readFile(join(server.webFolder, 'data.json'), 'utf8');
     const truncated = good.subarray(0, Math.floor(good.length / 2));
     const headerOnly = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46]);
-    const attempts: [string, () => Promise<void>][] = [
-      ['garbage', () => server.notifier.publish(Buffer.from('definitely not an image'))],
-      ['truncated', () => server.notifier.publish(truncated)],
-      ['header only', () => server.notifier.publish(headerOnly)],
-      ['empty', () => server.notifier.publish(Buffer.alloc(0))],
-      ['bad metrics', () => server.notifier.publish(good, { stackSize: -1 })],
-      ['bad exposure', () => server.notifier.publish(good, { exposureSeconds: Number.NaN })],
+    const attempts: [string, () => Promise<void>, new (...args: never[]) => Error][] = [
+      ['garbage', () => server.notifier.publish(Buffer.from('definitely not an image')), ImageRejectedError],
+      ['truncated', () => server.notifier.publish(truncated), ImageRejectedError],
+      ['header only', () => server.notifier.publish(headerOnly), ImageRejectedError],
+      ['empty', () => server.notifier.publish(Buffer.alloc(0)), ImageRejectedError],
+      ['bad metrics', () => server.notifier.publish(good, { stackSize: -1 }), InvalidMetricsError],
+      ['bad exposure', () => server.notifier.publish(good, { exposureSeconds: Number.NaN }), InvalidMetricsError],
     ];
-    for (const [what, attempt] of attempts) {
-      await expect(attempt(), what).rejects.toThrow();
+    for (const [what, attempt, errorClass] of attempts) {
+      await expect(attempt(), what).rejects.toBeInstanceOf(errorClass);
     }
     expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(before);
     expect(await readFile(join(server.webFolder, 'data.json'), 'utf8')).toBe(beforeData);

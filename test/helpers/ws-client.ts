@@ -93,6 +93,7 @@ export function expectUpgradeRefused(url: string): Promise<number> {
       socket.terminate();
       reject(new Error('upgrade was accepted'));
     });
-    socket.once('error', () => undefined);
+    // Settles in every case: a connection dropped without an HTTP answer is a failure too.
+    socket.once('error', (err) => reject(new Error(`upgrade failed without an HTTP answer: ${err.message}`)));
   });
 }
