@@ -3,7 +3,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { sniffImageFormat, type ImageFormat } from './image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
-import { assertCompleteJpeg } from './jpeg-check.js';
+import { assertJpegEnvelope } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
 import { assertCompleteTiff } from './tiff-check.js';
 
@@ -127,7 +127,7 @@ function checkStructure(format: ImageFormat, input: Buffer): void {
   switch (format) {
     case 'jpeg':
       // The signature and the end-of-image marker; the header is read with the metadata.
-      return;
+      return assertJpegEnvelope(input);
     case 'png':
       return assertCompletePng(input);
     case 'tiff':
@@ -140,10 +140,6 @@ function checkStructure(format: ImageFormat, input: Buffer): void {
 }
 
 async function readMetadata(format: ImageFormat, input: Buffer): Promise<Metadata> {
-  if (format === 'jpeg') {
-    // Header, frame size and end-of-image marker, with the existing messages.
-    await assertCompleteJpeg(input);
-  }
   let meta: Metadata;
   try {
     meta = await sharp(input, { failOn: FAIL_ON[format] }).metadata();
