@@ -295,7 +295,7 @@ async function servingPhase({ lg, sources, servers, imageBytes, publish }) {
   // the same two cores) weighs on every server alike.
   const sliceSeconds = Math.min(2, CONFIG.steadySeconds);
   const slices = Math.max(1, Math.round(CONFIG.steadySeconds / sliceSeconds));
-  const sums = Object.fromEntries(servers.map((s) => [s.label, { requests: 0, errors: 0, seconds: 0, cpu: 0 }]));
+  const sums = Object.fromEntries(servers.map((s) => [s.label, { requests: 0, errors: 0, seconds: 0, cpu: 0, bytes: 0 }]));
   for (let i = 0; i < slices; i++) {
     checkDeadline('the steady run');
     for (const s of servers) {
@@ -309,6 +309,8 @@ async function servingPhase({ lg, sources, servers, imageBytes, publish }) {
       sum.requests += r.requests;
       sum.errors += r.errors;
       sum.seconds += r.seconds;
+      // Bytes the client really read when it says (wrk), else answers × image size.
+      sum.bytes += r.bytes ?? (r.requests - r.errors) * imageBytes;
     }
   }
   const steady = {};
@@ -319,8 +321,9 @@ async function servingPhase({ lg, sources, servers, imageBytes, publish }) {
       errors: sum.errors,
       seconds: sum.seconds,
       reqPerSec: sum.requests / sum.seconds,
-      mbPerSec: (sum.requests * imageBytes) / sum.seconds / 1e6,
-      cpuMsPerImage: sum.cpu / sum.requests,
+      mbPerSec: sum.bytes / sum.seconds / 1e6,
+      // Per image answered: errors (non-2xx, socket) do not count as served.
+      cpuMsPerImage: sum.cpu / Math.max(1, sum.requests - sum.errors),
       cpuShare: sum.cpu / (sum.seconds * 1000),
       client: useWrk ? 'wrk' : 'node',
     };
@@ -402,7 +405,8 @@ function buildReport({ fanout, serving, nginxNote }) {
 
   const paths = [
     ['fan-out: broadcast only', 'stackcast-embedded:broadcast', 'baseline:broadcast'],
-    ['publish 3 MB in process (ImageNotifier.publish)', 'stackcast-embedded:publish', 'baseline:publish'],
+    ['publish 3 MB in process (ImageNotifier.publish, default verify: full)', 'stackcast-embedded:publish', 'baseline:publish'],
+    ['publish 3 MB in process (ImageNotifier.publish, verify: header)', 'stackcast-embedded:publish-header', 'baseline:publish'],
     ['publish 3 MB over PUT /api/image', 'stackcast:put', 'baseline:put'],
   ];
   for (const [section, scKey, baseKey] of paths) {
@@ -453,16 +457,19 @@ function buildReport({ fanout, serving, nginxNote }) {
       verdict(ratio(sc.cpu, base.cpu) <= 1.1, `server CPU per broadcast at N=${n}: ${fmt(sc.cpu, 2)} ms vs ${fmt(base.cpu, 2)} ms (${fmt(ratio(sc.cpu, base.cpu), 2)}×, ≤1.1×)`);
     }
   }
-  {
-    const pub = f['stackcast-embedded:publish']?.[PUBLISH_TARGET_N];
+  for (const [mode, label] of [
+    ['publish', 'verify: full (default)'],
+    ['publish-header', 'verify: header'],
+  ]) {
+    const pub = f[`stackcast-embedded:${mode}`]?.[PUBLISH_TARGET_N];
     const base = f['baseline:broadcast']?.[PUBLISH_TARGET_N];
     if (pub && base) {
       const limit = base.last + 15;
-      add('publish 3 MB in process (ImageNotifier.publish)', 'last client vs baseline fan-out + 15 ms', PUBLISH_TARGET_N, pub.last, limit, {
+      add(`publish 3 MB in process, ${label}`, 'last client vs baseline fan-out + 15 ms', PUBLISH_TARGET_N, pub.last, limit, {
         unit: 'ms',
         target: `≤ baseline+15: ${pub.last <= limit ? 'met' : 'NOT met'}`,
       });
-      verdict(pub.last <= limit, `3 MB publish to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + 15 ms = ${fmt(limit)} ms`);
+      verdict(pub.last <= limit, `3 MB publish (${label}) to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + 15 ms = ${fmt(limit)} ms`);
     }
   }
 
@@ -531,7 +538,14 @@ function buildReport({ fanout, serving, nginxNote }) {
     verdicts.push({ ok: null, text: `serving against nginx: ${nginxNote}` });
   }
   if (ng) {
-    verdict(ratio(scS.mbPerSec, ng.mbPerSec) >= 0.9, `steady serving throughput: ${fmt(scS.mbPerSec, 0)} MB/s vs nginx ${fmt(ng.mbPerSec, 0)} MB/s (${fmt(ratio(scS.mbPerSec, ng.mbPerSec), 2)}×, ≥0.9×)`);
+    // When no server is near a full core, the client (and loopback) set the pace: the
+    // throughput ratio then says that both keep up, not which one is faster.
+    const clientBound = Math.max(scS.cpuShare, ng.cpuShare) < 0.9;
+    verdict(
+      ratio(scS.mbPerSec, ng.mbPerSec) >= 0.9,
+      `steady serving throughput: ${fmt(scS.mbPerSec, 0)} MB/s vs nginx ${fmt(ng.mbPerSec, 0)} MB/s (${fmt(ratio(scS.mbPerSec, ng.mbPerSec), 2)}×, ≥0.9×)` +
+        (clientBound ? `; client-bound: stackcast used ${fmt(scS.cpuShare * 100, 0)} % of a core, nginx ${fmt(ng.cpuShare * 100, 0)} %` : ''),
+    );
     verdict(ratio(scS.cpuMsPerImage, ng.cpuMsPerImage) <= 2, `steady serving, CPU per image: ${fmt(scS.cpuMsPerImage, 3)} ms vs nginx ${fmt(ng.cpuMsPerImage, 3)} ms (${fmt(ratio(scS.cpuMsPerImage, ng.cpuMsPerImage), 2)}×, ≤2×)`);
   }
   for (const [c, b] of Object.entries(serving.bursts)) {
@@ -630,7 +644,7 @@ async function main() {
           images,
           targets: [
             { name: 'baseline', server: baseline, modes: ['broadcast', 'publish', 'put'], memory: true },
-            { name: 'stackcast-embedded', server: embedded, modes: ['broadcast', 'publish'], memory: true },
+            { name: 'stackcast-embedded', server: embedded, modes: ['broadcast', 'publish', 'publish-header'], memory: true },
             { name: 'stackcast', server: stackcast, modes: ['put'] },
           ],
         });

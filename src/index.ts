@@ -1,5 +1,5 @@
 export { ImageServerModule, type ImageServerModuleOptions } from './image-server.module.js';
-export { ImageNotifier, type ImageMetrics } from './modules/image-notifier/image-notifier.service.js';
+export { ImageNotifier, type ImageMetrics, type PublishOptions } from './modules/image-notifier/image-notifier.service.js';
 export { ImageRejectedError, type ImageRejection } from './modules/image-notifier/image-rejected.error.js';
 export { InvalidMetricsError } from './modules/web-assets/web-assets.service.js';
 export { PortInUseError, PortBindError } from './modules/lifecycle/port-in-use.error.js';

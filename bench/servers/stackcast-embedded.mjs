@@ -61,9 +61,17 @@ process.on('message', (msg) => {
       break;
     }
     case 'publish': {
+      // The default check: every block of the JPEG decoded before it is written.
       const t0 = now();
       checkedAt = NaN;
       notifier.publish(image).then(() => reply({ t0, tb: broadcastAt, tc: checkedAt }), fail);
+      break;
+    }
+    case 'publish-header': {
+      // `verify: 'header'`, for a buffer the caller encoded in memory.
+      const t0 = now();
+      checkedAt = NaN;
+      notifier.publish(image, {}, { verify: 'header' }).then(() => reply({ t0, tb: broadcastAt, tc: checkedAt }), fail);
       break;
     }
     case 'memory':

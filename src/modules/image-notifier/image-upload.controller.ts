@@ -102,7 +102,7 @@ export class ImageUploadController {
       throw new UnsupportedMediaTypeException(`Content-Type is ${type} but the body is a ${MEDIA_TYPES[actual]} image`);
     }
     try {
-      await this.notifier.publishFromOutside(body, metrics);
+      await this.notifier.publish(body, metrics);
     } catch (err) {
       throw toHttpError(err);
     }

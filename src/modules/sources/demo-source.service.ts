@@ -101,7 +101,8 @@ export class DemoSourceService implements OnApplicationBootstrap, BeforeApplicat
       const jpeg = await sharp(this.sky.frame(n), { raw: { width: this.sky.width, height: this.sky.height, channels: 3 } })
         .jpeg({ quality: this.options.jpegQuality })
         .toBuffer();
-      await this.notifier.publish(jpeg, { stackSize: n, exposureSeconds: n * DEMO_SUB_EXPOSURE_SECONDS });
+      // Encoded just above, in memory: the header check is enough.
+      await this.notifier.publish(jpeg, { stackSize: n, exposureSeconds: n * DEMO_SUB_EXPOSURE_SECONDS }, { verify: 'header' });
       this.frames = n;
     } catch (err) {
       this.logger.warn(`demo frame ${n} not published: ${(err as Error).message}`);

@@ -251,7 +251,7 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     this.pending = undefined;
     const stackSize = this.published + 1;
     try {
-      await this.notifier.publishFromOutside(bytes, {
+      await this.notifier.publish(bytes, {
         stackSize,
         exposureSeconds: stackSize * this.options.watchExposureSeconds,
       });
