@@ -93,3 +93,18 @@ describe('validateEnv', () => {
     expect(lines.map((l) => l.split('=')[0]).sort()).toEqual(['CONTROL_TOKEN', 'PORT', 'PUBLIC_URL']);
   });
 });
+
+describe('resolveImageServerOptions (options given in code by an embedding app)', () => {
+  it('refuses out-of-range numbers with one message naming each option', () => {
+    expect(() => resolveImageServerOptions({ jpegQuality: 0, port: 70_000 })).toThrow(
+      /port=70000 is invalid: expected an integer from 0 to 65535; jpegQuality=0 is invalid: expected an integer from 1 to 100/,
+    );
+    expect(() => resolveImageServerOptions({ maxImageSize: 10.5 })).toThrow(/maxImageSize=10.5 is invalid/);
+    expect(() => resolveImageServerOptions({ disconnectGraceMs: Number.NaN })).toThrow(/disconnectGraceMs=NaN/);
+  });
+
+  it('accepts port 0 (any free port) and the defaults', () => {
+    expect(resolveImageServerOptions({ port: 0 }).port).toBe(0);
+    expect(resolveImageServerOptions().jpegQuality).toBe(90);
+  });
+});

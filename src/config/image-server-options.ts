@@ -97,7 +97,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
   if (partial.demo === true && partial.watchPath !== undefined) {
     throw new Error('ImageServer options: `demo` and `watchPath` cannot both be set; choose one image source');
   }
-  return {
+  const options: ImageServerOptions = {
     port: partial.port ?? DEFAULT_PORT,
     host: partial.host ?? '0.0.0.0',
     listen: partial.listen ?? true,
@@ -121,6 +121,38 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
   };
+  const problems = optionProblems(options);
+  if (problems.length > 0) {
+    throw new Error(`ImageServer options: ${problems.join('; ')}`);
+  }
+  return options;
+}
+
+/** Numeric ranges, the same as the environment variables', for options given in code. */
+const RANGES: { [K in keyof ImageServerOptions]?: [min: number, max: number, integer: boolean] } = {
+  port: [0, 65535, true],
+  disconnectGraceMs: [0, 60_000, false],
+  maxImageBytes: [1024, 1024 ** 3, true],
+  heartbeatIntervalMs: [0, 3_600_000, false],
+  maxClientBacklogBytes: [0, 1024 ** 3, true],
+  maxClientFrameBytes: [16, 1024 ** 2, true],
+  jpegQuality: [1, 100, true],
+  maxImageSize: [64, 65_500, true],
+  watchSettleMs: [10, 600_000, false],
+  watchPollIntervalMs: [50, 600_000, false],
+  watchExposureSeconds: [0, Number.MAX_SAFE_INTEGER, false],
+  demoIntervalMs: [100, 3_600_000, false],
+};
+
+function optionProblems(options: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  for (const [name, [min, max, integer]] of Object.entries(RANGES) as [keyof ImageServerOptions, [number, number, boolean]][]) {
+    const value = options[name];
+    if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
+      problems.push(`${name}=${String(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+    }
+  }
+  return problems;
 }
 
 /** Injection token of the resolved {@link ImageServerOptions}. */

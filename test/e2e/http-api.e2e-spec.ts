@@ -91,6 +91,16 @@ describe('PUT /api/image (no token: loopback only)', () => {
     expect(await snapshot(server)).toEqual(before);
   });
 
+  it('an oversized upload gets 413 with Connection: close, not a drain of the whole body', async () => {
+    const res = await fetch(`${server.baseUrl}/api/image`, {
+      method: 'PUT',
+      headers: { 'Content-Type': 'image/jpeg' },
+      body: new Uint8Array(1_000_000),
+    });
+    expect(res.status).toBe(413);
+    expect(res.headers.get('connection')).toBe('close');
+  });
+
   it('a PNG sent as image/jpeg is refused as the wrong type', async () => {
     const before = await snapshot(server);
     const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(await makePng()) });

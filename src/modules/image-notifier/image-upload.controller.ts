@@ -52,7 +52,9 @@ function readBody(req: Request, limit: number): Promise<Buffer> {
       size += chunk.length;
       if (size > limit) {
         req.off('data', onData);
-        req.resume(); // drain the rest; the answer is already decided
+        // The answer is decided: close the connection after it rather than read the rest.
+        req.res?.setHeader('Connection', 'close');
+        req.resume();
         reject(new PayloadTooLargeException(`image larger than ${limit} bytes`));
         return;
       }
@@ -89,6 +91,7 @@ export class ImageUploadController {
     }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > this.options.maxImageBytes) {
+      req.res?.setHeader('Connection', 'close');
       req.resume();
       throw new PayloadTooLargeException(`image of ${declared} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
     }
