@@ -149,7 +149,7 @@ function optionProblems(options: ImageServerOptions): string[] {
   for (const [name, [min, max, integer]] of Object.entries(RANGES) as [keyof ImageServerOptions, [number, number, boolean]][]) {
     const value = options[name];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
-      problems.push(`${name}=${String(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
+      problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
   }
   return problems;
