@@ -326,3 +326,19 @@ export function makeSkyJpeg(width = 1600, height = 1067): Promise<Buffer> {
 </svg>`;
   return sharp(Buffer.from(svg)).jpeg({ quality: 88 }).toBuffer();
 }
+
+/**
+ * A JPEG of per-pixel noise around `colour` (each channel ±40, seeded): it hardly compresses,
+ * so its size in bytes is close to what a real night's image weighs (2200 x 1500 at quality
+ * 92: about 1.9 MB), while its mean colour still tells it apart on the canvas.
+ */
+export function makeNoiseJpeg(width: number, height: number, colour: Colour, seed = 12_345): Promise<Buffer> {
+  const raw = Buffer.alloc(width * height * 3);
+  const base = [colour.r, colour.g, colour.b];
+  let state = seed >>> 0;
+  for (let i = 0; i < raw.length; i++) {
+    state = (Math.imul(state, 1_103_515_245) + 12_345) >>> 0;
+    raw[i] = Math.max(0, Math.min(255, base[i % 3] + ((state >>> 16) % 81) - 40));
+  }
+  return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 92 }).toBuffer();
+}

@@ -12,15 +12,25 @@
 
   var NIGHT_KEY = 'stackcast.nightMode';
 
-  /** First reconnect delay after a lost connection; doubles on each failure up to RETRY_MAX_MS. */
+  /**
+   * First reconnect delay after a lost connection; doubles on each failure up to RETRY_MAX_MS.
+   * A connection counts as working, and the delay starts again from here, only once it has
+   * stayed open STABLE_AFTER_MS: a server or proxy that accepts and at once drops the socket
+   * must not get a reconnect (and a data.json and image request) every second from every phone.
+   */
   var RETRY_BASE_MS = 1000;
+  var STABLE_AFTER_MS = 10000;
   /** After {"type":"disconnect"} the server is stopping on purpose: try again, but slowly. */
   var STOPPED_RETRY_BASE_MS = 3000;
   var RETRY_MAX_MS = 10000;
   /** A handshake still pending after this long (phone changing networks) is abandoned. */
   var CONNECT_TIMEOUT_MS = 8000;
-  /** A download that hangs (Wi-Fi lost mid-transfer) must not block newer images forever. */
-  var FETCH_TIMEOUT_MS = 30000;
+  /**
+   * A download that hangs (Wi-Fi lost mid-transfer) must not block newer images forever: it is
+   * abandoned when no byte has arrived for this long. There is no limit on the whole download,
+   * so a phone on a slow link still finishes a large image instead of starting it over.
+   */
+  var STALL_TIMEOUT_MS = 10000;
   /** Swap anyway if OpenSeadragon never reports the new image fully drawn (should not happen). */
   var SWAP_TIMEOUT_MS = 15000;
   /** Hidden longer than this (phone locked), the socket may be dead without knowing it: reconnect. */
@@ -35,6 +45,7 @@
   var socket = null;
   var retryTimer = 0;
   var retryAttempt = 0;
+  var stableTimer = 0;
   var nextRetryAt = 0;
   var stoppedByServer = false;
   var connects = 0;
@@ -147,6 +158,7 @@
 
   function connect() {
     clearRetry();
+    clearStable();
     if (socket) {
       var old = socket;
       socket = null;
@@ -180,7 +192,13 @@
       }
       connects += 1;
       lastConnectedAt = Date.now();
-      retryAttempt = 0;
+      // Not retryAttempt = 0 yet: only once this connection has proved it stays up.
+      stableTimer = setTimeout(function () {
+        stableTimer = 0;
+        if (socket === ws) {
+          retryAttempt = 0;
+        }
+      }, STABLE_AFTER_MS);
       stoppedByServer = false;
       setState('live');
       // A new_image may have been missed while away: catch up now.
@@ -196,6 +214,7 @@
       if (socket !== ws) {
         return;
       }
+      clearStable();
       socket = null;
       scheduleRetry();
     };
@@ -248,6 +267,13 @@
     nextRetryAt = Date.now() + delay;
     retryTimer = setTimeout(connect, delay);
     setState(stoppedByServer ? 'stopped' : 'reconnecting');
+  }
+
+  function clearStable() {
+    if (stableTimer) {
+      clearTimeout(stableTimer);
+      stableTimer = 0;
+    }
   }
 
   function clearRetry() {
@@ -351,24 +377,56 @@
   }
 
   /**
-   * fetch, reading the body ('json' | 'blob') of a 2xx answer, all under one timeout.
+   * fetch, reading the body ('json' | 'blob') of a 2xx answer. Aborted when nothing arrives
+   * for STALL_TIMEOUT_MS: waiting for the answer, or between two chunks of the body (each
+   * chunk restarts the wait). However long the whole download takes is fine.
    * 'no-store': the cache-busting URLs would otherwise pile up in a phone's cache all night.
    */
   async function fetchBody(url, init, kind) {
     var controller = new AbortController();
-    var timer = setTimeout(function () {
-      controller.abort();
-    }, FETCH_TIMEOUT_MS);
+    var timer = 0;
+    function armStallTimer() {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        controller.abort();
+      }, STALL_TIMEOUT_MS);
+    }
+    armStallTimer();
     try {
       var response = await fetch(url, Object.assign({ cache: 'no-store', signal: controller.signal }, init));
       var body = null;
       if (response.ok) {
-        body = kind === 'json' ? await response.json() : await response.blob();
+        armStallTimer();
+        var blob = await readBody(response, armStallTimer);
+        body = kind === 'json' ? JSON.parse(await blob.text()) : blob;
       }
       return { response: response, body: body };
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * The whole body as a Blob, read chunk by chunk so that `onChunk` can tell the caller bytes
+   * are still coming. An abort of the fetch rejects the pending read.
+   */
+  async function readBody(response, onChunk) {
+    var type = response.headers.get('Content-Type') || '';
+    if (!response.body || typeof response.body.getReader !== 'function') {
+      // No streams (very old browsers): one read; the stall timer then bounds the whole of it.
+      return response.blob();
+    }
+    var reader = response.body.getReader();
+    var chunks = [];
+    for (;;) {
+      var part = await reader.read();
+      if (part.done) {
+        break;
+      }
+      onChunk();
+      chunks.push(part.value);
+    }
+    return new Blob(chunks, { type: type });
   }
 
   /** Strictly increasing cache-busting number, unique across page loads too. */
