@@ -70,9 +70,12 @@ describe('demo source (DEMO=true)', () => {
       },
     }).enable();
     try {
-      server = await startTestServer({ demo: true, demoIntervalMs: 50 });
+      server = await startTestServer({ demo: true, demoIntervalMs: 100 });
       client = await RecordingClient.connect(server.wsUrl);
       await client.waitFor((c) => c.count('new_image') >= 2, 15_000, 'two demo frames');
+      // Positive control: the hook does see the demo's timer while it runs.
+      await waitUntil(() => live.size > 0, 2000, 'the demo timer to be seen');
+      expect(live.size).toBeGreaterThan(0);
       const demo = server.app.get(DemoSourceService);
       client.close();
       await server.close();

@@ -1,7 +1,7 @@
 import { createHook } from 'node:async_hooks';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FolderWatchService } from '../../src/modules/sources/folder-watch.service.js';
 import type { StatusBody } from '../../src/modules/status/status.controller.js';
 import {
@@ -35,6 +35,19 @@ interface Published {
   width: number;
   stackSize: number;
   expo: string;
+}
+
+/** A source image of a fast writer: where it is, its bytes, its colour. */
+interface Frame {
+  path: string;
+  bytes: Buffer;
+  colour: Rgb;
+}
+
+/** What the watch handed to ImageNotifier.publish, and when (epoch ms). */
+interface PublishCall {
+  image: Buffer;
+  at: number;
 }
 
 describe('folder watch (WATCH_PATH)', () => {
@@ -98,12 +111,86 @@ describe('folder watch (WATCH_PATH)', () => {
     await rename(partial, path);
   }
 
+  /** `count` small JPEGs, each of its own colour, in a folder the watch does not see. */
+  async function frames(count: number): Promise<Frame[]> {
+    const folder = join(temp.path, 'frames');
+    await mkdir(folder, { recursive: true });
+    return Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const colour = { r: 30 + 20 * i, g: 220 - 20 * i, b: 60 + 10 * i };
+        const bytes = await makeTexturedJpeg({ colour, width: 256, height: 192 });
+        const path = join(folder, `f${String(i + 1).padStart(2, '0')}.jpg`);
+        await writeFile(path, bytes);
+        return { path, bytes, colour };
+      }),
+    );
+  }
+
+  /** Records every image the watch publishes (through the real ImageNotifier) with its time. */
+  function recordPublishes(s: TestServer): PublishCall[] {
+    const calls: PublishCall[] = [];
+    const publish = s.notifier.publish.bind(s.notifier);
+    vi.spyOn(s.notifier, 'publish').mockImplementation((image, metrics, options) => {
+      calls.push({ image: Buffer.from(image), at: Date.now() });
+      return publish(image, metrics, options);
+    });
+    return calls;
+  }
+
+  /**
+   * A writer that puts a new image in place every settle/2, 8 of them (~3.5 × settle):
+   * at least one image must be published while it is still writing, each published image
+   * is a whole frame (byte for byte, and decodes fully), none more than once, none older
+   * after a newer one; the last frame is published once the writer stops.
+   */
+  async function followFastWriter(mode: 'chunks' | 'rename', watchPath: string, target: string): Promise<void> {
+    const images = await frames(8);
+    const { server: s, client: c } = await start(watchPath);
+    const calls = recordPublishes(s);
+    const stacker = new SimulatedStacker(
+      mode,
+      target,
+      images.map((f) => f.path),
+      { chunkBytes: 16_384, pauseMs: 5, periodMs: SETTLE_MS / 2 },
+    );
+    stackers.push(stacker);
+    const lastByteAt = await stacker.wrote(images.length);
+    expect(calls.length, 'images published while the writer was still going').toBeGreaterThan(0);
+    expect(calls[0].at).toBeLessThan(lastByteAt);
+    expect(await stacker.exited).toBe(0);
+    const last = images[images.length - 1];
+    await waitUntil(() => calls.some((call) => call.image.equals(last.bytes)), PUBLISH_TIMEOUT_MS, 'the last frame');
+
+    const order = calls.map((call) => images.findIndex((f) => f.bytes.equals(call.image)));
+    expect(order.every((i) => i >= 0), `whole frames only: ${JSON.stringify(order)}`).toBe(true);
+    for (let k = 1; k < order.length; k++) {
+      expect(order[k], `publish order ${JSON.stringify(order)}`).toBeGreaterThan(order[k - 1]);
+    }
+    for (const [k, call] of calls.entries()) {
+      const decoded = await decodeStrictly(call.image);
+      expect(closeTo(decoded.mean, images[order[k]].colour, 6)).toBe(true);
+    }
+    await c.waitFor((rc) => rc.count('new_image') === calls.length, PUBLISH_TIMEOUT_MS, 'a new_image per publish');
+    const now = await published(s);
+    expect(closeTo(now.colour, last.colour, 6), JSON.stringify(now.colour)).toBe(true);
+    expect(now.stackSize).toBe(calls.length);
+    expect((await status(s)).watch).toMatchObject({ imagesPublished: calls.length, filesSkipped: 0 });
+  }
+
   /**
    * Drives a stepping stacker through its images: after each one's last byte, waits for
-   * exactly one more new_image and checks what viewers get. Then a last image placed by
-   * the test: once it is out, any duplicate of the earlier ones would have been counted.
+   * exactly one more new_image and checks what viewers get (and, if given, the file the
+   * watch says it took). Then a last image placed by the test: once it is out, any
+   * duplicate of the earlier ones would have been counted.
    */
-  async function followStacker(s: TestServer, c: RecordingClient, stacker: SimulatedStacker, count: number, sentinelPath: string): Promise<void> {
+  async function followStacker(
+    s: TestServer,
+    c: RecordingClient,
+    stacker: SimulatedStacker,
+    count: number,
+    sentinelPath: string,
+    lastFile?: string,
+  ): Promise<void> {
     for (let i = 1; i <= count; i++) {
       await stacker.wrote(i);
       await c.waitFor((rc) => rc.count('new_image') >= i, PUBLISH_TIMEOUT_MS, `new_image for image ${i}`);
@@ -112,6 +199,9 @@ describe('folder watch (WATCH_PATH)', () => {
       expect(now.width).toBe(512);
       expect(now.stackSize).toBe(i);
       expect(c.count('new_image')).toBe(i);
+      if (lastFile !== undefined) {
+        expect((await status(s)).watch?.lastFile).toBe(lastFile);
+      }
       stacker.next();
     }
     expect(await stacker.exited).toBe(0);
@@ -150,10 +240,54 @@ describe('folder watch (WATCH_PATH)', () => {
     const folder = join(temp.path, 'out');
     await mkdir(folder);
     const { server: s, client: c } = await start(folder);
-    // The temp file (stack.tmp.tif) looks like an image too: the rename must not publish twice.
+    // The temp file, stack.tmp.tif, is left out by its name; each rename over stack.tif is a new file there.
     const stacker = new SimulatedStacker('rename', join(folder, 'stack.tif'), files, { chunkBytes: 16_384, pauseMs: 5, step: true });
     stackers.push(stacker);
-    await followStacker(s, c, stacker, files.length, join(folder, 'stack.tif'));
+    await followStacker(s, c, stacker, files.length, join(folder, 'stack.tif'), 'stack.tif');
+  });
+
+  it('leaves a .tmp temp file alone even when it sits longer than the settle time, and publishes it once renamed into place', async () => {
+    const files = await sources();
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const { server: s, client: c } = await start(folder);
+    // stack.tmp.tif is complete and still for 2 × settle before each rename.
+    const stacker = new SimulatedStacker('rename', join(folder, 'stack.tif'), files, { chunkBytes: 16_384, pauseMs: 5, step: true, holdMs: SETTLE_MS * 2 });
+    stackers.push(stacker);
+    await followStacker(s, c, stacker, files.length, join(folder, 'stack.tif'), 'stack.tif');
+  });
+
+  it('publishes a temp file named like an image once it settles, and not again when it is renamed into place', async () => {
+    const files = await sources();
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const { server: s, client: c } = await start(folder);
+    // incoming.tif is not a temp name by the rules: it settles and is published; the rename
+    // over stack.tif moves the same inode, size and mtime, so it is the same image.
+    const stacker = new SimulatedStacker('rename', join(folder, 'stack.tif'), files, {
+      chunkBytes: 16_384,
+      pauseMs: 5,
+      step: true,
+      holdMs: SETTLE_MS * 2,
+      tempName: 'incoming.tif',
+    });
+    stackers.push(stacker);
+    await followStacker(s, c, stacker, files.length, join(folder, 'stack.tif'), 'incoming.tif');
+    expect((await status(s)).watch?.lastFile).toBe('stack.tif');
+  });
+
+  it('keeps publishing while a stacker adds a new image more often than the settle time', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    await followFastWriter('chunks', folder, folder);
+  });
+
+  it('keeps publishing a single file (WATCH_PATH is a file) that a stacker renames over more often than the settle time', async () => {
+    const folder = join(temp.path, 'out');
+    await mkdir(folder);
+    const live = join(folder, 'live.jpg');
+    await followFastWriter('rename', live, live);
+    expect((await status(server!)).watch).toMatchObject({ target: 'file', lastFile: 'live.jpg' });
   });
 
   it('follows a single file (WATCH_PATH is a file) that the stacker overwrites in place', async () => {

@@ -7,13 +7,21 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { watch, type FSWatcher, type Stats } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ImageNotifier } from '../image-notifier/image-notifier.service.js';
 import { IMAGE_FILE } from '../web-assets/web-assets.service.js';
-import { candidateOf, isWatchedImageName, pickNewest, type WatchCandidate } from './watch-scan.js';
+import {
+  candidateOf,
+  comesAfter,
+  isWatchedImageName,
+  mapWithLimit,
+  newestFirst,
+  type HandledFile,
+  type WatchCandidate,
+} from './watch-scan.js';
 
 /** What `WATCH_PATH` is right now. */
 export type WatchTarget = 'folder' | 'file' | 'missing';
@@ -42,19 +50,60 @@ export interface WatchStatus {
 const EVENT_COALESCE_MS = 20;
 
 /**
+ * A file that took the place of another under the same name (a new inode: an atomic
+ * writer's rename) counts as complete once unchanged for a quarter of the settle time, at
+ * most this long. A rename puts a whole file there at once; the short wait is for the odd
+ * writer that deletes the file and writes a new one, whose size would still be growing.
+ * It lets a stacker that replaces its output faster than the settle time be followed.
+ */
+const RENAME_SETTLE_MAX_MS = 100;
+
+/** Files newer than the last one published that are followed until they settle, newest first. */
+const MAX_FOLLOWED = 16;
+
+/**
+ * Of the files known from earlier scans, this many of the newest are looked at again at
+ * each scan: a stacker rewriting its latest file in place is seen without change events.
+ */
+const RESTAT_NEWEST = 4;
+
+/** Stats run side by side, this many at a time (on a network share each is a round trip). */
+const STAT_CONCURRENCY = 8;
+
+/** Every file of the folder is looked at again this often, in case a change was missed. */
+const FULL_SCAN_EVERY_MS = 30_000;
+
+/** A file of the watch as it was last looked at. */
+interface Followed {
+  seen: WatchCandidate;
+  /** When (performance.now) it was first seen with its current signature. */
+  since: number;
+  /** It is another file than the one seen before under its name, and unchanged since it appeared. */
+  replaced: boolean;
+  /** The scan that looked at it last: only what the current scan saw can be taken. */
+  scan: number;
+}
+
+/**
  * Follows `watchPath` (a file, or a folder where the newest image wins) and publishes
- * each image a stacker finishes writing there, once.
+ * each image a stacker finishes writing there, once, in order.
  *
  * "Finished" means: the file's identity, size and modification time stayed the same for
- * `watchSettleMs`, and again after it was read. That covers stackers that write in
- * place, in pieces with pauses, or to a temp file renamed into place (a rename keeps
- * inode, size and mtime, so the renamed file is not published twice). A file that still
+ * `watchSettleMs`, and while it was read. A file that replaced another under the same name
+ * (a rename into place: a new inode) needs only a quarter of that, at most 100 ms. Each
+ * file is followed on its own, so a stacker adding a new file more often than the settle
+ * time still gets published: the newest file that has settled is taken, never one older
+ * than the last taken, and a newer file still being written waits for its own turn. A
+ * rename keeps inode, size and mtime, so a file taken under one name is not taken again
+ * under the next. Temp names are never taken (see `isWatchedImageName`). A file that still
  * cannot be decoded (damaged, or a writer that paused longer than the settle time) is
  * logged and skipped until it changes again; the watch goes on.
  *
- * Change events (fs.watch) make it prompt on local disks; a periodic scan covers network
+ * Change events (fs.watch) make it prompt on local disks and say which names changed; a
+ * scan stats those, new names, the files still settling and the newest few, in parallel,
+ * not every file of a folder holding a night of frames. A periodic scan covers network
  * shares, where events are not delivered, and a folder that does not exist yet or was
- * deleted and recreated.
+ * deleted and recreated; every file is looked at again every 30 s.
  */
 @Injectable()
 export class FolderWatchService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnModuleDestroy {
@@ -67,10 +116,16 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
   private rescanRequested = false;
   private watcher: { folder: string; identity: string; handle: FSWatcher } | undefined;
   private target: WatchTarget | undefined;
-  /** The newest candidate and when it was first seen with its current signature. */
-  private pending: { signature: string; since: number } | undefined;
-  /** The last file published or skipped: it is not taken again until it changes. */
-  private handled: { signature: string; mtimeMs: number } | undefined;
+  /** The image files of the watch by name, as last seen; which folder (or file) they belong to. */
+  private files = new Map<string, Followed>();
+  private filesOf: string | undefined;
+  /** Names change events reported since the last scan. */
+  private readonly changed = new Set<string>();
+  private fullScanDue = true;
+  private lastFullScanAt = -Infinity;
+  private scans = 0;
+  /** The last file published or skipped: nothing at or before it is taken again. */
+  private handled: HandledFile | undefined;
   private published = 0;
   private skipped = 0;
   private lastFile: string | null = null;
@@ -92,6 +147,10 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
    */
   private get ownImage(): string {
     return join(this.options.webFolder, IMAGE_FILE);
+  }
+
+  private get renameSettleMs(): number {
+    return Math.min(RENAME_SETTLE_MAX_MS, this.options.watchSettleMs / 4);
   }
 
   status(): WatchStatus {
@@ -151,6 +210,18 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     await this.scanning;
   }
 
+  /** The stat of every path the watch looks at (a seam for tests that count them). */
+  protected async statPath(path: string): Promise<Stats | undefined> {
+    try {
+      return await stat(path);
+    } catch (err) {
+      if (isMissing(err)) {
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
   /** One scan at a time; a request during a scan runs one more right after it. */
   private requestScan(): void {
     if (!this.running) {
@@ -195,60 +266,63 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     } while (this.rescanRequested && this.running);
   }
 
+  /**
+   * Takes the newest file that has settled and comes after the last one handled; files
+   * newer than it that are still settling are looked at again when their time is up.
+   */
   private async scan(): Promise<void> {
-    const candidate = await this.findNewest();
-    if (!candidate || !this.isNew(candidate)) {
-      this.pending = undefined;
-      return;
-    }
+    const scanId = ++this.scans;
     const now = performance.now();
-    if (this.pending?.signature !== candidate.signature) {
-      this.pending = { signature: candidate.signature, since: now };
-      this.scanIn(this.options.watchSettleMs);
-      return;
+    await this.look(scanId);
+    let waitMs = Infinity;
+    for (const file of this.followed()) {
+      if (file.scan !== scanId) {
+        // Not looked at in this scan (it just moved up the list): the next one will.
+        waitMs = Math.min(waitMs, EVENT_COALESCE_MS);
+        continue;
+      }
+      const left = (file.replaced ? this.renameSettleMs : this.options.watchSettleMs) - (now - file.since);
+      if (left <= 0) {
+        await this.take(file);
+        break;
+      }
+      waitMs = Math.min(waitMs, left);
     }
-    const waited = now - this.pending.since;
-    if (waited < this.options.watchSettleMs) {
-      this.scanIn(this.options.watchSettleMs - waited);
-      return;
+    if (waitMs < Infinity) {
+      this.scanIn(Math.max(1, waitMs));
     }
-    await this.take(candidate);
   }
 
-  /** Newer than what was last taken, or the same file changed since. */
-  private isNew(candidate: WatchCandidate): boolean {
-    if (!this.handled) {
-      return true;
-    }
-    // An older file that comes back on top (the newest one was deleted) is not news.
-    return candidate.signature !== this.handled.signature && candidate.mtimeMs >= this.handled.mtimeMs;
+  /** The files that may still be published, newest first, at most {@link MAX_FOLLOWED}. */
+  private followed(): Followed[] {
+    return [...this.files.values()]
+      .filter((file) => comesAfter(file.seen, this.handled))
+      .sort((a, b) => newestFirst(a.seen, b.seen))
+      .slice(0, MAX_FOLLOWED);
   }
 
-  private async take(candidate: WatchCandidate): Promise<void> {
-    let bytes: Buffer;
-    let after: Stats;
+  private async take(file: Followed): Promise<void> {
+    const candidate = file.seen;
+    let bytes: Buffer | undefined;
     try {
-      bytes = await readFile(candidate.path);
-      after = await stat(candidate.path);
+      bytes = await readIfUnchanged(candidate);
     } catch (err) {
       if (isMissing(err)) {
         // Gone between the scan and the read (renamed or deleted): look again.
-        this.pending = undefined;
+        this.changed.add(candidate.name);
         this.rescanRequested = true;
         return;
       }
       this.skip(candidate, (err as Error).message);
       return;
     }
-    const now = candidateOf(candidate.path, candidate.name, after);
-    if (now.signature !== candidate.signature || bytes.length !== candidate.size) {
-      // Written to while it was read: not finished after all.
-      this.pending = { signature: now.signature, since: performance.now() };
-      this.scanIn(this.options.watchSettleMs);
+    if (!bytes) {
+      // Changed since it was seen, or while it was read: not finished after all.
+      this.changed.add(candidate.name);
+      this.rescanRequested = true;
       return;
     }
-    this.handled = { signature: candidate.signature, mtimeMs: candidate.mtimeMs };
-    this.pending = undefined;
+    this.handled = { name: candidate.name, signature: candidate.signature, mtimeMs: candidate.mtimeMs };
     const stackSize = this.published + 1;
     try {
       await this.notifier.publish(bytes, {
@@ -265,25 +339,26 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
   }
 
   private skip(candidate: WatchCandidate, reason: string): void {
-    this.handled = { signature: candidate.signature, mtimeMs: candidate.mtimeMs };
-    this.pending = undefined;
+    this.handled = { name: candidate.name, signature: candidate.signature, mtimeMs: candidate.mtimeMs };
     this.skipped++;
     this.lastSkipped = { file: candidate.name, reason, at: new Date().toISOString() };
     this.logger.warn(`skipped ${candidate.name}: ${reason}; waiting for the next image`);
   }
 
-  /** What `watchPath` is now, its newest image, and an OS watcher on the right folder. */
-  private async findNewest(): Promise<WatchCandidate | undefined> {
+  /** What `watchPath` is now, an OS watcher on the right folder, and its files seen again. */
+  private async look(scan: number): Promise<void> {
     const path = this.options.watchPath!;
-    const stats = await statOrUndefined(path);
+    const stats = await this.statPath(path);
     if (stats?.isDirectory()) {
       this.setTarget('folder');
       this.ensureWatcher(path, stats);
-      return this.newestIn(path);
+      this.useFilesOf(`folder ${stats.dev}:${stats.ino}`);
+      await this.lookInFolder(path, scan);
+      return;
     }
     // A file, or nothing yet: watch the folder it is (or will be) in, if that exists.
     const parent = dirname(path);
-    const parentStats = await statOrUndefined(parent);
+    const parentStats = await this.statPath(parent);
     if (parentStats?.isDirectory()) {
       this.ensureWatcher(parent, parentStats);
     } else {
@@ -291,34 +366,93 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     }
     if (stats?.isFile() && path !== this.ownImage) {
       this.setTarget('file');
-      return candidateOf(path, basename(path), stats);
+      this.useFilesOf('file');
+      this.changed.clear();
+      this.record(candidateOf(path, basename(path), stats), scan);
+      return;
     }
     this.setTarget('missing');
-    return undefined;
+    this.useFilesOf(undefined);
   }
 
-  private async newestIn(folder: string): Promise<WatchCandidate | undefined> {
+  /**
+   * Lists the folder and stats only what can matter: new names, names change events
+   * reported, the files still followed and the newest few known; every file at the first
+   * scan of a folder and every {@link FULL_SCAN_EVERY_MS}.
+   */
+  private async lookInFolder(folder: string, scan: number): Promise<void> {
     let entries;
     try {
       entries = await readdir(folder, { withFileTypes: true });
     } catch (err) {
       if (isMissing(err)) {
-        return undefined;
+        this.files.clear();
+        return;
       }
       throw err;
     }
-    const candidates: WatchCandidate[] = [];
-    for (const entry of entries) {
-      const path = join(folder, entry.name);
-      if (!isWatchedImageName(entry.name) || entry.isDirectory() || path === this.ownImage) {
-        continue;
-      }
-      const stats = await statOrUndefined(path);
-      if (stats?.isFile()) {
-        candidates.push(candidateOf(path, entry.name, stats));
+    const names = entries
+      .filter((entry) => !entry.isDirectory() && isWatchedImageName(entry.name) && join(folder, entry.name) !== this.ownImage)
+      .map((entry) => entry.name);
+    const present = new Set(names);
+    for (const name of this.files.keys()) {
+      if (!present.has(name)) {
+        this.files.delete(name);
       }
     }
-    return pickNewest(candidates);
+    let wanted: string[];
+    const now = performance.now();
+    if (this.fullScanDue || now - this.lastFullScanAt >= FULL_SCAN_EVERY_MS) {
+      this.fullScanDue = false;
+      this.lastFullScanAt = now;
+      wanted = names;
+    } else {
+      const some = new Set(names.filter((name) => !this.files.has(name) || this.changed.has(name)));
+      const known = [...this.files.values()].sort((a, b) => newestFirst(a.seen, b.seen));
+      known.slice(0, RESTAT_NEWEST).forEach((file) => some.add(file.seen.name));
+      this.followed().forEach((file) => some.add(file.seen.name));
+      wanted = [...some];
+    }
+    // Events from now on are for the next scan.
+    this.changed.clear();
+    const seen = await mapWithLimit(wanted, STAT_CONCURRENCY, async (name) => {
+      const path = join(folder, name);
+      return { name, path, stats: await this.statPath(path) };
+    });
+    for (const { name, path, stats } of seen) {
+      if (stats?.isFile()) {
+        this.record(candidateOf(path, name, stats), scan);
+      } else {
+        this.files.delete(name);
+      }
+    }
+  }
+
+  /** Notes what a file looks like now; its settle time starts again when that changed. */
+  private record(candidate: WatchCandidate, scan: number): void {
+    const before = this.files.get(candidate.name);
+    if (before?.seen.signature === candidate.signature) {
+      before.seen = candidate;
+      before.scan = scan;
+      return;
+    }
+    this.files.set(candidate.name, {
+      seen: candidate,
+      since: performance.now(),
+      replaced: before !== undefined && before.seen.identity !== candidate.identity,
+      scan,
+    });
+  }
+
+  /** Forgets the files seen when the watch now looks at another folder, or at a file. */
+  private useFilesOf(key: string | undefined): void {
+    if (key === this.filesOf) {
+      return;
+    }
+    this.filesOf = key;
+    this.files.clear();
+    this.changed.clear();
+    this.fullScanDue = true;
   }
 
   private setTarget(target: WatchTarget): void {
@@ -347,13 +481,21 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     this.closeWatcher();
     try {
       const handle = watch(folder, { persistent: false }, (_event, name) => {
-        if (name === null || this.concerns(folder, String(name))) {
+        if (name === null) {
+          // The OS could not say which file: look at all of them.
+          this.fullScanDue = true;
+          this.scanIn(EVENT_COALESCE_MS);
+          return;
+        }
+        if (this.concerns(folder, String(name))) {
+          this.changed.add(String(name));
           this.scanIn(EVENT_COALESCE_MS);
         }
       });
       handle.on('error', (err) => {
         this.logger.debug(`change events on ${folder} stopped (${err.message}); the periodic scan goes on`);
         this.closeWatcher();
+        this.fullScanDue = true;
         this.requestScan();
       });
       this.watcher = { folder, identity, handle };
@@ -377,14 +519,22 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
   }
 }
 
-async function statOrUndefined(path: string): Promise<Stats | undefined> {
+/**
+ * The bytes of the file `candidate` was, if it still is that file (same inode, size and
+ * mtime, checked on the open file before and after reading); undefined if it changed.
+ * Reading through one open file keeps a rename over the path during the read harmless.
+ */
+async function readIfUnchanged(candidate: WatchCandidate): Promise<Buffer | undefined> {
+  const file = await open(candidate.path, 'r');
   try {
-    return await stat(path);
-  } catch (err) {
-    if (isMissing(err)) {
+    const same = async (): Promise<boolean> => candidateOf(candidate.path, candidate.name, await file.stat()).signature === candidate.signature;
+    if (!(await same())) {
       return undefined;
     }
-    throw err;
+    const bytes = await file.readFile();
+    return bytes.length === candidate.size && (await same()) ? bytes : undefined;
+  } finally {
+    await file.close();
   }
 }
 
