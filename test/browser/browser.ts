@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
+import { expect } from 'vitest';
 import type { Colour } from '../helpers/images.js';
 
 /** Debian's Chromium; never a browser downloaded by a tool. */
@@ -229,6 +230,23 @@ export function close(a: Colour, b: Colour, tolerance = 14): boolean {
 }
 
 /** Waits until the canvas region shows `colour` (opaque), within a JPEG-sized tolerance. */
+/**
+ * Waits until the image area of the canvas is fully drawn with `jpeg`'s colour (and, when
+ * given, at `width` image pixels): the published image is really on screen.
+ */
+export async function waitForImageShown(page: Page, jpeg: Buffer, { width, timeout = 10_000 }: { width?: number; timeout?: number } = {}): Promise<void> {
+  const want = await fileAreaColour(jpeg);
+  await expect
+    .poll(
+      async () => {
+        const drawn = await imageAreaColour(page);
+        return drawn !== null && drawn.colour.a === 255 && (width === undefined || drawn.width === width) && close(drawn.colour, want, 4);
+      },
+      { timeout },
+    )
+    .toBe(true);
+}
+
 export async function waitForCanvasColour(page: Page, colour: Colour, options: { box?: Box; timeout?: number; tolerance?: number } = {}): Promise<void> {
   const { box = CENTRE, timeout = 15_000, tolerance = 14 } = options;
   const fn = `(() => {

@@ -4,7 +4,7 @@ import type { Browser, BrowserContext } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { close, fileAreaColour, hook, imageAreaColour, launchBrowser, openViewer } from './browser.js';
+import { hook, launchBrowser, openViewer, waitForImageShown } from './browser.js';
 
 /** What the proxy does with one WebSocket: close it at once, or keep it open that long, then close it. */
 type Action = { drop: true } | { holdMs: number };
@@ -195,13 +195,7 @@ describe('the viewer behind a proxy that misbehaves', () => {
     // The load asked for meanwhile (on connect) then runs and shows the image.
     await page.waitForFunction(() => window.stackcast.imageSeq > 0 && !window.stackcast.busy, undefined, { timeout: 10_000 });
     const waiting = Buffer.from(await (await fetch(`${server.baseUrl}/web_image.jpg`)).arrayBuffer());
-    const want = await fileAreaColour(waiting);
-    await expect
-      .poll(async () => {
-        const drawn = await imageAreaColour(page);
-        return drawn !== null && drawn.colour.a === 255 && close(drawn.colour, want, 4);
-      }, { timeout: 10_000 })
-      .toBe(true);
+    await waitForImageShown(page, waiting);
     expect(failed).toHaveLength(1);
     expect(stalledProxy.requests.filter((path) => path.startsWith('/web_image.jpg'))).toHaveLength(2);
     expect(errors).toEqual([]);

@@ -10,6 +10,7 @@ import {
   makeSkyJpeg,
   openViewer,
   screenshot,
+  waitForImageShown,
   type OpenedPage,
 } from './browser.js';
 
@@ -32,13 +33,7 @@ describe('the viewer on screens: desktop, night mode, phone, share', () => {
   /** Live, with the sky image's pixels on the canvas. */
   async function showsSky(page: Page): Promise<void> {
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0, undefined, { timeout: 15_000 });
-    const want = await fileAreaColour(sky);
-    await expect
-      .poll(async () => {
-        const drawn = await imageAreaColour(page);
-        return drawn !== null && drawn.colour.a === 255 && drawn.width === 1600 && close(drawn.colour, want, 4);
-      }, { timeout: 10_000 })
-      .toBe(true);
+    await waitForImageShown(page, sky, { width: 1600 });
   }
 
   async function box(page: Page, selector: string): Promise<{ x: number; y: number; width: number; height: number }> {

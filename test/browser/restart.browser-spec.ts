@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeJpeg, type Colour } from '../helpers/images.js';
 import { freePort, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
-import { fileAreaColour, hook, imageAreaColour, close, launchBrowser, openViewer, waitForCanvasColour } from './browser.js';
+import { hook, imageAreaColour, close, launchBrowser, openViewer, waitForCanvasColour, waitForImageShown } from './browser.js';
 
 // The built service (`npm run build`, which `npm run test:browser` runs first) as a real
 // process, killed and started again on the same port and work folder.
@@ -29,14 +29,8 @@ describe('the viewer when the service process dies and comes back', () => {
   async function expectCaughtUp(page: Page): Promise<void> {
     const current = Buffer.from(await (await fetch(`${service!.baseUrl}/web_image.jpg`)).arrayBuffer());
     const data = (await (await fetch(`${service!.baseUrl}/data.json`)).json()) as { STACK_SIZE: number; EXPO: string };
-    const want = await fileAreaColour(current);
     await page.waitForFunction((n) => document.getElementById('stack-size')?.textContent === String(n), data.STACK_SIZE);
-    await expect
-      .poll(async () => {
-        const drawn = await imageAreaColour(page);
-        return drawn !== null && drawn.colour.a === 255 && close(drawn.colour, want, 4);
-      }, { timeout: 10_000 })
-      .toBe(true);
+    await waitForImageShown(page, current);
     expect(await page.textContent('#exposure')).toBe(data.EXPO);
   }
 
