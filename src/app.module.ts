@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, ConfigService } from '@nestjs/config';
 import { ENVIRONMENT_VARIABLE_NAMES, validateEnv, type EnvironmentVariables } from './config/env.validation.js';
-import { optionsFromEnvironment } from './config/stackcast-config.js';
+import { optionsFromEnvironment } from './config/environment-options.js';
 import { ImageServerModule } from './image-server.module.js';
 
 /**

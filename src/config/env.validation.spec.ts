@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { ConfigValidationError, validateEnv } from './env.validation.js';
-import { optionsFromEnvironment } from './stackcast-config.js';
+import { optionsFromEnvironment } from './environment-options.js';
 import { resolveImageServerOptions } from './image-server-options.js';
 
 function errorLines(env: Record<string, string>): string[] {

@@ -2,7 +2,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigValidationError, ENVIRONMENT_VARIABLE_NAMES, validateEnv } from './env.validation.js';
 import { resolveImageServerOptions } from './image-server-options.js';
-import { optionsFromEnvironment } from './stackcast-config.js';
+import { optionsFromEnvironment } from './environment-options.js';
 
 function errorLines(env: Record<string, string>): string[] {
   try {

@@ -1,4 +1,4 @@
-import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { WebSocket } from 'ws';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import type { ServerMessage } from './server-message.js';
@@ -16,9 +16,11 @@ export interface BroadcastResult {
 /**
  * Owns the set of connected viewers and sends messages to all of them. Each send is
  * isolated: a slow or broken client is dropped, never allowed to delay the others.
+ * The gateway adds a client on connection and removes it on disconnect; the ws adapter
+ * handles client errors.
  */
 @Injectable()
-export class BroadcastService implements OnModuleDestroy {
+export class BroadcastService implements OnApplicationShutdown {
   private readonly logger = new Logger(BroadcastService.name);
   /** Each open client, and whether it answered the last heartbeat ping. */
   private readonly clients = new Map<WebSocket, boolean>();
@@ -26,25 +28,17 @@ export class BroadcastService implements OnModuleDestroy {
   private heartbeat: NodeJS.Timeout | undefined;
   /** Closed from the disconnect of a STOP until the next START. */
   private gateOpen = true;
-  // One listener of each kind for every client rather than closures per connection
-  // (thousands of phones): an EventEmitter calls a listener with `this` = the socket.
+  // One pong listener for every client rather than a closure per connection (thousands
+  // of phones): an EventEmitter calls a listener with `this` = the socket.
   private readonly onPong: (this: WebSocket) => void;
-  private readonly onClose: (this: WebSocket) => void;
-  private readonly onError: (err: Error) => void;
 
   constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {
     const clients = this.clients;
-    const remove = (client: WebSocket): void => this.remove(client);
     this.onPong = function (this: WebSocket) {
       if (clients.has(this)) {
         clients.set(this, true);
       }
     };
-    this.onClose = function (this: WebSocket) {
-      remove(this);
-    };
-    // A client error (bad frame, oversized frame) ends that client only; ws closes it.
-    this.onError = (err) => this.logger.debug(`client error: ${err.message}`);
   }
 
   get count(): number {
@@ -54,8 +48,6 @@ export class BroadcastService implements OnModuleDestroy {
   add(client: WebSocket): void {
     this.clients.set(client, true);
     client.on('pong', this.onPong);
-    client.on('error', this.onError);
-    client.on('close', this.onClose);
     this.ensureHeartbeat();
   }
 
@@ -146,11 +138,12 @@ export class BroadcastService implements OnModuleDestroy {
     return n;
   }
 
-  onModuleDestroy(): void {
+  /** After the STOP of a shutdown and the close of every socket. */
+  onApplicationShutdown(): void {
     this.stopHeartbeat();
   }
 
-  stopHeartbeat(): void {
+  private stopHeartbeat(): void {
     if (this.heartbeat) {
       clearInterval(this.heartbeat);
       this.heartbeat = undefined;

@@ -3,7 +3,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { sniffImageFormat, type ImageFormat } from './image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
-import { assertJpegEnvelope } from './jpeg-check.js';
+import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
 import { assertCompleteTiff } from './tiff-check.js';
 
@@ -127,7 +127,7 @@ function checkStructure(format: ImageFormat, input: Buffer): void {
   switch (format) {
     case 'jpeg':
       // The signature and the end-of-image marker; the header is read with the metadata.
-      return assertJpegEnvelope(input);
+      return assertJpegEnds(input);
     case 'png':
       return assertCompletePng(input);
     case 'tiff':

@@ -57,12 +57,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     // Conversion starts at once, outside the write queue, so uploads convert side by side;
     // the writes still happen in call order (see `inLine`).
     const converting = this.converter.toPublishable(image, { verifyPixels });
-    const result = await this.inLine(converting, (ready) =>
-      this.assets.exclusive(async () => {
-        await this.assets.writeImage(ready.jpeg, metrics);
-        this.broadcast.broadcast({ type: 'new_image' });
-      }),
-    );
+    const result = await this.inLine(converting, (ready) => this.writeThenAnnounce(() => this.assets.writeImage(ready.jpeg, metrics)));
     const ms = Math.round(performance.now() - began);
     this.logger.debug(
       result.passedThrough
@@ -76,12 +71,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * It takes its turn after the publishes called before it.
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    await this.inLine(Promise.resolve(null), () =>
-      this.assets.exclusive(async () => {
-        await this.assets.writeMetrics(metrics);
-        this.broadcast.broadcast({ type: 'new_image' });
-      }),
-    );
+    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.writeMetrics(metrics)));
   }
 
   /**
@@ -89,12 +79,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * broadcasts. It takes its turn after the publishes called before it.
    */
   async notifyNewImage(): Promise<void> {
-    await this.inLine(Promise.resolve(null), () =>
-      this.assets.exclusive(async () => {
-        await this.assets.reloadImageFromDisk();
-        this.broadcast.broadcast({ type: 'new_image' });
-      }),
-    );
+    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.reloadImageFromDisk()));
   }
 
   /**
@@ -104,6 +89,14 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   async beforeApplicationShutdown(): Promise<void> {
     await this.lastInLine;
     await this.assets.exclusive(() => Promise.resolve());
+  }
+
+  /** Writes (in the web folder's queue), then tells every viewer: `new_image` only once the files are there. */
+  private writeThenAnnounce(write: () => Promise<void>): Promise<void> {
+    return this.assets.exclusive(async () => {
+      await write();
+      this.broadcast.broadcast({ type: 'new_image' });
+    });
   }
 
   /**

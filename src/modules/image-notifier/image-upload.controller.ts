@@ -86,14 +86,15 @@ export class ImageUploadController {
   ): Promise<{ published: true; bytes: number; stackSize: number; exposure: number }> {
     const metrics: ImageMetrics = { stackSize: parseStackSize(stackSizeRaw), exposureSeconds: parseExposure(exposureRaw) };
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
-    if (!ACCEPTED_TYPES.includes(type)) {
+    const declaredFormat = formatOfMediaType(type);
+    if (declaredFormat === undefined) {
       throw new UnsupportedMediaTypeException(`Content-Type must be one of ${ACCEPTED_TYPES.join(', ')}, got "${type || '(none)'}"`);
     }
-    const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > this.options.maxImageBytes) {
+    const declaredLength = Number(req.headers['content-length']);
+    if (Number.isFinite(declaredLength) && declaredLength > this.options.maxImageBytes) {
       req.res?.setHeader('Connection', 'close');
       req.resume();
-      throw new PayloadTooLargeException(`image of ${declared} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
+      throw new PayloadTooLargeException(`image of ${declaredLength} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
     }
     const body = await readBody(req, this.options.maxImageBytes);
     if (body.length === 0) {
@@ -101,7 +102,7 @@ export class ImageUploadController {
     }
     // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
     const actual = sniffImageFormat(body);
-    if (actual !== undefined && actual !== formatOfMediaType(type)) {
+    if (actual !== undefined && actual !== declaredFormat) {
       throw new UnsupportedMediaTypeException(`Content-Type is ${type} but the body is a ${MEDIA_TYPES[actual]} image`);
     }
     try {

@@ -39,7 +39,6 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   private current: LifecycleState = 'stopped';
   private commands: Promise<unknown> = Promise.resolve();
   private boundPort: number | undefined;
-  private advertisement: Advertisement | undefined;
   private shuttingDown = false;
 
   constructor(
@@ -66,7 +65,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 
   /** The advertised URL and candidates as of the last START. */
   get advertised(): Advertisement {
-    return this.advertisement ?? this.network.current();
+    return this.network.current();
   }
 
   /** START: publish the files, bind (first time only), accept viewers, advertise. */
@@ -90,7 +89,6 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   async beforeApplicationShutdown(): Promise<void> {
     this.shuttingDown = true;
     await this.stop();
-    this.broadcast.stopHeartbeat();
   }
 
   private enqueue<T>(command: () => Promise<T>): Promise<T> {
@@ -105,6 +103,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     }
     this.current = 'starting';
     this.logger.log(`starting: publishing the viewer into ${this.options.webFolder}`);
+    let advertisement: Advertisement;
     try {
       // Bind before writing: a second instance started by mistake on the same port and
       // folder must fail without overwriting the running one's image and data.json. Until
@@ -113,7 +112,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
         this.boundPort = await this.bind();
       }
       await this.assets.publishStatic();
-      this.advertisement = this.network.advertise(this.port);
+      advertisement = this.network.advertise(this.port);
     } catch (err) {
       this.current = 'stopped';
       throw err;
@@ -125,7 +124,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     }
     this.broadcast.open();
     this.current = 'running';
-    await this.announce(this.advertisement);
+    await this.announce(advertisement);
   }
 
   private async runStop(): Promise<StopReport> {

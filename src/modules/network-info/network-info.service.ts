@@ -96,9 +96,14 @@ export class NetworkInfoService {
     return this.cached ?? this.advertise(this.options.port);
   }
 
+  /** The current advertisement's candidate with this IPv4 address, if any. */
+  candidate(address: string): AdvertisedAddress | undefined {
+    return this.current().addresses.find((entry) => entry.address === address);
+  }
+
   /** Whether `address` is one of the current advertisement's IPv4 candidates. */
   isCandidate(address: string): boolean {
-    return this.current().addresses.some((candidate) => candidate.address === address);
+    return this.candidate(address) !== undefined;
   }
 
   /** The QR code of `url` as an SVG document. */

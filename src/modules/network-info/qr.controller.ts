@@ -20,8 +20,7 @@ export class QrController {
       return this.networkInfo.qrSvg(advertisement.url);
     }
     // The candidate's own URL carries the bound port, even when PUBLIC_URL (another port, or none) is advertised.
-    const candidate =
-      typeof address === 'string' ? advertisement.addresses.find((entry) => entry.address === address) : undefined;
+    const candidate = typeof address === 'string' ? this.networkInfo.candidate(address) : undefined;
     if (candidate === undefined) {
       const known = advertisement.addresses.map((entry) => entry.address).join(', ') || 'none';
       throw new BadRequestException(

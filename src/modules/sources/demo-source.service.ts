@@ -2,7 +2,6 @@ import {
   Inject,
   Injectable,
   Logger,
-  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
@@ -29,7 +28,7 @@ const DEMO_SUB_EXPOSURE_SECONDS = 30;
  * with STACK_SIZE and EXPO growing. The first frame goes out at once.
  */
 @Injectable()
-export class DemoSourceService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnModuleDestroy {
+export class DemoSourceService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('DemoSource');
   private sky: DemoSky | undefined;
   private running = false;
@@ -56,10 +55,7 @@ export class DemoSourceService implements OnApplicationBootstrap, BeforeApplicat
     }
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    await this.stop();
-  }
-
+  /** The first shutdown hook Nest runs: no new image is taken once the app closes. */
   async onModuleDestroy(): Promise<void> {
     await this.stop();
   }

@@ -2,7 +2,6 @@ import {
   Inject,
   Injectable,
   Logger,
-  type BeforeApplicationShutdown,
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
@@ -106,7 +105,7 @@ interface Followed {
  * deleted and recreated; every file is looked at again every 30 s.
  */
 @Injectable()
-export class FolderWatchService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnModuleDestroy {
+export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('FolderWatch');
   private running = false;
   private pollTimer: NodeJS.Timeout | undefined;
@@ -174,10 +173,7 @@ export class FolderWatchService implements OnApplicationBootstrap, BeforeApplica
     }
   }
 
-  async beforeApplicationShutdown(): Promise<void> {
-    await this.stop();
-  }
-
+  /** The first shutdown hook Nest runs: no new image is taken once the app closes. */
   async onModuleDestroy(): Promise<void> {
     await this.stop();
   }

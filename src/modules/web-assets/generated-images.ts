@@ -4,7 +4,7 @@ import sharp from 'sharp';
  * The image shown until the first real one arrives: a dark sky with a few stars and a
  * ring, drawn from SVG shapes only so it needs no font on the machine.
  */
-export async function renderWaitingImage(width = 1280, height = 720): Promise<Buffer> {
+async function renderWaitingImage(width = 1280, height = 720): Promise<Buffer> {
   const stars = Array.from({ length: 90 }, (_, i) => {
     // A fixed pseudo-random field, so the waiting image is the same bytes at every start.
     const x = (i * 7919) % width;
@@ -26,7 +26,7 @@ export async function renderWaitingImage(width = 1280, height = 720): Promise<Bu
 }
 
 /** A 32x32 favicon: a PNG wrapped in a single-entry ICO container (read by every browser). */
-export async function renderFavicon(): Promise<Buffer> {
+async function renderFavicon(): Promise<Buffer> {
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="32" height="32">
   <rect width="32" height="32" rx="6" fill="#0b1020"/>
   <circle cx="16" cy="16" r="9" fill="none" stroke="#c33" stroke-width="3"/>
@@ -46,3 +46,19 @@ export async function renderFavicon(): Promise<Buffer> {
   header.writeUInt32LE(header.length, 18); // offset of the PNG
   return Buffer.concat([header, png]);
 }
+
+/** Renders once per process, on first use; a failed render is tried again next time. */
+function once(render: () => Promise<Buffer>): () => Promise<Buffer> {
+  let rendered: Promise<Buffer> | undefined;
+  return () =>
+    (rendered ??= render().catch((err: unknown) => {
+      rendered = undefined;
+      throw err;
+    }));
+}
+
+/** The waiting image, drawn once and reused at every START. */
+export const waitingImage = once(() => renderWaitingImage());
+
+/** favicon.ico, drawn once and reused at every START. */
+export const favicon = once(renderFavicon);

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
-import { renderFavicon, renderWaitingImage } from './generated-images.js';
+import { favicon, waitingImage } from './generated-images.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
@@ -20,13 +20,19 @@ export interface SessionMetrics {
   exposureSeconds?: number;
 }
 
-/** A file kept in memory with its validator, so the hot files are served without disk I/O. */
+/**
+ * A file kept in memory with its validator, so the hot files are served without disk I/O.
+ * The response headers are built once per version, not per request.
+ */
 export interface ServedFile {
   body: Buffer;
   etag: string;
-  lastModified: Date;
-  contentType: string;
+  /** Flat `[name, value, ...]` lists, the form `writeHead` sends without re-validating. */
+  headers: { ok: string[]; notModified: string[] };
 }
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const JPEG_TYPE = 'image/jpeg';
 
 /** The metrics and image state of the session, as /status reports them. */
 export interface SessionState {
@@ -65,8 +71,8 @@ export class WebAssetsService {
   private readonly etagPrefix = randomBytes(4).toString('hex');
   private sequence = 0;
   private queue: Promise<unknown> = Promise.resolve();
-  private image: ServedFile | undefined;
-  private data: ServedFile | undefined;
+  /** web_image.jpg and data.json as last written, by file name. */
+  private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
   private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
   private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined };
@@ -94,12 +100,9 @@ export class WebAssetsService {
     return this.storage.realpath(join(this.options.webFolder, relative));
   }
 
-  currentImage(): ServedFile | undefined {
-    return this.image;
-  }
-
-  currentData(): ServedFile | undefined {
-    return this.data;
+  /** web_image.jpg or data.json as last written, for a web-folder path; undefined for any other. */
+  inMemory(relative: string): ServedFile | undefined {
+    return this.hot.get(relative);
   }
 
   /**
@@ -139,15 +142,17 @@ export class WebAssetsService {
       for (const icon of (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'))) {
         await copy(`icons/${icon}`, join(osd, 'images', icon));
       }
-      await this.storage.writeAtomic(join(web, 'favicon.ico'), await renderFavicon());
+      await this.storage.writeAtomic(join(web, 'favicon.ico'), await favicon());
       this.published.add('favicon.ico');
-      if (this.state.imagesPublished === 0) {
-        await this.writeImageFile(await renderWaitingImage(), undefined);
-      } else {
-        // The files may have been removed while stopped; put the session's back.
-        await this.storage.writeAtomic(join(web, IMAGE_FILE), this.image!.body);
+      // The waiting image until the first publish; after a STOP, the session's image (the
+      // files may have been removed while stopped).
+      const current = this.hot.get(IMAGE_FILE);
+      const image = current?.body ?? (await waitingImage());
+      await this.storage.writeAtomic(join(web, IMAGE_FILE), image);
+      if (!current) {
+        this.hot.set(IMAGE_FILE, this.served(image, JPEG_TYPE, new Date()));
       }
-      await this.writeDataFile();
+      await this.writeDataFile(this.state);
       this.logger.log(`web folder ready: ${web}`);
     });
   }
@@ -171,17 +176,13 @@ export class WebAssetsService {
     ]);
     // Memory follows the disk only once both files are in place.
     Object.assign(this.state, next);
-    this.image = this.served(jpeg, 'image/jpeg', at);
-    this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', at);
+    this.hot.set(IMAGE_FILE, this.served(jpeg, JPEG_TYPE, at));
+    this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
   }
 
   /** Writes data.json with new metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    const next: SessionState = { ...this.state, ...checkedMetrics(this.state, metrics) };
-    const json = dataJson(next);
-    await this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json);
-    Object.assign(this.state, next);
-    this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', new Date());
+    await this.writeDataFile({ ...this.state, ...checkedMetrics(this.state, metrics) });
   }
 
   /** Takes in a web_image.jpg that a caller wrote itself. Call inside {@link exclusive}. */
@@ -189,29 +190,27 @@ export class WebAssetsService {
     const path = join(this.options.webFolder, IMAGE_FILE);
     const body = await this.storage.readFile(path);
     const { mtime } = await this.storage.stat(path);
-    this.image = this.served(body, 'image/jpeg', mtime);
-    this.state.imagesPublished++;
-    this.state.lastImageAt = new Date();
-    await this.writeDataFile();
+    this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, mtime));
+    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date() });
   }
 
-  private async writeImageFile(jpeg: Buffer, at: Date | undefined): Promise<void> {
-    await this.storage.writeAtomic(join(this.options.webFolder, IMAGE_FILE), jpeg);
-    this.image = this.served(jpeg, 'image/jpeg', at ?? new Date());
-    if (at) {
-      this.state.lastImageAt = at;
-    }
-  }
-
-  private async writeDataFile(): Promise<void> {
-    const json = dataJson(this.state);
+  /** Writes data.json for `next`, then makes it the session's state. */
+  private async writeDataFile(next: SessionState): Promise<void> {
+    const json = dataJson(next);
     await this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json);
-    this.data = this.served(Buffer.from(json), 'application/json; charset=utf-8', new Date());
+    Object.assign(this.state, next);
+    this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, new Date()));
   }
 
   private served(body: Buffer, contentType: string, lastModified: Date): ServedFile {
     this.sequence++;
-    return { body, contentType, lastModified, etag: `"${this.etagPrefix}-${this.sequence}-${body.length}"` };
+    const etag = `"${this.etagPrefix}-${this.sequence}-${body.length}"`;
+    const notModified = ['Cache-Control', 'no-cache', 'ETag', etag, 'Last-Modified', lastModified.toUTCString()];
+    return {
+      body,
+      etag,
+      headers: { notModified, ok: [...notModified, 'Content-Type', contentType, 'Content-Length', String(body.length)] },
+    };
   }
 }
 

@@ -18,13 +18,6 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   });
 }
 
-/** One version of an in-memory file with its headers, built once rather than per request. */
-interface PreparedFile {
-  /** Flat `[name, value, ...]` lists, the form `writeHead` sends without re-validating. */
-  ok: string[];
-  notModified: string[];
-}
-
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
 /** Servers whose 'request' event already answers the hot files (one module per server). */
@@ -45,7 +38,6 @@ const serversWithHotPath = new WeakSet<Server>();
 export class WebFolderMiddleware implements NestMiddleware {
   private readonly files: ReturnType<typeof serveStatic>;
   private rootReal: string | undefined;
-  private readonly prepared = new WeakMap<ServedFile, PreparedFile>();
 
   constructor(
     private readonly assets: WebAssetsService,
@@ -95,8 +87,8 @@ export class WebFolderMiddleware implements NestMiddleware {
     }
     const url = req.url ?? '';
     const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
-    const file = path === `/${IMAGE_FILE}` ? this.assets.currentImage() : path === `/${DATA_FILE}` ? this.assets.currentData() : undefined;
+    // Only the exact names: an encoded variant goes the long way, through viewerFile().
+    const file = url.startsWith('/') ? this.assets.inMemory(url.slice(1, query === -1 ? undefined : query)) : undefined;
     if (!file) {
       return false;
     }
@@ -116,7 +108,7 @@ export class WebFolderMiddleware implements NestMiddleware {
       return;
     }
     if (relative === IMAGE_FILE || relative === DATA_FILE) {
-      const file = relative === IMAGE_FILE ? this.assets.currentImage() : this.assets.currentData();
+      const file = this.assets.inMemory(relative);
       if (file) {
         this.sendFromMemory(req, res, file);
       } else {
@@ -148,25 +140,11 @@ export class WebFolderMiddleware implements NestMiddleware {
   }
 
   private sendFromMemory(req: IncomingMessage, res: ServerResponse, file: ServedFile): void {
-    const prepared = this.prepare(file);
     if (matchesEtag(req.headers['if-none-match'], file.etag)) {
-      res.writeHead(304, prepared.notModified).end();
+      res.writeHead(304, file.headers.notModified).end();
       return;
     }
-    res.writeHead(200, prepared.ok).end(req.method === 'HEAD' ? undefined : file.body);
-  }
-
-  private prepare(file: ServedFile): PreparedFile {
-    let prepared = this.prepared.get(file);
-    if (!prepared) {
-      const validators = ['Cache-Control', 'no-cache', 'ETag', file.etag, 'Last-Modified', file.lastModified.toUTCString()];
-      prepared = {
-        notModified: validators,
-        ok: [...validators, 'Content-Type', file.contentType, 'Content-Length', String(file.body.length)],
-      };
-      this.prepared.set(file, prepared);
-    }
-    return prepared;
+    res.writeHead(200, file.headers.ok).end(req.method === 'HEAD' ? undefined : file.body);
   }
 
   private async sendFromDisk(relative: string, req: Request, res: Response, next: NextFunction): Promise<void> {
