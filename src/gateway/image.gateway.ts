@@ -15,6 +15,8 @@ import {
 import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
 import { BroadcastService } from './broadcast.service.js';
 
+const MAX_PENDING_AUTO_PONGS = 16;
+
 /**
  * `/ws`: viewers connect here and are told when a new image is on disk. What they send
  * is ignored (no message handlers); a frame over `maxClientFrameBytes` closes that client.
@@ -25,6 +27,9 @@ import { BroadcastService } from './broadcast.service.js';
   // for messages of a few bytes.
   perMessageDeflate: false,
   maxPayload: DEFAULT_MAX_CLIENT_FRAME_BYTES,
+  // A client that sends pings and never reads our pongs is cut off after this many
+  // unsent pongs (ws >= 8.23; package.json overrides the copy @nestjs/platform-ws pins).
+  maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
 })
 export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket>, OnGatewayDisconnect<WebSocket> {
   private readonly logger = new Logger(ImageGateway.name);
