@@ -95,7 +95,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   private writeThenAnnounce(write: () => Promise<void>): Promise<void> {
     return this.assets.exclusive(async () => {
       await write();
-      this.broadcast.broadcast({ type: 'new_image' });
+      const { version } = this.assets.session;
+      this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
     });
   }
 

@@ -8,6 +8,10 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
 import { favicon, waitingImage } from './generated-images.js';
+import { compressAsset, compressibleType, type CompressedAsset } from './precompressed.js';
+import { PyramidBuilder } from './pyramid.js';
+import { VersionFiles } from './version-files.js';
+import { VersionStore } from './version-store.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
@@ -41,6 +45,8 @@ export interface SessionState {
   /** Images published since the process started (the waiting image excluded). */
   imagesPublished: number;
   lastImageAt: Date | undefined;
+  /** Version of the image on disk (its pyramid is under `v/<version>/`); null for the waiting image. */
+  version: number | null;
 }
 
 /** The work or web folder cannot be created or written (permissions, a file in the way). */
@@ -75,12 +81,27 @@ export class WebAssetsService {
   private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
   private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
-  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined };
+  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
+  /** The viewer's text files with their brotli and gzip forms, made at START. */
+  private readonly compressed = new Map<string, CompressedAsset>();
+  private readonly versions: VersionStore;
+  private readonly pyramids: PyramidBuilder;
+  /** Serves `/v/<version>/...` from the web folder. */
+  readonly versionFiles: VersionFiles;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly storage: FileStorage,
-  ) {}
+  ) {
+    this.versions = new VersionStore(options.webFolder);
+    this.pyramids = new PyramidBuilder(options.webFolder);
+    this.versionFiles = new VersionFiles(options.webFolder);
+  }
+
+  /** A viewer text file (index.html, viewer.js, ...) with its compressed forms; undefined for others. */
+  compressedAsset(relative: string): CompressedAsset | undefined {
+    return this.compressed.get(relative);
+  }
 
   get webFolder(): string {
     return this.options.webFolder;
@@ -131,8 +152,13 @@ export class WebAssetsService {
       }
       await this.storage.removeStaleTemps(web);
       const copy = async (relative: string, source: string): Promise<void> => {
-        await this.storage.writeAtomic(join(web, relative), await this.storage.readFile(source));
+        const body = await this.storage.readFile(source);
+        await this.storage.writeAtomic(join(web, relative), body);
         this.published.add(relative);
+        const type = compressibleType(relative);
+        if (type) {
+          this.compressed.set(relative, await compressAsset(body, type));
+        }
       };
       for (const name of await readdir(VIEWER_SOURCE)) {
         await copy(name, join(VIEWER_SOURCE, name));
@@ -152,6 +178,8 @@ export class WebAssetsService {
       if (!current) {
         this.hot.set(IMAGE_FILE, this.served(image, JPEG_TYPE, new Date()));
       }
+      await this.versions.open();
+      await this.pyramids.prune();
       await this.writeDataFile(this.state);
       this.logger.log(`web folder ready: ${web}`);
     });
@@ -162,11 +190,14 @@ export class WebAssetsService {
    * renames, image first). Call inside {@link exclusive}.
    */
   async writeImage(jpeg: Buffer, metrics: SessionMetrics = {}): Promise<void> {
+    const checked = checkedMetrics(this.state, metrics);
+    const version = await this.buildVersion(jpeg);
     const at = new Date();
     const next: SessionState = {
-      ...checkedMetrics(this.state, metrics),
+      ...checked,
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
+      version,
     };
     const json = dataJson(next);
     const web = this.options.webFolder;
@@ -178,6 +209,24 @@ export class WebAssetsService {
     Object.assign(this.state, next);
     this.hot.set(IMAGE_FILE, this.served(jpeg, JPEG_TYPE, at));
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
+    await this.pruneVersions();
+  }
+
+  /** The next version and its complete pyramid under `v/<version>/`. */
+  private async buildVersion(image: Buffer): Promise<number> {
+    const version = await this.versions.next();
+    const built = await this.pyramids.build(version, image);
+    this.logger.debug(`version ${version}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
+    return version;
+  }
+
+  /** Older versions go once the new one is announced on disk; a failure only costs disk space. */
+  private async pruneVersions(): Promise<void> {
+    try {
+      await this.pyramids.prune();
+    } catch (err) {
+      this.logger.warn(`could not remove old versions: ${(err as Error).message}`);
+    }
   }
 
   /** Writes data.json with new metrics. Call inside {@link exclusive}. */
@@ -190,8 +239,10 @@ export class WebAssetsService {
     const path = join(this.options.webFolder, IMAGE_FILE);
     const body = await this.storage.readFile(path);
     const { mtime } = await this.storage.stat(path);
+    const version = await this.buildVersion(body);
     this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, mtime));
-    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date() });
+    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date(), version });
+    await this.pruneVersions();
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
@@ -220,6 +271,7 @@ function dataJson(state: SessionState): string {
     STACK_SIZE: state.stackSize,
     EXPO: formatExposure(state.exposureSeconds),
     UPDATED: state.lastImageAt?.toISOString() ?? null,
+    VERSION: state.version,
   });
 }
 

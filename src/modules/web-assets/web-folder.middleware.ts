@@ -5,6 +5,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { sep } from 'node:path';
 import serveStatic from 'serve-static';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
+import { sendCompressed } from './precompressed.js';
+import { isVersionPath } from './version-files.js';
 import { DATA_FILE, IMAGE_FILE, WebAssetsService, type ServedFile } from './web-assets.service.js';
 
 /** `If-None-Match` may list several validators, or `*` (RFC 9110 13.1.2, weak comparison). */
@@ -97,6 +99,14 @@ export class WebFolderMiddleware implements NestMiddleware {
   }
 
   use(req: Request, res: Response, next: NextFunction): void {
+    if (isVersionPath(req.path)) {
+      if (!this.lifecycle.acceptsViewers) {
+        res.status(503).setHeader('Retry-After', '5').json({ statusCode: 503, message: 'stackcast is stopped' });
+        return;
+      }
+      this.assets.versionFiles.handle(req, res).catch(next);
+      return;
+    }
     const relative = req.method === 'GET' || req.method === 'HEAD' ? this.viewerFile(req.path) : undefined;
     if (relative === undefined) {
       // Not a file of the viewer: Nest's 404, or a route of the host app when embedded.
@@ -114,6 +124,11 @@ export class WebFolderMiddleware implements NestMiddleware {
       } else {
         next();
       }
+      return;
+    }
+    const compressed = this.assets.compressedAsset(relative);
+    if (compressed) {
+      sendCompressed(req, res, compressed);
       return;
     }
     this.sendFromDisk(relative, req, res, next).catch(next);
