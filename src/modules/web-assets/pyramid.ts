@@ -69,6 +69,8 @@ export class PyramidBuilder {
       const encoder = sharp(image, { failOn: 'error' });
       const encoded = format === 'webp' ? encoder.webp({ quality, effort: 0 }) : encoder.jpeg({ quality, mozjpeg: false });
       const info = await encoded.tile({ layout: 'dz', size: tileSize, overlap, container: 'fs' }).toFile(join(temp, 'image.dz'));
+      // libvips' own metadata beside the tiles: never served, so not kept.
+      await rm(join(temp, 'image_files', 'vips-properties.xml'), { force: true });
       await rename(temp, target);
       return { version, width: info.width, height: info.height, ms: Math.round(performance.now() - began) };
     } catch (err) {
