@@ -28,8 +28,8 @@ async function json(url: string): Promise<Record<string, unknown>> {
   return (await (await fetch(url)).json()) as Record<string, unknown>;
 }
 
-/** Every tile a Deep Zoom pyramid of `width` × `height` holds, for tile size 254. */
-function expectedTiles(width: number, height: number, tile = 254): number {
+/** Every tile a Deep Zoom pyramid of `width` × `height` holds, for tile size 510. */
+function expectedTiles(width: number, height: number, tile = 510): number {
   let total = 0;
   let w = width;
   let h = height;
@@ -82,7 +82,10 @@ describe('versions: /v/<version>/ pyramids', () => {
         });
       }
     });
-    cleanups.push(async () => ws.close());
+    cleanups.push(() => {
+      ws.close();
+      return Promise.resolve();
+    });
 
     await s.notifier.publish(await makeJpeg({ width: 900, height: 600 }), { stackSize: 3 });
     await s.notifier.publish(await makeJpeg({ width: 600, height: 900 }), { stackSize: 4 });
@@ -95,13 +98,13 @@ describe('versions: /v/<version>/ pyramids', () => {
     expect((await json(`${s.baseUrl}/status`)).version).toBe(2);
 
     const dzi = await (await fetch(`${s.baseUrl}/v/2/image.dzi`)).text();
-    expect(dzi).toContain('TileSize="254"');
+    expect(dzi).toContain('TileSize="510"');
     expect(dzi).toContain('Overlap="1"');
     expect(dzi).toMatch(/Width="600"\s+Height="900"|Height="900"\s+Width="600"/);
     // The deepest level's first tile is the image's own pixels at full size.
     const tile = await fetch(`${s.baseUrl}/v/2/image_files/10/0_0.jpeg`);
     expect(tile.status).toBe(200);
-    expect(await sharp(Buffer.from(await tile.arrayBuffer())).metadata()).toMatchObject({ format: 'jpeg', width: 255, height: 255 });
+    expect(await sharp(Buffer.from(await tile.arrayBuffer())).metadata()).toMatchObject({ format: 'jpeg', width: 511, height: 511 });
     // No temp folder is left beside the versions.
     expect((await readdir(join(s.webFolder, 'v'))).sort()).toEqual(['1', '2']);
   });
@@ -155,11 +158,11 @@ describe('versions: /v/<version>/ pyramids', () => {
 
   it('serves /v/ as immutable with a strong ETag, and 304 on revalidation', async () => {
     server = await startTestServer();
-    await server.notifier.publish(await makeJpeg({ width: 400, height: 300 }));
+    await server.notifier.publish(await makeJpeg({ width: 1200, height: 900 }));
     for (const [path, type] of [
       ['/v/1/image.dzi', 'application/xml; charset=utf-8'],
       ['/v/1/image_files/0/0_0.jpeg', 'image/jpeg'],
-      ['/v/1/image_files/9/1_0.jpeg', 'image/jpeg'],
+      ['/v/1/image_files/11/1_0.jpeg', 'image/jpeg'],
     ]) {
       const res = await rawGet(server.baseUrl, path);
       expect(res.status, path).toBe(200);

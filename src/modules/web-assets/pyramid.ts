@@ -7,7 +7,7 @@ import { listVersions, VERSIONS_FOLDER } from './version-store.js';
 
 /** How the tiles of each version are encoded (chosen by `npm run bench:tiles`, see the README). */
 export interface PyramidOptions {
-  /** Tile edge in pixels, overlap excluded. Default 254 (with overlap 1: 256-pixel tiles inside). */
+  /** Tile edge in pixels, overlap excluded. Default 510 (with overlap 1: 512-pixel tiles inside). */
   tileSize: number;
   /** Pixels each tile shares with its neighbours, so seams do not show when scaled. Default 1. */
   overlap: number;
@@ -20,7 +20,7 @@ export interface PyramidOptions {
 }
 
 export const DEFAULT_PYRAMID_OPTIONS: Readonly<PyramidOptions> = {
-  tileSize: 254,
+  tileSize: 510,
   overlap: 1,
   format: 'jpeg',
   quality: 80,
@@ -59,10 +59,19 @@ export class PyramidBuilder {
 
   /** Builds `v/<version>/` from an encoded image (JPEG, PNG, TIFF: anything sharp reads). */
   async build(version: number, image: Buffer | string): Promise<BuiltPyramid> {
+    const prepared = await this.prepare(image);
+    return prepared.commit(version);
+  }
+
+  /**
+   * Builds a pyramid out of sight, before its version is known: a publish can build it
+   * alongside earlier publishes and take its version only when its turn comes to be
+   * written. The image is decoded whole, so a damaged image is refused here.
+   */
+  async prepare(image: Buffer | string): Promise<PreparedPyramid> {
     const began = performance.now();
     await mkdir(this.root, { recursive: true });
-    const temp = join(this.root, `.build-${version}-${process.pid}-${randomBytes(4).toString('hex')}`);
-    const target = join(this.root, String(version));
+    const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     try {
       await mkdir(temp);
       const { quality, format, tileSize, overlap } = this.options;
@@ -71,8 +80,7 @@ export class PyramidBuilder {
       const info = await encoded.tile({ layout: 'dz', size: tileSize, overlap, container: 'fs' }).toFile(join(temp, 'image.dz'));
       // libvips' own metadata beside the tiles: never served, so not kept.
       await rm(join(temp, 'image_files', 'vips-properties.xml'), { force: true });
-      await rename(temp, target);
-      return { version, width: info.width, height: info.height, ms: Math.round(performance.now() - began) };
+      return new PreparedPyramid(temp, this.root, info.width, info.height, began);
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
       throw err;
@@ -106,6 +114,44 @@ export class PyramidBuilder {
       return pid !== undefined && Number(pid) !== process.pid && !isRunning(Number(pid));
     });
     await Promise.all(stale.map((name) => rm(join(this.root, name), { recursive: true, force: true })));
+  }
+}
+
+/** A complete pyramid in a temp folder under `v/`, not yet a version. */
+export class PreparedPyramid {
+  private settled = false;
+
+  constructor(
+    private readonly temp: string,
+    private readonly root: string,
+    readonly width: number,
+    readonly height: number,
+    private readonly began: number,
+  ) {}
+
+  /** Makes it `v/<version>/` in one rename: from now on it is served. */
+  async commit(version: number): Promise<BuiltPyramid> {
+    this.settle();
+    try {
+      await rename(this.temp, join(this.root, String(version)));
+    } catch (err) {
+      await rm(this.temp, { recursive: true, force: true });
+      throw err;
+    }
+    return { version, width: this.width, height: this.height, ms: Math.round(performance.now() - this.began) };
+  }
+
+  /** Removes it (the publish failed or was dropped). */
+  async discard(): Promise<void> {
+    this.settle();
+    await rm(this.temp, { recursive: true, force: true });
+  }
+
+  private settle(): void {
+    if (this.settled) {
+      throw new Error('this pyramid was already committed or discarded');
+    }
+    this.settled = true;
   }
 }
 

@@ -125,9 +125,9 @@
       // Only the level that fits the screen, not every coarser one first: the swap waits for
       // a complete frame anyway, and a crowded hotspot pays for every byte.
       immediateRender: true,
-      // A tile level is used once its pixels cover 0.75 device pixels or more (OpenSeadragon's
-      // 0.5 CSS pixels would fetch 2x too many on a 3x phone); desktops keep the default.
-      minPixelRatio: Math.min(0.5, 0.75 / (window.devicePixelRatio || 1)),
+      // A tile level is drawn once each of its pixels covers at least 0.7 device pixels
+      // (OpenSeadragon counts device pixels): at most ~1.4x the pixels the screen can show.
+      minPixelRatio: 0.7,
       gestureSettingsTouch: { pinchToZoom: true, flickEnabled: true, dblClickToZoom: true },
     });
     viewer.world.addHandler('remove-item', function (event) {
@@ -552,6 +552,10 @@
           return;
         }
         attempt.item = event.item;
+        if (viewer.world.getItemCount() === 1) {
+          // Nothing on screen yet: fit the view now, so the tiles loaded are the home view's.
+          viewer.viewport.goHome(true);
+        }
         whenDrawable(event.item).then(function (complete) {
           if (loading !== attempt) {
             return;
