@@ -407,6 +407,9 @@
     // image yet) makes the viewer download the whole web_image.jpg.
     var first = await dataPromise;
     if (first && isVersion(first.VERSION)) {
+      if (first.VERSION < shownVersion) {
+        forgetVersions(); // a new web folder: its numbering started again
+      }
       if (first.VERSION <= shownVersion) {
         applyMetrics(first);
       } else {
@@ -414,6 +417,10 @@
       }
       noteVersion(first.VERSION);
       return;
+    }
+    if (first && latestVersion > 0) {
+      // The server has no version now (restarted with its waiting image): show what it has.
+      forgetVersions();
     }
     var headers = {};
     if (shownEtag) {
@@ -582,6 +589,14 @@
     clearTimeout(versionRetryTimer);
     var delay = Math.min(RETRY_MAX_MS, VERSION_RETRY_MS * Math.pow(2, versionFailures - 1));
     versionRetryTimer = setTimeout(requestImage, delay);
+  }
+
+  function forgetVersions() {
+    abandonLoading();
+    clearTimeout(versionRetryTimer);
+    latestVersion = 0;
+    shownVersion = 0;
+    pendingData = null;
   }
 
   function abandonLoading() {
