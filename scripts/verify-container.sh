@@ -193,7 +193,8 @@ build_mounts() {
 }
 
 build_project_image() {
-  local t0 rc
+  local t0 rc old
+  old="$(podman image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null)"
   build_mounts
   say "podman build --pull=never --format docker ${BUILD_MOUNTS[*]} -t $IMAGE ."
   t0=$(now_ms)
@@ -203,6 +204,8 @@ build_project_image() {
   rc=$?
   if ((rc != 0)); then tail -25 "$TMP/build.log"; fail "image builds from the unchanged Dockerfile" "podman build exit $rc"; return 1; fi
   pass "image builds from the unchanged Dockerfile ($(( ($(now_ms) - t0) / 1000 )) s)"
+  # The image this run replaced, unless something still uses it.
+  [[ -n "$old" && "$old" != "$(podman image inspect --format '{{.Id}}' "$IMAGE")" ]] && podman rmi "$old" >/dev/null 2>&1
   figure "image size" "$(podman image inspect --format '{{.Size}}' "$IMAGE" | awk '{printf "%.0f MB", $1/1e6}')"
 }
 
