@@ -230,7 +230,7 @@ function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart:
   return {
     width,
     height,
-    channels: planes as 1 | 3,
+    channels: planes,
     data,
     bitpix,
     min,
