@@ -132,12 +132,16 @@ describe('readFits against astropy', () => {
   });
 
   it('refuses tile-compressed FITS, naming the format', async () => {
-    expect(readError(await fixture('compressed.fz')).message).toContain('tile-compressed FITS (.fz)');
+    const fz = readError(await fixture('compressed.fz'));
+    expect(fz.message).toContain('tile-compressed FITS (.fz)');
+    expect(fz.kind).toBe('unsupported');
   });
 
   it('refuses a file cut anywhere in its pixels or header', async () => {
     const whole = await fixture('u16.fits');
-    expect(readError(whole.subarray(0, whole.length - 2880)).message).toMatch(/^truncated FITS/);
+    const cut = readError(whole.subarray(0, whole.length - 2880));
+    expect(cut.message).toMatch(/^truncated FITS/);
+    expect(cut.kind).toBe('damaged');
     expect(readError(whole.subarray(0, 2880 + 1)).message).toMatch(/^truncated FITS/);
     expect(readError(whole.subarray(0, 600)).message).toMatch(/no END card/);
   });
@@ -151,7 +155,9 @@ describe('readFits on damaged and hostile input', () => {
 
   it('refuses what is not FITS', () => {
     expect(isFits(Buffer.from('\x89PNG\r\n\x1a\n'))).toBe(false);
-    expect(readError(Buffer.alloc(5000, 0x20)).message).toMatch(/^not a FITS file/);
+    const blank = readError(Buffer.alloc(5000, 0x20));
+    expect(blank.kind).toBe('unsupported');
+    expect(blank.message).toMatch(/^not a FITS file/);
     expect(readError(fitsBytes([card('SIMPLE', 'F'), ...GREY_8x2.slice(1)], Buffer.alloc(16))).message).toMatch(/^not a FITS file/);
   });
 

@@ -5,9 +5,19 @@
  * licensed npm FITS reader exists; it is tested pixel for pixel against astropy.
  */
 
-/** A FITS file that cannot be read as an image; the message says why. */
+/**
+ * A FITS file that cannot be read as an image; the message says why. `unsupported`: not
+ * FITS, or a kind of FITS this reader does not take; `damaged`: cut short or inconsistent.
+ */
 export class FitsError extends Error {
   override name = 'FitsError';
+
+  constructor(
+    message: string,
+    readonly kind: 'unsupported' | 'damaged' = 'damaged',
+  ) {
+    super(message);
+  }
 }
 
 /** A header value: string, logical, or number (integers and reals alike). */
@@ -64,13 +74,13 @@ export function isFits(bytes: Uint8Array): boolean {
 export function readFits(bytes: Uint8Array, options: FitsReadOptions = {}): FitsImage {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!isFits(bytes)) {
-    throw new FitsError('not a FITS file (it does not start with SIMPLE = T)');
+    throw new FitsError('not a FITS file (it does not start with SIMPLE = T)', 'unsupported');
   }
   let offset = 0;
   for (let hdu = 0; hdu < MAX_HDUS && offset < bytes.length; hdu++) {
     const { header, dataStart } = readHeader(bytes, offset, hdu);
     if (header.get('ZIMAGE') === true || header.has('ZCMPTYPE')) {
-      throw new FitsError('tile-compressed FITS (.fz) is not supported: save the stack uncompressed');
+      throw new FitsError('tile-compressed FITS (.fz) is not supported: save the stack uncompressed', 'unsupported');
     }
     const xtension = hdu === 0 ? 'PRIMARY' : String(header.get('XTENSION') ?? '').trim();
     const naxis = intCard(header, 'NAXIS', 0, 999);
@@ -79,7 +89,7 @@ export function readFits(bytes: Uint8Array, options: FitsReadOptions = {}): Fits
     }
     offset = dataStart + padded(dataSize(header, naxis, xtension));
   }
-  throw new FitsError('no image in this FITS file (no HDU with pixel data)');
+  throw new FitsError('no image in this FITS file (no HDU with pixel data)', 'unsupported');
 }
 
 function readHeader(bytes: Uint8Array, start: number, hdu: number): { header: Map<string, FitsValue>; dataStart: number } {
@@ -164,23 +174,23 @@ function padded(size: number): number {
 function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart: number, naxis: number, maxPixels: number): FitsImage {
   const bitpix = intCard(header, 'BITPIX', -64, 64);
   if (bitpix !== 8 && bitpix !== 16 && bitpix !== 32 && bitpix !== -32 && bitpix !== -64) {
-    throw new FitsError(`unsupported FITS BITPIX ${bitpix} (8, 16, 32, -32 and -64 are read)`);
+    throw new FitsError(`unsupported FITS BITPIX ${bitpix} (8, 16, 32, -32 and -64 are read)`, 'unsupported');
   }
   if (naxis < 2 || naxis > 3) {
-    throw new FitsError(`unsupported FITS image with NAXIS = ${naxis} (a 2-D grey or 3-plane colour image is read)`);
+    throw new FitsError(`unsupported FITS image with NAXIS = ${naxis} (a 2-D grey or 3-plane colour image is read)`, 'unsupported');
   }
   const width = intCard(header, 'NAXIS1', 0, Number.MAX_SAFE_INTEGER);
   const height = intCard(header, 'NAXIS2', 0, Number.MAX_SAFE_INTEGER);
   const planes = naxis === 3 ? intCard(header, 'NAXIS3', 0, Number.MAX_SAFE_INTEGER) : 1;
   if (planes !== 1 && planes !== 3) {
-    throw new FitsError(`unsupported FITS image with ${planes} planes (1 for grey or 3 for colour)`);
+    throw new FitsError(`unsupported FITS image with ${planes} planes (1 for grey or 3 for colour)`, 'unsupported');
   }
   if (width === 0 || height === 0) {
     throw new FitsError(`empty FITS image (${width}×${height})`);
   }
   // Checked before anything is allocated; each factor is already a safe integer.
   if (width > maxPixels || height > maxPixels || width * height * planes > maxPixels) {
-    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`);
+    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'unsupported');
   }
   const pixels = width * height;
   const bytesPer = Math.abs(bitpix) / 8;
