@@ -129,25 +129,67 @@ export function autoStretchParameters(stats: readonly ChannelStatistics[], optio
 /**
  * Applies one transfer function per channel to interleaved linear `data` (normalised by
  * `range`) and returns interleaved 8-bit (or 16-bit) display values; NaN becomes black.
+ * Integer samples go through a lookup table, floats through the formula.
  */
-export function applyStretch(data: ArrayLike<number>, channels: number, range: ValueRange, params: readonly StretchParameters[], depth: 8 | 16 = 8): Uint8Array | Uint16Array {
+export function applyStretch(
+  data: Float32Array | Uint16Array | Uint8Array,
+  channels: number,
+  range: ValueRange,
+  params: readonly StretchParameters[],
+  depth: 8 | 16 = 8,
+): Uint8Array | Uint16Array {
   const out = depth === 8 ? new Uint8Array(data.length) : new Uint16Array(data.length);
   const full = depth === 8 ? 255 : 65535;
-  const scale = 1 / (range.high - range.low);
   for (let c = 0; c < channels; c++) {
-    const { shadows, midtones: m, highlights } = params[c];
-    // x → t = (x − low)/span, then (t − shadows)/(highlights − shadows), folded into one a·x + b.
-    const a = scale / (highlights - shadows);
-    const b = (-range.low * scale - shadows) / (highlights - shadows);
-    const k1 = m - 1;
-    const k2 = 2 * m - 1;
-    for (let i = c; i < data.length; i += channels) {
-      const t = a * data[i] + b;
-      // `!(t > 0)` also catches NaN.
-      out[i] = !(t > 0) ? 0 : t >= 1 ? full : Math.round(((k1 * t) / (k2 * t - m)) * full);
+    const curve = transfer(range, params[c], full);
+    if (data instanceof Float32Array) {
+      stretchFloats(data, c, channels, curve, out);
+    } else {
+      const lut = depth === 8 ? new Uint8Array(data instanceof Uint8Array ? 256 : 65536) : new Uint16Array(data instanceof Uint8Array ? 256 : 65536);
+      for (let v = 0; v < lut.length; v++) {
+        lut[v] = curve.at(v);
+      }
+      for (let i = c; i < data.length; i += channels) {
+        out[i] = lut[data[i]];
+      }
     }
   }
   return out;
+}
+
+interface Transfer {
+  a: number;
+  b: number;
+  m: number;
+  full: number;
+  at(x: number): number;
+}
+
+/** x → t = (x − low)/span, then (t − shadows)/(highlights − shadows), folded into one a·x + b; then MTF. */
+function transfer(range: ValueRange, { shadows, midtones: m, highlights }: StretchParameters, full: number): Transfer {
+  const scale = 1 / (range.high - range.low);
+  const a = scale / (highlights - shadows);
+  const b = (-range.low * scale - shadows) / (highlights - shadows);
+  return {
+    a,
+    b,
+    m,
+    full,
+    at(x: number): number {
+      const t = a * x + b;
+      // `!(t > 0)` also catches NaN.
+      return !(t > 0) ? 0 : t >= 1 ? full : Math.round((((m - 1) * t) / ((2 * m - 1) * t - m)) * full);
+    },
+  };
+}
+
+function stretchFloats(data: Float32Array, first: number, step: number, { a, b, m, full }: Transfer, out: Uint8Array | Uint16Array): void {
+  const k1 = (m - 1) * full;
+  const k2 = 2 * m - 1;
+  for (let i = first; i < data.length; i += step) {
+    const t = a * data[i] + b;
+    out[i] = !(t > 0) ? 0 : t >= 1 ? full : (k1 * t) / (k2 * t - m) + 0.5;
+  }
 }
 
 /**

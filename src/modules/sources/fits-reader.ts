@@ -58,6 +58,7 @@ export interface FitsReadOptions {
 const BLOCK = 2880;
 const CARD = 80;
 const DEFAULT_MAX_PIXELS = 200_000_000;
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Extensions skipped while looking for an image; a file with more is refused, not walked. */
 const MAX_HDUS = 64;
 
@@ -203,9 +204,10 @@ function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart:
   const blank = bitpix > 0 && typeof header.get('BLANK') === 'number' ? (header.get('BLANK') as number) : undefined;
   const topDown = String(header.get('ROWORDER') ?? '').trim().toUpperCase() === 'TOP-DOWN';
 
-  const view = new DataView(bytes.buffer, bytes.byteOffset + dataStart, need);
-  const read = sampleReader(view, bitpix);
+  const samples = nativeSamples(bytes.subarray(dataStart, dataStart + need), bitpix);
   const data = new Float32Array(pixels * planes);
+  // Blank is compared before scaling; NaN !== NaN, so a missing BLANK never matches.
+  const blankRaw = blank ?? NaN;
   let min = Infinity;
   let max = -Infinity;
   let blankCount = 0;
@@ -216,8 +218,8 @@ function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart:
       let src = plane * pixels + row * width;
       let dst = outRow * width * planes + plane;
       for (let x = 0; x < width; x++, src++, dst += planes) {
-        const raw = read(src);
-        if (raw === blank || Number.isNaN(raw)) {
+        const raw = samples[src];
+        if (raw !== raw || raw === blankRaw) {
           data[dst] = NaN;
           blankCount++;
           continue;
@@ -259,21 +261,29 @@ function numberCard(header: Map<string, FitsValue>, keyword: string, fallback: n
   return value;
 }
 
-function sampleReader(view: DataView, bitpix: FitsBitpix): (index: number) => number {
+/**
+ * The big-endian samples as a native typed array, converted in bulk (byte swap, then a
+ * typed-array copy). 32-bit integers go to float64 so that BLANK compares exactly.
+ */
+function nativeSamples(bytes: Uint8Array, bitpix: FitsBitpix): Float32Array | Float64Array {
+  if (bitpix === 8) {
+    return new Float32Array(bytes);
+  }
+  const copy = new Uint8Array(bytes);
+  const raw = Buffer.from(copy.buffer, 0, copy.length);
+  const swapped = LITTLE_ENDIAN ? raw : { swap16: () => raw, swap32: () => raw, swap64: () => raw };
   switch (bitpix) {
-    case 8:
-      return (i) => view.getUint8(i);
     case 16:
-      return (i) => view.getInt16(i * 2);
+      return new Float32Array(new Int16Array(swapped.swap16().buffer, 0, copy.length / 2));
     case 32:
-      return (i) => view.getInt32(i * 4);
+      return new Float64Array(new Int32Array(swapped.swap32().buffer, 0, copy.length / 4));
     case -32:
-      return (i) => view.getFloat32(i * 4);
+      return new Float32Array(swapped.swap32().buffer, 0, copy.length / 4);
     case -64:
-      return (i) => view.getFloat64(i * 8);
+      return new Float64Array(swapped.swap64().buffer, 0, copy.length / 8);
     default: {
       const unreachable: never = bitpix;
-      throw new FitsError(`unsupported FITS BITPIX ${String(unreachable)}`);
+      throw new FitsError(`unsupported FITS BITPIX ${String(unreachable)}`, 'unsupported');
     }
   }
 }
