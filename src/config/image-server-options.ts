@@ -18,7 +18,8 @@ export interface ImageServerOptions {
   host: string;
   /**
    * When false the module does not bind: the embedding app calls `app.listen()` itself
-   * and `port` is only used to build the advertised URL. Default `true`.
+   * (the default when embedding). When true the module binds `port` itself at START, before
+   * writing anything (the standalone app does). Default `false`.
    */
   listen: boolean;
   /** Session work folder, created if missing. Default `./work` (absolute after resolution). */
@@ -100,7 +101,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
   const options: ImageServerOptions = {
     port: partial.port ?? DEFAULT_PORT,
     host: partial.host ?? '0.0.0.0',
-    listen: partial.listen ?? true,
+    listen: partial.listen ?? false,
     workFolder,
     webFolder: resolve(partial.webFolder ?? workFolder),
     displayedAddress: partial.displayedAddress ?? { mode: 'auto' },

@@ -38,6 +38,8 @@ export async function startTestServer(
   const builder = Test.createTestingModule({
     imports: [
       ImageServerModule.forRoot({
+        // Binds its own port at START, as the standalone app does.
+        listen: true,
         port: 0,
         host: '127.0.0.1',
         disconnectGraceMs: 50,
