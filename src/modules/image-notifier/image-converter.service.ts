@@ -182,5 +182,7 @@ function damaged(format: ImageFormat, err: unknown): ImageRejectedError {
     return err;
   }
   const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0].trim();
-  return new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: ${reason}`);
+  // libtiff names a cut file by its short read ("Read error at scanline …; got n bytes, expected m").
+  const cut = format === 'tiff' && /read error|got \d+ bytes, expected|unexpected end|premature end/i.test(reason);
+  return new ImageRejectedError('corrupt', `${cut ? 'truncated' : 'damaged'} ${NAMES[format]}: ${reason}`);
 }

@@ -15,6 +15,7 @@ import {
   UseGuards,
   ValidationPipe,
 } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import express, { type Request, type Response } from 'express';
 import type { ValidationError } from 'class-validator';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -23,7 +24,7 @@ import { InvalidMetricsError, WebAssetsService } from '../web-assets/web-assets.
 import { formatOfMediaType, MEDIA_TYPES } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
-import { PublishQueryDto } from './publish-query.dto.js';
+import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
 const ACCEPTED_TYPES = Object.values(MEDIA_TYPES);
 
@@ -53,6 +54,8 @@ function readBody(req: Request, res: Response, limit: number): Promise<Buffer> {
 }
 
 /** `PUT /api/image`: publish a JPEG, PNG or TIFF over HTTP, for stackers that can run a command or a script. */
+@ApiTags('control')
+@ApiBearerAuth()
 @Controller('api')
 @UseGuards(ControlGuard)
 export class ImageUploadController {
@@ -64,6 +67,16 @@ export class ImageUploadController {
 
   /** Answers once the files are on disk and `new_image` has been sent. */
   @Put('image')
+  @ApiOperation({ summary: 'Publish an image', description: 'The body is the image bytes. Answers once web_image.jpg and data.json are on disk and `new_image` is sent.' })
+  @ApiConsumes(...ACCEPTED_TYPES)
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @ApiOkResponse({ type: PublishedDto })
+  @ApiResponse({ status: 400, description: 'A bad stackSize or exposure, or an empty body' })
+  @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
+  @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
+  @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
+  @ApiResponse({ status: 415, description: 'Not image/jpeg, image/png or image/tiff, or the bytes are another format' })
+  @ApiResponse({ status: 422, description: 'A damaged or truncated image' })
   @HttpCode(200)
   async upload(
     @Req() req: Request,
