@@ -37,9 +37,10 @@ const queryPipe = new ValidationPipe({
     ),
 });
 
-/** express.raw() for the image bytes; run inside the handler, so the guard decides first. */
-function readBody(req: Request, res: Response, limit: number): Promise<Buffer> {
-  const parse = express.raw({ type: () => true, limit });
+type BodyParser = ReturnType<typeof express.raw>;
+
+/** Runs express.raw() inside the handler, so the guard decides before any byte is read. */
+function readBody(parse: BodyParser, req: Request, res: Response, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     parse(req, res, (err?: unknown) => {
       if (err === undefined || err === null) {
@@ -59,11 +60,16 @@ function readBody(req: Request, res: Response, limit: number): Promise<Buffer> {
 @Controller('api')
 @UseGuards(ControlGuard)
 export class ImageUploadController {
+  private readonly rawBody: BodyParser;
+
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly notifier: ImageNotifier,
     private readonly assets: WebAssetsService,
-  ) {}
+  ) {
+    // The Content-Type was checked before: take the body whatever it declares.
+    this.rawBody = express.raw({ type: () => true, limit: options.maxImageBytes });
+  }
 
   /** Answers once the files are on disk and `new_image` has been sent. */
   @Put('image')
@@ -95,7 +101,7 @@ export class ImageUploadController {
       req.resume();
       throw new PayloadTooLargeException(`image of ${declaredLength} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
     }
-    const body = await readBody(req, res, this.options.maxImageBytes);
+    const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
     if (body.length === 0) {
       throw new BadRequestException('the request body is empty: send the image bytes');
     }
