@@ -1,6 +1,7 @@
-// A deterministic synthetic deep-sky stack: sky gradient, sensor noise, a nebula with
-// structure at every scale and a few thousand stars with soft profiles. An encoder sees
-// it the way it sees a real stretched stack (flat colour would flatter every format).
+// Synthetic live-stack JPEGs for the field bench: a sky background with a gradient, a
+// fractal nebula, a few thousand stars (Gaussian PSFs) and per-pixel sky noise, so the
+// encoder sees what it sees in a real stretched stack. Variants share the field (same
+// nebula and stars) and differ in noise and seeing, like successive stacks of one night.
 import sharp from 'sharp';
 
 function rng(seed) {
@@ -15,91 +16,118 @@ function rng(seed) {
   };
 }
 
-/** Smooth value noise summed over octaves, at low resolution (upsampled by sharp later). */
-function nebulaField(w, h, random) {
-  const out = new Float32Array(w * h);
-  for (let octave = 0, cell = 64, amp = 1; octave < 5; octave++, cell /= 2, amp *= 0.55) {
-    const gw = Math.ceil(w / cell) + 2;
-    const gh = Math.ceil(h / cell) + 2;
-    const grid = Float32Array.from({ length: gw * gh }, () => random());
-    for (let y = 0; y < h; y++) {
-      const gy = y / cell;
-      const y0 = Math.floor(gy);
-      const fy = gy - y0;
-      const sy = fy * fy * (3 - 2 * fy);
-      for (let x = 0; x < w; x++) {
-        const gx = x / cell;
-        const x0 = Math.floor(gx);
-        const fx = gx - x0;
-        const sx = fx * fx * (3 - 2 * fx);
-        const a = grid[y0 * gw + x0];
-        const b = grid[y0 * gw + x0 + 1];
-        const c = grid[(y0 + 1) * gw + x0];
-        const d = grid[(y0 + 1) * gw + x0 + 1];
-        out[y * w + x] += amp * ((a * (1 - sx) + b * sx) * (1 - sy) + (c * (1 - sx) + d * sx) * sy);
+/** The smooth part (sky gradient + nebula) as raw RGB at full size; made at 1/4 scale, upscaled. */
+async function renderBase(width, height, random) {
+  const w = Math.ceil(width / 4);
+  const h = Math.ceil(height / 4);
+  const octaves = [6, 12, 24, 48, 96].map((cells, i) => {
+    const gw = cells + 1;
+    const gh = Math.ceil((cells * h) / w) + 1;
+    return { gw, gh, amp: 0.55 ** i, grid: Float32Array.from({ length: gw * gh }, random) };
+  });
+  const sample = ({ gw, gh, grid }, u, v) => {
+    const x = u * (gw - 1);
+    const y = v * (gh - 1);
+    const x0 = Math.min(gw - 2, Math.floor(x));
+    const y0 = Math.min(gh - 2, Math.floor(y));
+    const fx = x - x0;
+    const fy = y - y0;
+    const sx = fx * fx * (3 - 2 * fx);
+    const sy = fy * fy * (3 - 2 * fy);
+    const a = grid[y0 * gw + x0] * (1 - sx) + grid[y0 * gw + x0 + 1] * sx;
+    const b = grid[(y0 + 1) * gw + x0] * (1 - sx) + grid[(y0 + 1) * gw + x0 + 1] * sx;
+    return a * (1 - sy) + b * sy;
+  };
+  const cx = 0.45 + random() * 0.1;
+  const cy = 0.45 + random() * 0.1;
+  const small = Buffer.alloc(w * h * 3);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const u = x / (w - 1);
+      const v = y / (h - 1);
+      let f = 0;
+      for (const o of octaves) {
+        f += o.amp * sample(o, u, v);
+      }
+      f /= 2.1;
+      const r2 = ((u - cx) / 0.32) ** 2 + ((v - cy) / 0.26) ** 2;
+      const envelope = Math.exp(-r2);
+      const neb = Math.max(0, f - 0.35) * 2.2 * envelope;
+      const core = Math.exp(-r2 * 6) * Math.max(0, f - 0.25);
+      const sky = 18 + 10 * u + 6 * v;
+      const i = (y * w + x) * 3;
+      small[i] = Math.min(255, sky + 170 * neb + 60 * core);
+      small[i + 1] = Math.min(255, sky + 2 + 55 * neb + 90 * core);
+      small[i + 2] = Math.min(255, sky + 6 + 80 * neb * (1 - envelope) + 70 * core);
+    }
+  }
+  return sharp(small, { raw: { width: w, height: h, channels: 3 } }).resize(width, height, { kernel: 'cubic' }).raw().toBuffer();
+}
+
+function makeStars(width, height, random, count) {
+  return Array.from({ length: count }, () => {
+    const bright = random() ** 6;
+    return {
+      x: random() * width,
+      y: random() * height,
+      peak: 30 + 225 * bright,
+      sigma: 0.7 + 2.6 * bright,
+      tint: [1, 0.95 + random() * 0.1, 0.85 + random() * 0.3],
+    };
+  });
+}
+
+function drawVariant(base, width, height, stars, noise, seed) {
+  const random = rng(seed);
+  const out = new Uint8ClampedArray(base.length);
+  // Sky noise: triangular distribution of width `noise`, per channel.
+  for (let i = 0; i < base.length; i++) {
+    out[i] = base[i] + (random() + random() - 1) * noise;
+  }
+  const seeing = 0.9 + random() * 0.3;
+  for (const s of stars) {
+    const sigma = s.sigma * seeing;
+    const rad = Math.ceil(sigma * 3);
+    const x0 = Math.max(0, Math.floor(s.x - rad));
+    const x1 = Math.min(width - 1, Math.ceil(s.x + rad));
+    const y0 = Math.max(0, Math.floor(s.y - rad));
+    const y1 = Math.min(height - 1, Math.ceil(s.y + rad));
+    const k = -1 / (2 * sigma * sigma);
+    for (let y = y0; y <= y1; y++) {
+      for (let x = x0; x <= x1; x++) {
+        const g = s.peak * Math.exp(((x - s.x) ** 2 + (y - s.y) ** 2) * k);
+        const i = (y * width + x) * 3;
+        out[i] += g * s.tint[0];
+        out[i + 1] += g * s.tint[1];
+        out[i + 2] += g * s.tint[2];
       }
     }
   }
-  return out;
+  return Buffer.from(out.buffer, out.byteOffset, out.length);
 }
+
+const encode = (raw, width, height) => sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
 
 /**
- * Raw RGB pixels (width × height × 3) of a synthetic stack; `seed` changes noise and stars,
- * so two seeds are two different publishes of the same target.
+ * A star field of `width` x `height` whose JPEG weighs about `targetBytes`; `variant(i)`
+ * renders the i-th stack of it (new noise and seeing each time, same field).
  */
-export async function renderAstro(width = 4000, height = 3000, seed = 1) {
-  const random = rng(seed * 7919);
-  // The nebula at 1/8 scale, upsampled smoothly: structure without per-pixel cost.
-  const lw = Math.ceil(width / 8);
-  const lh = Math.ceil(height / 8);
-  const field = nebulaField(lw, lh, rng(42));
-  const low = Buffer.alloc(lw * lh * 3);
-  for (let y = 0; y < lh; y++) {
-    for (let x = 0; x < lw; x++) {
-      const dx = (x / lw - 0.52) / 0.32;
-      const dy = (y / lh - 0.5) / 0.26;
-      const envelope = Math.exp(-(dx * dx + dy * dy));
-      const v = Math.max(0, field[y * lw + x] - 0.9) * envelope;
-      const i = (y * lw + x) * 3;
-      low[i] = Math.min(255, 18 + v * 210);
-      low[i + 1] = Math.min(255, 16 + v * 70);
-      low[i + 2] = Math.min(255, 26 + v * 120);
-    }
+export async function makeAstroField({ width = 4000, height = 3000, targetBytes = 3 * 1024 * 1024, seed = 42 } = {}) {
+  const random = rng(seed);
+  const base = await renderBase(width, height, random);
+  const stars = makeStars(width, height, random, Math.round((width * height) / 3000));
+  // JPEG size grows about linearly with the noise amplitude here: two corrections.
+  let noise = 14;
+  let jpeg = await encode(drawVariant(base, width, height, stars, noise, seed + 1), width, height);
+  for (let i = 0; i < 2 && Math.abs(jpeg.length - targetBytes) / targetBytes > 0.05; i++) {
+    const floor = 0.25 * jpeg.length;
+    noise = Math.max(1, Math.min(80, (noise * (targetBytes - floor)) / (jpeg.length - floor)));
+    jpeg = await encode(drawVariant(base, width, height, stars, noise, seed + 1), width, height);
   }
-  const pixels = await sharp(low, { raw: { width: lw, height: lh, channels: 3 } })
-    .resize(width, height, { kernel: 'cubic' })
-    .raw()
-    .toBuffer();
-  // Sensor noise, a little stronger in the faint parts, as in a stretched stack.
-  for (let i = 0; i < pixels.length; i++) {
-    const n = (random() + random() + random() - 1.5) * 14;
-    pixels[i] = Math.max(0, Math.min(255, pixels[i] + n));
-  }
-  const stars = Math.round((width * height) / 3000);
-  for (let s = 0; s < stars; s++) {
-    const cx = random() * width;
-    const cy = random() * height;
-    const bright = random() ** 6;
-    const sigma = 0.7 + bright * 3.5;
-    const peak = 60 + bright * 195;
-    const tint = [1, 0.9 + random() * 0.1, 0.75 + random() * 0.25];
-    const r = Math.ceil(sigma * 3);
-    for (let y = Math.max(0, Math.floor(cy - r)); y <= Math.min(height - 1, cy + r); y++) {
-      for (let x = Math.max(0, Math.floor(cx - r)); x <= Math.min(width - 1, cx + r); x++) {
-        const d2 = (x - cx) ** 2 + (y - cy) ** 2;
-        const v = peak * Math.exp(-d2 / (2 * sigma * sigma));
-        const i = (y * width + x) * 3;
-        for (let c = 0; c < 3; c++) {
-          pixels[i + c] = Math.min(255, pixels[i + c] + v * tint[c]);
-        }
-      }
-    }
-  }
-  return { pixels, width, height };
-}
-
-/** The synthetic stack as a JPEG, the way a stacker saves it (quality 90). */
-export async function makeAstroJpeg(width = 4000, height = 3000, seed = 1) {
-  const { pixels } = await renderAstro(width, height, seed);
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return {
+    width,
+    height,
+    noise,
+    variant: (i) => encode(drawVariant(base, width, height, stars, noise, seed + 100 + i), width, height),
+  };
 }

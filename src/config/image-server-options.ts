@@ -18,7 +18,8 @@ export interface ImageServerOptions {
   host: string;
   /**
    * When false the module does not bind: the embedding app calls `app.listen()` itself
-   * and `port` is only used to build the advertised URL. Default `true`.
+   * (the default when embedding). When true the module binds `port` itself at START, before
+   * writing anything (the standalone app does). Default `false`.
    */
   listen: boolean;
   /** Session work folder, created if missing. Default `./work` (absolute after resolution). */
@@ -76,6 +77,22 @@ export interface ImageServerOptions {
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
   demoIntervalMs: number;
+  /**
+   * Edge of the Deep Zoom tiles of each version (`/v/<version>/`), overlap excluded.
+   * Default 510 (with `tileOverlap` 1: 512-pixel tiles), chosen by `npm run bench:tiles`.
+   */
+  tileSize: number;
+  /** Pixels each tile shares with its neighbours, so no seam shows when tiles are scaled. Default 1. */
+  tileOverlap: number;
+  /** Encoding of the tiles. Default `jpeg` (WebP halves the bytes for ~40 % more CPU per publish). */
+  tileFormat: 'jpeg' | 'webp';
+  /** Encoder quality (1-100) of the tiles. Default 80. */
+  tileQuality: number;
+  /**
+   * How many versions (the newest) stay on disk and answer under `/v/`; older ones answer
+   * 404. Default 4 (3-8), so a phone in the middle of a download never loses its version.
+   */
+  keepVersions: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -90,6 +107,10 @@ export const DEFAULT_MAX_IMAGE_SIZE = 4096;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
+export const DEFAULT_TILE_SIZE = 510;
+export const DEFAULT_TILE_OVERLAP = 1;
+export const DEFAULT_TILE_QUALITY = 80;
+export const DEFAULT_KEEP_VERSIONS = 4;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -100,7 +121,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
   const options: ImageServerOptions = {
     port: partial.port ?? DEFAULT_PORT,
     host: partial.host ?? '0.0.0.0',
-    listen: partial.listen ?? true,
+    listen: partial.listen ?? false,
     workFolder,
     webFolder: resolve(partial.webFolder ?? workFolder),
     displayedAddress: partial.displayedAddress ?? { mode: 'auto' },
@@ -120,33 +141,59 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
+    tileSize: partial.tileSize ?? DEFAULT_TILE_SIZE,
+    tileOverlap: partial.tileOverlap ?? DEFAULT_TILE_OVERLAP,
+    tileFormat: partial.tileFormat ?? 'jpeg',
+    tileQuality: partial.tileQuality ?? DEFAULT_TILE_QUALITY,
+    keepVersions: partial.keepVersions ?? DEFAULT_KEEP_VERSIONS,
   };
   const problems = optionProblems(options);
+  if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
+    problems.push(`tileFormat=${JSON.stringify(options.tileFormat)} is invalid: expected "jpeg" or "webp"`);
+  }
   if (problems.length > 0) {
     throw new Error(`ImageServer options: ${problems.join('; ')}`);
   }
   return options;
 }
 
-/** Numeric ranges, the same as the environment variables', for options given in code. */
-const RANGES: { [K in keyof ImageServerOptions]?: [min: number, max: number, integer: boolean] } = {
-  port: [0, 65535, true],
-  disconnectGraceMs: [0, 60_000, false],
-  maxImageBytes: [1024, 1024 ** 3, true],
-  heartbeatIntervalMs: [0, 3_600_000, false],
-  maxClientBacklogBytes: [0, 1024 ** 3, true],
-  maxClientFrameBytes: [16, 1024 ** 2, true],
-  jpegQuality: [1, 100, true],
-  maxImageSize: [64, 65_500, true],
-  watchSettleMs: [10, 600_000, false],
-  watchPollIntervalMs: [50, 600_000, false],
-  watchExposureSeconds: [0, Number.MAX_SAFE_INTEGER, false],
-  demoIntervalMs: [100, 3_600_000, false],
-};
+/** A numeric option's allowed values. */
+export interface OptionRange {
+  min: number;
+  max: number;
+  integer: boolean;
+}
+
+/**
+ * Every numeric option's range: the one place they are written. `resolveImageServerOptions`
+ * checks options given in code against it, and the environment schema (env.validation.ts)
+ * builds its checks and its error text from it.
+ */
+export const OPTION_RANGES = {
+  port: { min: 0, max: 65535, integer: true },
+  disconnectGraceMs: { min: 0, max: 60_000, integer: false },
+  maxImageBytes: { min: 1024, max: 1024 ** 3, integer: true },
+  heartbeatIntervalMs: { min: 0, max: 3_600_000, integer: false },
+  maxClientBacklogBytes: { min: 0, max: 1024 ** 3, integer: true },
+  maxClientFrameBytes: { min: 16, max: 1024 ** 2, integer: true },
+  jpegQuality: { min: 1, max: 100, integer: true },
+  maxImageSize: { min: 64, max: 65_500, integer: true },
+  watchSettleMs: { min: 10, max: 600_000, integer: false },
+  watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
+  watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },
+  demoIntervalMs: { min: 100, max: 3_600_000, integer: false },
+  tileSize: { min: 64, max: 2048, integer: true },
+  tileOverlap: { min: 0, max: 8, integer: true },
+  tileQuality: { min: 1, max: 100, integer: true },
+  keepVersions: { min: 3, max: 8, integer: true },
+} as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
+
+/** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */
+export const ENV_PORT_MIN = 1024;
 
 function optionProblems(options: ImageServerOptions): string[] {
   const problems: string[] = [];
-  for (const [name, [min, max, integer]] of Object.entries(RANGES) as [keyof ImageServerOptions, [number, number, boolean]][]) {
+  for (const [name, { min, max, integer }] of Object.entries(OPTION_RANGES) as [keyof ImageServerOptions, OptionRange][]) {
     const value = options[name];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
+import { makeTexturedJpeg } from '../fixtures/sample-images.js';
 import { makeJpeg } from '../helpers/images.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -107,6 +108,38 @@ describe('versions: /v/<version>/ pyramids', () => {
     expect(await sharp(Buffer.from(await tile.arrayBuffer())).metadata()).toMatchObject({ format: 'jpeg', width: 511, height: 511 });
     // No temp folder is left beside the versions.
     expect((await readdir(join(s.webFolder, 'v'))).sort()).toEqual(['1', '2']);
+  });
+
+  it('refuses a damaged JPEG while cutting its pyramid: no version taken, nothing left under v/, nothing announced', async () => {
+    server = await startTestServer();
+    const client = await RecordingClient.connect(server.wsUrl);
+    clients.push(client);
+    await server.notifier.publish(await makeJpeg({ width: 900, height: 600 }), { stackSize: 1 });
+    const v = join(server.webFolder, 'v');
+    const before = { folders: await readdir(v), data: await readFile(join(server.webFolder, 'data.json')), image: await readFile(join(server.webFolder, 'web_image.jpg')) };
+    const jpeg = await makeTexturedJpeg({ width: 1200, height: 900, colour: { r: 40, g: 90, b: 160 } });
+    const other = await makeTexturedJpeg({ width: 1200, height: 900, colour: { r: 200, g: 60, b: 20 }, quality: 70 });
+    const cases: [string, Buffer][] = [
+      // Signature, header and end marker are fine: only decoding every block finds these.
+      ['cut in the middle, end marker kept', Buffer.concat([jpeg.subarray(0, jpeg.length >> 1), Buffer.from([0xff, 0xd9])])],
+      ['overwritten in place by another JPEG', Buffer.concat([jpeg.subarray(0, jpeg.length >> 1), other.subarray(other.length >> 1)])],
+    ];
+    for (const [what, body] of cases) {
+      for (const verify of ['full', 'header'] as const) {
+        await expect(server.notifier.publish(body, { stackSize: 9 }, { verify }), `${what}, verify ${verify}`).rejects.toThrow(/damaged JPEG|truncated JPEG/);
+      }
+      const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', body: new Uint8Array(body), headers: { 'Content-Type': 'image/jpeg' } });
+      expect(res.status, what).toBe(422);
+    }
+    expect({ folders: await readdir(v), data: await readFile(join(server.webFolder, 'data.json')), image: await readFile(join(server.webFolder, 'web_image.jpg')) }).toEqual(before);
+    expect((await json(`${server.baseUrl}/status`)).version).toBe(1);
+    // No number was used up by the refusals.
+    await server.notifier.publish(await makeJpeg());
+    await client.waitFor((c) => c.count('new_image') === 2);
+    expect(client.messages).toEqual([
+      { type: 'new_image', version: 1 },
+      { type: 'new_image', version: 2 },
+    ]);
   });
 
   it('carries the numbering on after a restart on the same web folder, never reusing a version', async () => {

@@ -1,8 +1,11 @@
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
-import { ImageConverter } from './image-converter.service.js';
+import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
+import { VersionStore } from '../web-assets/version-store.js';
+import { assertMetrics, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
+import type { ImageFormat } from './image-format.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
@@ -10,13 +13,14 @@ export type ImageMetrics = SessionMetrics;
 /** How {@link ImageNotifier.publish} checks an image. */
 export interface PublishOptions {
   /**
-   * How a JPEG published as it is gets checked. `'full'` (the default) decodes every block,
-   * so a file cut in the middle or overwritten in place while it was read is refused.
-   * `'header'` checks its signature, a full decode of its header and its end marker only:
-   * for a buffer your own code just encoded in memory, it saves ~35 ms of CPU on a 3 MB
-   * JPEG. Converted images (PNG, TIFF, large or rotated JPEGs) are always decoded whole.
+   * Kept for compatibility; both values now check the same. Every image is decoded whole
+   * while its pyramid (`/v/<version>/`) is cut, so a JPEG cut in the middle or overwritten
+   * in place while it was read is always refused, with no separate decode.
+   * @deprecated
    */
   verify?: 'full' | 'header';
+  /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
+  declaredFormat?: ImageFormat;
 }
 
 /**
@@ -27,59 +31,79 @@ export interface PublishOptions {
 @Injectable()
 export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
-  /** Settles once the latest publish has queued its write (or failed before it). */
-  private lastInLine: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly converter: ImageConverter,
+    private readonly versions: VersionStore,
+    private readonly pyramids: PyramidBuilder,
   ) {}
 
   /**
-   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour): writes it as
-   * web_image.jpg and the metrics to data.json (both atomically), then broadcasts
-   * `{"type":"new_image"}`. A JPEG within `maxImageSize` is written byte for byte; other
+   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour) as a new
+   * version: cuts its Deep Zoom pyramid (`/v/<version>/`), writes it as web_image.jpg and
+   * the metrics to data.json (both atomically), then broadcasts
+   * `{"type":"new_image","version":N}`. A JPEG within `maxImageSize` is written byte for byte; other
    * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
    * `jpegQuality`). Metrics left out keep their current values.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
-   * `InvalidMetricsError`, also before anything is written. See {@link PublishOptions}
-   * for how thoroughly a JPEG passed through is checked.
+   * `InvalidMetricsError`, also before anything is written.
    */
-  publish(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
-    return this.publishImage(image, metrics, (options.verify ?? 'full') === 'full');
-  }
-
-  private async publishImage(image: Buffer, metrics: ImageMetrics | undefined, verifyPixels: boolean): Promise<void> {
+  async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
     const began = performance.now();
-    // Conversion starts at once, outside the write queue, so uploads convert side by side;
-    // the writes still happen in call order (see `inLine`).
-    const converting = this.converter.toPublishable(image, { verifyPixels });
-    const result = await this.inLine(converting, (ready) => this.writeThenAnnounce(() => this.assets.writeImage(ready.jpeg, metrics)));
-    const ms = Math.round(performance.now() - began);
-    this.logger.debug(
-      result.passedThrough
-        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
-    );
+    // 1. Check the metrics; check / convert the image, then cut its pyramid out of sight.
+    //    Both start at once, outside the write queue, so uploads are prepared side by side.
+    assertMetrics(metrics);
+    const preparing = this.prepare(image, options.declaredFormat);
+    // Its rejection is taken in its turn below, maybe only after earlier publishes.
+    preparing.catch(() => undefined);
+    // 2. In call order (the web folder's one queue): a version, its pyramid put in place,
+    //    then web_image.jpg and data.json; 3. announce that version.
+    const ready = await this.assets.exclusive(async () => {
+      const { result, pyramid } = await preparing;
+      const version = await this.takeVersion(pyramid);
+      await this.assets.writeImage(result.jpeg, metrics, version);
+      this.broadcast.broadcast({ type: 'new_image', version });
+      await this.pruneVersions();
+      return result;
+    });
+    this.logPublished(ready, Math.round(performance.now() - began));
   }
 
   /**
    * Rewrites data.json with new metrics, then broadcasts `new_image` so viewers refresh it.
-   * It takes its turn after the publishes called before it.
+   * The image and its version stay as they are. It takes its turn after the publishes
+   * called before it.
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.writeMetrics(metrics)));
+    assertMetrics(metrics);
+    await this.assets.exclusive(async () => {
+      await this.assets.writeMetrics(metrics);
+      const { version } = this.assets.session;
+      this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
+    });
   }
 
   /**
-   * For a caller that wrote web_image.jpg into the web folder itself: takes it in and
-   * broadcasts. It takes its turn after the publishes called before it.
+   * For a caller that wrote web_image.jpg into the web folder itself: takes it in as a new
+   * version (its pyramid cut first) and broadcasts. A file that does not decode whole is
+   * refused with an `ImageRejectedError` and the viewers keep the current version. It takes
+   * its turn after the publishes called before it.
    */
   async notifyNewImage(): Promise<void> {
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.reloadImageFromDisk()));
+    await this.assets.exclusive(async () => {
+      const image = await this.assets.readImageFromDisk();
+      const pyramid = await this.pyramids.prepare(image.body).catch((err: unknown) => {
+        throw isDecodeError(err) ? damagedImage('jpeg', err) : err;
+      });
+      const version = await this.takeVersion(pyramid);
+      await this.assets.takeImageFromDisk(image, version);
+      this.broadcast.broadcast({ type: 'new_image', version });
+      await this.pruneVersions();
+    });
   }
 
   /**
@@ -87,41 +111,56 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * server and the process go: an image sent during STOP is not lost.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.lastInLine;
-    await this.assets.exclusive(() => Promise.resolve());
-  }
-
-  /** Writes (in the web folder's queue), then tells every viewer: `new_image` only once the files are there. */
-  private writeThenAnnounce(write: () => Promise<void>): Promise<void> {
-    return this.assets.exclusive(async () => {
-      await write();
-      const { version } = this.assets.session;
-      this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
-    });
+    await this.assets.drained();
   }
 
   /**
-   * Conversions run side by side, but each publish waits until every earlier one has
-   * queued its write before queuing its own: with A then B, B's image is the one left on
-   * disk even when B converts faster. A failed conversion gives its turn up at once.
+   * The JPEG to write, and its pyramid. Cutting the pyramid decodes every block with
+   * libjpeg's warnings as errors: for a JPEG passed through it is the full check, so the
+   * converter is asked for the structural checks only.
    */
-  private async inLine<T>(converting: Promise<T>, write: (ready: T) => Promise<void>): Promise<T> {
-    // Its rejection is taken below, maybe only after earlier publishes; not unhandled meanwhile.
-    void converting.catch(() => undefined);
-    const previous = this.lastInLine;
-    let queued!: () => void;
-    this.lastInLine = new Promise<void>((resolve) => (queued = resolve));
-    let ready: T;
-    let writing: Promise<void>;
+  private async prepare(image: Buffer, declaredFormat: ImageFormat | undefined): Promise<{ result: PublishableImage; pyramid: PreparedPyramid }> {
+    const result = await this.converter.toPublishable(image, { verifyPixels: false, declaredFormat });
     try {
-      await previous;
-      ready = await converting;
-      // Queued synchronously here, before `queued()` lets the next publish queue its own.
-      writing = write(ready);
-    } finally {
-      queued();
+      return { result, pyramid: await this.pyramids.prepare(result.jpeg) };
+    } catch (err) {
+      throw result.passedThrough && isDecodeError(err) ? damagedImage(result.sourceFormat, err) : err;
     }
-    await writing;
-    return ready;
   }
+
+  /** The next version (persisted first), with its pyramid renamed into `v/<version>/`. */
+  private async takeVersion(pyramid: PreparedPyramid): Promise<number> {
+    let version: number;
+    try {
+      version = await this.versions.next();
+    } catch (err) {
+      await pyramid.discard();
+      throw err;
+    }
+    const built = await pyramid.commit(version);
+    this.logger.debug(`version ${version}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
+    return version;
+  }
+
+  /** Older versions go once the new one is announced; a failure only costs disk space until the next publish. */
+  private async pruneVersions(): Promise<void> {
+    try {
+      await this.pyramids.prune();
+    } catch (err) {
+      this.logger.warn(`could not remove old versions: ${(err as Error).message}`);
+    }
+  }
+
+  private logPublished(result: PublishableImage, ms: number): void {
+    this.logger.debug(
+      result.passedThrough
+        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
+        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+    );
+  }
+}
+
+/** A decoder's complaint (libvips), not the filesystem's (those carry an errno code). */
+function isDecodeError(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
 }

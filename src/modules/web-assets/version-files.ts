@@ -1,8 +1,11 @@
+import { Inject, Injectable } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { VERSIONS_FOLDER } from './version-store.js';
+import { matchesEtag } from './etag.js';
 
 /** `/v/<version>/image.dzi` or `/v/<version>/image_files/<level>/<col>_<row>.<ext>`; nothing else. */
 const VERSION_PATH = /^\/v\/([1-9][0-9]{0,15})\/(image\.dzi|image_files\/(?:0|[1-9][0-9]{0,2})\/(?:0|[1-9][0-9]{0,5})_(?:0|[1-9][0-9]{0,5})\.(jpeg|webp))$/;
@@ -27,12 +30,13 @@ export function isVersionPath(path: string): boolean {
  * below `v/`. A version folder never changes once announced, so the answer is immutable
  * with a strong ETag (inode, size, mtime); a pruned or unknown version is a 404.
  */
+@Injectable()
 export class VersionFiles {
   private readonly root: string;
   private rootReal: string | undefined;
 
-  constructor(webFolder: string) {
-    this.root = join(webFolder, VERSIONS_FOLDER);
+  constructor(@Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder'>) {
+    this.root = join(options.webFolder, VERSIONS_FOLDER);
   }
 
   /** Answers a GET or HEAD whose path {@link isVersionPath}; any other method gets a 405. */
@@ -90,17 +94,6 @@ export class VersionFiles {
       return undefined; // missing (pruned) or not readable: a 404 either way
     }
   }
-}
-
-/** `If-None-Match` (RFC 9110 13.1.2) lists validators or `*`; weak comparison. */
-function matchesEtag(header: string | undefined, etag: string): boolean {
-  if (!header) {
-    return false;
-  }
-  return header.split(',').some((candidate) => {
-    const tag = candidate.trim();
-    return tag === '*' || tag === etag || tag === `W/${etag}`;
-  });
 }
 
 function notFound(res: ServerResponse): void {

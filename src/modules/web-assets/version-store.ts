@@ -1,6 +1,8 @@
+import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 
 /** The folder under the web folder that holds one sub-folder per version (`v/17/`). */
 export const VERSIONS_FOLDER = 'v';
@@ -20,11 +22,15 @@ export function isVersionName(name: string): boolean {
  * `next()` and the announcement skips a number instead of reusing it. On open, the counter
  * is the larger of the file and the highest `v/<n>/` folder (the file may be lost or old).
  */
+@Injectable()
 export class VersionStore {
+  private readonly webFolder: string;
   private last = 0;
   private opened = false;
 
-  constructor(private readonly webFolder: string) {}
+  constructor(@Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder'>) {
+    this.webFolder = options.webFolder;
+  }
 
   /** The last version handed out (0: none ever in this web folder). */
   get current(): number {

@@ -4,13 +4,13 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
 import { favicon, waitingImage } from './generated-images.js';
 import { compressAsset, compressibleType, type CompressedAsset } from './precompressed.js';
 import { PyramidBuilder } from './pyramid.js';
-import { VersionFiles } from './version-files.js';
 import { VersionStore } from './version-store.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
@@ -76,7 +76,7 @@ export class WebAssetsService {
   /** Distinguishes ETags across restarts, since the sequence starts again at 1. */
   private readonly etagPrefix = randomBytes(4).toString('hex');
   private sequence = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   /** web_image.jpg and data.json as last written, by file name. */
   private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
@@ -84,19 +84,13 @@ export class WebAssetsService {
   private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
   /** The viewer's text files with their brotli and gzip forms, made at START. */
   private readonly compressed = new Map<string, CompressedAsset>();
-  private readonly versions: VersionStore;
-  private readonly pyramids: PyramidBuilder;
-  /** Serves `/v/<version>/...` from the web folder. */
-  readonly versionFiles: VersionFiles;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly storage: FileStorage,
-  ) {
-    this.versions = new VersionStore(options.webFolder);
-    this.pyramids = new PyramidBuilder(options.webFolder);
-    this.versionFiles = new VersionFiles(options.webFolder);
-  }
+    private readonly versions: VersionStore,
+    private readonly pyramids: PyramidBuilder,
+  ) {}
 
   /** A viewer text file (index.html, viewer.js, ...) with its compressed forms; undefined for others. */
   compressedAsset(relative: string): CompressedAsset | undefined {
@@ -131,9 +125,12 @@ export class WebAssetsService {
    * static publication all go through here, so none interleaves with another.
    */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
+  }
+
+  /** Resolves once every write queued so far is done (shutdown). */
+  drained(): Promise<void> {
+    return this.queue.drained();
   }
 
   /**
@@ -178,6 +175,7 @@ export class WebAssetsService {
       if (!current) {
         this.hot.set(IMAGE_FILE, this.served(image, JPEG_TYPE, new Date()));
       }
+      // The numbering carries on from the versions on disk, which stay (the newest few).
       await this.versions.open();
       await this.pyramids.prune();
       await this.writeDataFile(this.state);
@@ -186,15 +184,14 @@ export class WebAssetsService {
   }
 
   /**
-   * Writes a validated JPEG and the metrics together (both temp files first, then the
-   * renames, image first). Call inside {@link exclusive}.
+   * Writes a validated JPEG and checked metrics ({@link assertMetrics}) together (both temp
+   * files first, then the renames, image first), as `version` (its pyramid already in
+   * place). Call inside {@link exclusive}.
    */
-  async writeImage(jpeg: Buffer, metrics: SessionMetrics = {}): Promise<void> {
-    const checked = checkedMetrics(this.state, metrics);
-    const version = await this.buildVersion(jpeg);
+  async writeImage(jpeg: Buffer, metrics: SessionMetrics, version: number): Promise<void> {
     const at = new Date();
     const next: SessionState = {
-      ...checked,
+      ...mergeMetrics(this.state, metrics),
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
       version,
@@ -209,40 +206,27 @@ export class WebAssetsService {
     Object.assign(this.state, next);
     this.hot.set(IMAGE_FILE, this.served(jpeg, JPEG_TYPE, at));
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
-    await this.pruneVersions();
   }
 
-  /** The next version and its complete pyramid under `v/<version>/`. */
-  private async buildVersion(image: Buffer): Promise<number> {
-    const version = await this.versions.next();
-    const built = await this.pyramids.build(version, image);
-    this.logger.debug(`version ${version}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
-    return version;
-  }
-
-  /** Older versions go once the new one is announced on disk; a failure only costs disk space. */
-  private async pruneVersions(): Promise<void> {
-    try {
-      await this.pyramids.prune();
-    } catch (err) {
-      this.logger.warn(`could not remove old versions: ${(err as Error).message}`);
-    }
-  }
-
-  /** Writes data.json with new metrics. Call inside {@link exclusive}. */
+  /** Writes data.json with new, checked metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    await this.writeDataFile({ ...this.state, ...checkedMetrics(this.state, metrics) });
+    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
   }
 
-  /** Takes in a web_image.jpg that a caller wrote itself. Call inside {@link exclusive}. */
-  async reloadImageFromDisk(): Promise<void> {
+  /** web_image.jpg as it is on disk now (a caller wrote it itself), with its modification time. */
+  async readImageFromDisk(): Promise<{ body: Buffer; mtime: Date }> {
     const path = join(this.options.webFolder, IMAGE_FILE);
-    const body = await this.storage.readFile(path);
-    const { mtime } = await this.storage.stat(path);
-    const version = await this.buildVersion(body);
-    this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, mtime));
+    const [body, { mtime }] = await Promise.all([this.storage.readFile(path), this.storage.stat(path)]);
+    return { body, mtime };
+  }
+
+  /**
+   * Takes in a web_image.jpg that a caller wrote itself ({@link readImageFromDisk}) as
+   * `version`, and writes data.json. Call inside {@link exclusive}.
+   */
+  async takeImageFromDisk(image: { body: Buffer; mtime: Date }, version: number): Promise<void> {
+    this.hot.set(IMAGE_FILE, this.served(image.body, JPEG_TYPE, image.mtime));
     await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date(), version });
-    await this.pruneVersions();
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
@@ -265,7 +249,7 @@ export class WebAssetsService {
   }
 }
 
-/** data.json as ALS writes it, plus the time of the last image. */
+/** data.json as ALS writes it, plus the time and version of the last image. */
 function dataJson(state: SessionState): string {
   return JSON.stringify({
     STACK_SIZE: state.stackSize,
@@ -275,15 +259,18 @@ function dataJson(state: SessionState): string {
   });
 }
 
-function checkedMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {
-  const { stackSize = current.stackSize, exposureSeconds = current.exposureSeconds } = metrics;
-  if (!Number.isSafeInteger(stackSize) || stackSize < 0) {
+function mergeMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {
+  return { stackSize: metrics.stackSize ?? current.stackSize, exposureSeconds: metrics.exposureSeconds ?? current.exposureSeconds };
+}
+
+/** The one check of metrics given in code (the HTTP edge parses its query with a DTO first). */
+export function assertMetrics({ stackSize, exposureSeconds }: SessionMetrics): void {
+  if (stackSize !== undefined && (!Number.isSafeInteger(stackSize) || stackSize < 0)) {
     throw new InvalidMetricsError(`stackSize must be an integer ≥ 0, got ${String(stackSize)}`);
   }
-  if (!Number.isFinite(exposureSeconds) || exposureSeconds < 0) {
+  if (exposureSeconds !== undefined && (!Number.isFinite(exposureSeconds) || exposureSeconds < 0)) {
     throw new InvalidMetricsError(`exposureSeconds must be a number ≥ 0, got ${String(exposureSeconds)}`);
   }
-  return { stackSize, exposureSeconds };
 }
 
 /** Folder of OpenSeadragon's build in the installed npm package (never a copy in this repo). */
