@@ -13,6 +13,8 @@ import {
 } from './config/image-server-options.js';
 import { BroadcastService } from './gateway/broadcast.service.js';
 import { ImageGateway } from './gateway/image.gateway.js';
+import { ViewerSessionsController } from './gateway/viewer-sessions.controller.js';
+import { ViewerSessions } from './gateway/viewer-sessions.service.js';
 import { ImageConverter } from './modules/image-notifier/image-converter.service.js';
 import { ImageNotifier } from './modules/image-notifier/image-notifier.service.js';
 import { ImageUploadController } from './modules/image-notifier/image-upload.controller.js';
@@ -53,6 +55,7 @@ const providers: Provider[] = [
   NetworkInfoService,
   WebAssetsService,
   BroadcastService,
+  ViewerSessions,
   ServerLifecycle,
   ControlGuard,
   ImageConverter,
@@ -75,8 +78,8 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  controllers: [StatusController, ControlController, ImageUploadController, QrController],
-  exports: [ImageNotifier, ServerLifecycle, IMAGE_SERVER_OPTIONS],
+  controllers: [StatusController, ControlController, ImageUploadController, QrController, ViewerSessionsController],
+  exports: [ImageNotifier, ServerLifecycle, ViewerSessions, IMAGE_SERVER_OPTIONS],
 })
 export class ImageServerModule extends ConfigurableModuleClass implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

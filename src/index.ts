@@ -12,3 +12,12 @@ export {
 } from './config/image-server-options.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';
+export {
+  ViewerSessions,
+  CURRENT_VERSION,
+  type CurrentVersionSource,
+  type ClientMessage,
+  type ServerStoppedReport,
+  type ViewerEvent,
+  type ViewerInfo,
+} from './gateway/viewer-sessions.service.js';

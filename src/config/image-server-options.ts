@@ -76,6 +76,11 @@ export interface ImageServerOptions {
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
   demoIntervalMs: number;
+  /**
+   * How often the viewer count is checked; `{"type":"viewers"}` goes out only when it
+   * changed. Default 5000 ms (the most often phones are told); shorter in tests.
+   */
+  viewerCountIntervalMs: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -90,6 +95,7 @@ export const DEFAULT_MAX_IMAGE_SIZE = 4096;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
+export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -120,6 +126,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
+    viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
   const problems = optionProblems(options);
   if (problems.length > 0) {
@@ -142,6 +149,7 @@ const RANGES: { [K in keyof ImageServerOptions]?: [min: number, max: number, int
   watchPollIntervalMs: [50, 600_000, false],
   watchExposureSeconds: [0, Number.MAX_SAFE_INTEGER, false],
   demoIntervalMs: [100, 3_600_000, false],
+  viewerCountIntervalMs: [10, 60_000, false],
 };
 
 function optionProblems(options: ImageServerOptions): string[] {

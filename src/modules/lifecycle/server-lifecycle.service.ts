@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ViewerSessions } from '../../gateway/viewer-sessions.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
@@ -47,6 +48,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly network: NetworkInfoService,
+    private readonly sessions: ViewerSessions,
   ) {}
 
   get state(): LifecycleState {
@@ -124,6 +126,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     }
     this.broadcast.open();
     this.current = 'running';
+    this.sessions.serverStarted();
     await this.announce(advertisement);
   }
 
@@ -145,6 +148,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       `stopped: ${clients} viewer(s) told, ${clients - terminated} closed in ${durationMs} ms` +
         (terminated > 0 ? `, ${terminated} terminated after the ${this.options.disconnectGraceMs} ms grace` : ''),
     );
+    this.sessions.serverStopped({ clients, terminated, durationMs });
     return { clients, terminated, durationMs };
   }
 
