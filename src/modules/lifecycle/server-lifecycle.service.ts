@@ -8,6 +8,7 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
@@ -114,7 +115,9 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
         this.boundPort = await this.bind();
       }
       await this.assets.publishStatic();
-      advertisement = this.network.advertise(this.port);
+      // HTTPS when the app was created with httpsOptions (TLS_CERT_FILE, TLS_SELF_SIGNED).
+      const secure = this.adapterHost.httpAdapter.getHttpServer() instanceof TlsServer;
+      advertisement = this.network.advertise(this.port, secure ? 'https' : 'http');
     } catch (err) {
       this.current = 'stopped';
       throw err;
