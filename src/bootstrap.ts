@@ -9,6 +9,7 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-se
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
 import { loadTls } from './modules/lifecycle/tls.js';
+import { setupApiDocs } from './modules/status/api-docs.js';
 import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -34,6 +35,7 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
     forceCloseConnections: true,
   });
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).
   app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
   const { disconnectGraceMs } = app.get<ImageServerOptions>(IMAGE_SERVER_OPTIONS);

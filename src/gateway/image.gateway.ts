@@ -12,7 +12,7 @@ import {
   IMAGE_SERVER_OPTIONS,
   type ImageServerOptions,
 } from '../config/image-server-options.js';
-import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
+import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
 import { ViewerSessions } from './viewer-sessions.service.js';
 
@@ -39,7 +39,7 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
-    private readonly lifecycle: ServerLifecycle,
+    private readonly gate: ViewerGate,
     private readonly sessions: ViewerSessions,
   ) {}
 
@@ -47,7 +47,7 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
     server.options.verifyClient = (_info, done) => {
-      if (this.lifecycle.acceptsViewers) {
+      if (this.gate.acceptsViewers) {
         done(true);
       } else {
         done(false, 503, 'Service Unavailable');

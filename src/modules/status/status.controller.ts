@@ -1,4 +1,5 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
@@ -32,6 +33,7 @@ export interface StatusBody {
   demo?: DemoStatus;
 }
 
+@ApiTags('status')
 @Controller()
 export class StatusController {
   private readonly startedAt = Date.now();
@@ -45,6 +47,9 @@ export class StatusController {
 
   /** 200 while running; 503 with the same body while starting, stopping or stopped. */
   @Get('status')
+  @ApiOperation({ summary: 'State, advertised address, viewers and session metrics' })
+  @ApiResponse({ status: 200, description: 'Running' })
+  @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
   status(): StatusBody {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
