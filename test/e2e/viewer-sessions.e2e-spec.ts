@@ -242,7 +242,7 @@ describe('ViewerSessions from an embedding app (test/example)', () => {
   it('sees connected, message, disconnected and server.stopped; messages reach no other client', async () => {
     const temp = await makeTempFolder();
     app = await NestFactory.create(
-      ExampleStackerModule.register({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 50 }),
+      ExampleStackerModule.register({ listen: true, port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 50 }),
       { logger: false, abortOnError: false },
     );
     app.useWebSocketAdapter(new ViewerWsAdapter(app));
