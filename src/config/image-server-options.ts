@@ -93,6 +93,11 @@ export interface ImageServerOptions {
    * 404. Default 4 (3-8), so a phone in the middle of a download never loses its version.
    */
   keepVersions: number;
+  /**
+   * How often the viewer count is checked; `{"type":"viewers"}` goes out only when it
+   * changed. Default 5000 ms (the most often phones are told); shorter in tests.
+   */
+  viewerCountIntervalMs: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -111,6 +116,7 @@ export const DEFAULT_TILE_SIZE = 510;
 export const DEFAULT_TILE_OVERLAP = 1;
 export const DEFAULT_TILE_QUALITY = 80;
 export const DEFAULT_KEEP_VERSIONS = 4;
+export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -146,6 +152,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     tileFormat: partial.tileFormat ?? 'jpeg',
     tileQuality: partial.tileQuality ?? DEFAULT_TILE_QUALITY,
     keepVersions: partial.keepVersions ?? DEFAULT_KEEP_VERSIONS,
+    viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
   const problems = optionProblems(options);
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
@@ -186,6 +193,7 @@ export const OPTION_RANGES = {
   tileOverlap: { min: 0, max: 8, integer: true },
   tileQuality: { min: 1, max: 100, integer: true },
   keepVersions: { min: 3, max: 8, integer: true },
+  viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */

@@ -44,6 +44,14 @@ function expectedTiles(width: number, height: number, tile = 510): number {
   }
 }
 
+function isNewImage(message: unknown): boolean {
+  return (message as { type?: unknown }).type === 'new_image';
+}
+
+function helloOf(client: RecordingClient): Record<string, unknown> | undefined {
+  return client.messages.find((m) => (m as { type?: unknown }).type === 'hello') as Record<string, unknown> | undefined;
+}
+
 function countFiles(folder: string): number {
   return readdirSync(folder, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? countFiles(join(folder, e.name)) : 1), 0);
 }
@@ -67,6 +75,11 @@ describe('versions: /v/<version>/ pyramids', () => {
     const s = server;
     expect((await json(`${s.baseUrl}/status`)).version).toBeNull();
     expect(JSON.parse(await readFile(join(s.webFolder, 'data.json'), 'utf8'))).toMatchObject({ VERSION: null });
+    const early = await RecordingClient.connect(s.wsUrl);
+    clients.push(early);
+    await early.waitFor((c) => helloOf(c) !== undefined);
+    // The waiting image has no version: hello carries none.
+    expect(helloOf(early)).not.toHaveProperty('version');
 
     // At the moment new_image arrives, the version's descriptor and every tile are on disk.
     const seenAtMessage: Array<{ version: number; dzi: boolean; tiles: number }> = [];
@@ -97,6 +110,11 @@ describe('versions: /v/<version>/ pyramids', () => {
     ]);
     expect(JSON.parse(await readFile(join(s.webFolder, 'data.json'), 'utf8'))).toMatchObject({ VERSION: 2, STACK_SIZE: 4 });
     expect((await json(`${s.baseUrl}/status`)).version).toBe(2);
+    // A viewer connecting now learns the version at once (hello), before any new_image.
+    const late = await RecordingClient.connect(s.wsUrl);
+    clients.push(late);
+    await late.waitFor((c) => helloOf(c) !== undefined);
+    expect(helloOf(late)).toMatchObject({ type: 'hello', version: 2 });
 
     const dzi = await (await fetch(`${s.baseUrl}/v/2/image.dzi`)).text();
     expect(dzi).toContain('TileSize="510"');
@@ -136,7 +154,7 @@ describe('versions: /v/<version>/ pyramids', () => {
     // No number was used up by the refusals.
     await server.notifier.publish(await makeJpeg());
     await client.waitFor((c) => c.count('new_image') === 2);
-    expect(client.messages).toEqual([
+    expect(client.messages.filter(isNewImage)).toEqual([
       { type: 'new_image', version: 1 },
       { type: 'new_image', version: 2 },
     ]);
@@ -156,7 +174,7 @@ describe('versions: /v/<version>/ pyramids', () => {
     clients.push(client);
     await server.notifier.publish(await makeJpeg({ color: { r: 1, g: 2, b: 3 } }));
     await client.waitFor((c) => c.count('new_image') === 1);
-    expect(client.messages).toEqual([{ type: 'new_image', version: 3 }]);
+    expect(client.messages.filter(isNewImage)).toEqual([{ type: 'new_image', version: 3 }]);
     await server.close();
 
     // The counter file lost: the folders still hold the highest version.

@@ -182,7 +182,6 @@
     setInterval(tick, 1000);
     requestImage();
     connect();
-    requestWakeLock();
   }
 
   // ------------------------------------------------------------ connection
@@ -287,9 +286,15 @@
         break;
       case 'hello':
         received.hello += 1;
+        // The version on the server now: opened at once when it is newer than what is shown.
         if (isVersion(message.version)) {
           noteVersion(message.version);
         }
+        notifySession(message);
+        break;
+      case 'viewers':
+      case 'notice':
+        notifySession(message);
         break;
       case 'disconnect':
         received.disconnect += 1;
@@ -303,6 +308,13 @@
       default:
         // Unknown or future messages are not ours to act on.
         received.ignored += 1;
+    }
+  }
+
+  /** Sessions: the viewer count and operator notices (session.js). */
+  function notifySession(message) {
+    if (window.stackcastSession) {
+      window.stackcastSession.onMessage(message);
     }
   }
 
@@ -346,7 +358,6 @@
     } else {
       wakeUp();
     }
-    requestWakeLock();
   }
 
   /** The user is looking (page visible again, network back): reconnect and refresh at once. */
@@ -860,13 +871,6 @@
 
   function pageUrl() {
     return window.location.origin + window.location.pathname;
-  }
-
-  /** Keeps the screen on where the browser allows it (secure contexts only; silently skipped). */
-  function requestWakeLock() {
-    if (navigator.wakeLock && typeof navigator.wakeLock.request === 'function' && !document.hidden) {
-      navigator.wakeLock.request('screen').catch(function () { /* not granted */ });
-    }
   }
 
   function byId(id) {
