@@ -67,7 +67,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       const version = await this.takeVersion(pyramid);
       await this.assets.writeImage(result.jpeg, metrics, version);
       this.broadcast.broadcast({ type: 'new_image', version });
-      await this.pruneVersions();
+      this.pruneVersions();
       return result;
     });
     this.logPublished(ready, Math.round(performance.now() - began));
@@ -102,7 +102,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       const version = await this.takeVersion(pyramid);
       await this.assets.takeImageFromDisk(image, version);
       this.broadcast.broadcast({ type: 'new_image', version });
-      await this.pruneVersions();
+      this.pruneVersions();
     });
   }
 
@@ -112,6 +112,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    */
   async beforeApplicationShutdown(): Promise<void> {
     await this.assets.drained();
+    await this.pyramids.idle();
   }
 
   /**
@@ -142,13 +143,9 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     return version;
   }
 
-  /** Older versions go once the new one is announced; a failure only costs disk space until the next publish. */
-  private async pruneVersions(): Promise<void> {
-    try {
-      await this.pyramids.prune();
-    } catch (err) {
-      this.logger.warn(`could not remove old versions: ${(err as Error).message}`);
-    }
+  /** Older versions go once the new one is announced, off the publish's path. */
+  private pruneVersions(): void {
+    this.pyramids.pruneInBackground((err) => this.logger.warn(`could not remove old versions: ${err.message}`));
   }
 
   private logPublished(result: PublishableImage, ms: number): void {

@@ -46,6 +46,7 @@ describe('PyramidBuilder', () => {
     }
     await mkdir(join(folder.path, 'v', '.build-0-999999999-abcd'));
     expect(await builder.prune()).toEqual([1, 2]);
+    await builder.idle();
     expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['3', '4', '5']);
   });
 

@@ -72,7 +72,9 @@ export class VersionStore {
   }
 
   private async persist(version: number): Promise<void> {
-    await mkdir(this.webFolder, { recursive: true });
+    if (!this.opened) {
+      await mkdir(this.webFolder, { recursive: true });
+    }
     const path = join(this.webFolder, VERSION_FILE);
     const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
     try {
