@@ -18,6 +18,7 @@ import { ImageNotifier } from './modules/image-notifier/image-notifier.service.j
 import { ImageUploadController } from './modules/image-notifier/image-upload.controller.js';
 import { ControlController } from './modules/lifecycle/control.controller.js';
 import { ControlGuard } from './modules/lifecycle/control.guard.js';
+import { HttpHardening } from './modules/lifecycle/http-hardening.service.js';
 import { ServerLifecycle } from './modules/lifecycle/server-lifecycle.service.js';
 import { NetworkInfoService } from './modules/network-info/network-info.service.js';
 import { networkInterfacesProvider } from './modules/network-info/network-interfaces.provider.js';
@@ -55,6 +56,7 @@ const providers: Provider[] = [
   BroadcastService,
   ServerLifecycle,
   ControlGuard,
+  HttpHardening,
   ImageConverter,
   ImageNotifier,
   ImageGateway,

@@ -42,6 +42,11 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: 'an integer number of milliseconds from 50 to 600000',
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: 'an integer number of milliseconds from 100 to 3600000',
+  MAX_VIEWERS: 'an integer from 1 to 1000000',
+  MAX_VIEWERS_PER_ADDRESS: 'an integer from 1 to 1000000',
+  MAX_CONNECTIONS: 'an integer from 16 to 1000000',
+  MAX_CONNECTIONS_PER_ADDRESS: 'an integer from 2 to 1000000',
+  MAX_UPLOADS_IN_FLIGHT: 'an integer from 1 to 64',
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -209,10 +214,52 @@ export class EnvironmentVariables {
   @Min(100)
   @Max(3_600_000)
   DEMO_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  MAX_VIEWERS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
+  MAX_VIEWERS_PER_ADDRESS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(16)
+  @Max(1_000_000)
+  MAX_CONNECTIONS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(2)
+  @Max(1_000_000)
+  MAX_CONNECTIONS_PER_ADDRESS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  MAX_UPLOADS_IN_FLIGHT?: number;
 }
+
+/** Variables whose value is shown by its length only. */
+const SECRETS = new Set<string>(['CONTROL_TOKEN']);
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';
+  if (SECRETS.has(name) && typeof raw === 'string') {
+    // A secret is never printed, not even a wrong one: its length is enough to see the mistake.
+    return `${name} (${raw.length} characters) is invalid: expected ${allowed}`;
+  }
   const given = raw === undefined ? '(unset)' : JSON.stringify(raw);
   return `${name}=${given} is invalid: expected ${allowed}`;
 }

@@ -24,5 +24,10 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     watchExposureSeconds: env.WATCH_EXPOSURE,
     demo: env.DEMO,
     demoIntervalMs: env.DEMO_INTERVAL_MS,
+    maxViewers: env.MAX_VIEWERS,
+    maxViewersPerAddress: env.MAX_VIEWERS_PER_ADDRESS,
+    maxConnections: env.MAX_CONNECTIONS,
+    maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
+    maxUploadsInFlight: env.MAX_UPLOADS_IN_FLIGHT,
   };
 }

@@ -13,7 +13,9 @@ import {
   type ImageServerOptions,
 } from '../config/image-server-options.js';
 import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
+import { HttpHardening } from '../modules/lifecycle/http-hardening.service.js';
 import { BroadcastService } from './broadcast.service.js';
+import { UpgradeLimiter } from './upgrade-limiter.js';
 
 const MAX_PENDING_AUTO_PONGS = 16;
 
@@ -38,16 +40,29 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
     private readonly lifecycle: ServerLifecycle,
+    private readonly hardening: HttpHardening,
   ) {}
 
   afterInit(server: WebSocketServer): void {
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
-    server.options.verifyClient = (_info, done) => {
-      if (this.lifecycle.acceptsViewers) {
+    const limiter = new UpgradeLimiter(this.options, this.hardening.refusals);
+    server.options.verifyClient = (info, done) => {
+      if (!this.lifecycle.acceptsViewers) {
+        done(false, 503, 'Service Unavailable');
+        return;
+      }
+      const connection = this.hardening.connectionRefusal(info.req);
+      if (connection !== undefined) {
+        done(false, 503, connection, { 'Retry-After': '10' });
+        return;
+      }
+      // Last: an admitted upgrade is counted as a viewer.
+      const refusal = limiter.admit(info.req);
+      if (refusal === undefined) {
         done(true);
       } else {
-        done(false, 503, 'Service Unavailable');
+        done(false, refusal.code, refusal.message, refusal.headers);
       }
     };
   }

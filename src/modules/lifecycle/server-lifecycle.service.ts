@@ -13,6 +13,7 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { HttpHardening } from './http-hardening.service.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
 
 export type LifecycleState = 'starting' | 'running' | 'stopping' | 'stopped';
@@ -47,6 +48,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly network: NetworkInfoService,
+    private readonly hardening: HttpHardening,
   ) {}
 
   get state(): LifecycleState {
@@ -152,6 +154,8 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   private bind(): Promise<number> {
     const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     const { port, host } = this.options;
+    // Caps, timeouts and the slow-reader sweep apply to the server this module binds.
+    this.hardening.limitServer(server);
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         server.off('listening', onListening);
