@@ -260,7 +260,9 @@ function describe(name: string, raw: unknown): string {
     // A secret is never printed, not even a wrong one: its length is enough to see the mistake.
     return `${name} (${raw.length} characters) is invalid: expected ${allowed}`;
   }
-  const given = raw === undefined ? '(unset)' : JSON.stringify(raw);
+  // A URL's user:password@ is a secret too.
+  const shown = typeof raw === 'string' ? raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@') : raw;
+  const given = shown === undefined ? '(unset)' : JSON.stringify(shown);
   return `${name}=${given} is invalid: expected ${allowed}`;
 }
 

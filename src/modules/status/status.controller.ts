@@ -1,5 +1,8 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Req, ServiceUnavailableException } from '@nestjs/common';
+import type { Request } from 'express';
+import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ControlGuard } from '../lifecycle/control.guard.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
 import type { DemoStatus } from '../sources/demo-source.service.js';
@@ -7,6 +10,7 @@ import type { WatchStatus } from '../sources/folder-watch.service.js';
 import { ImageSources, type ImageSourceKind } from '../sources/image-sources.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { anonymousStatus, type AnonymousStatusBody } from './status-exposure.js';
 
 /** The body of `GET /status`. */
 export interface StatusBody {
@@ -34,18 +38,23 @@ export interface StatusBody {
 
 @Controller()
 export class StatusController {
-  private readonly startedAt = Date.now();
+  // Monotonic: a clock stepped back must not make the uptime negative.
+  private readonly startedAt = performance.now();
 
   constructor(
     private readonly lifecycle: ServerLifecycle,
     private readonly broadcast: BroadcastService,
     private readonly assets: WebAssetsService,
     private readonly sources: ImageSources,
+    private readonly control: ControlGuard,
   ) {}
 
-  /** 200 while running; 503 with the same body while starting, stopping or stopped. */
+  /**
+   * 200 while running; 503 with the same body while starting, stopping or stopped.
+   * Callers without control access get {@link anonymousStatus}: no paths, interfaces or warnings.
+   */
   @Get('status')
-  status(): StatusBody {
+  status(@Req() req: Request): StatusBody | AnonymousStatusBody {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
     const body: StatusBody = {
@@ -62,16 +71,17 @@ export class StatusController {
       exposureSeconds: session.exposureSeconds,
       imagesPublished: session.imagesPublished,
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
     };
+    const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {
       case 'running':
-        return body;
+        return answer;
       case 'starting':
       case 'stopping':
       case 'stopped':
-        throw new ServiceUnavailableException(body);
+        throw new ServiceUnavailableException(answer);
       default: {
         const unreachable: never = body.status;
         throw new Error(`unknown state ${String(unreachable)}`);
