@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { isThisMachine } from '../modules/lifecycle/connection-limits.js';
 import type { RefusalLog } from '../modules/lifecycle/refusal-log.js';
 
 /** Limits on `/ws` upgrades (see README, "Limits and hardening"). */
@@ -30,6 +31,7 @@ interface Bucket {
  * Decides each `/ws` upgrade before the handshake: a token bucket per address (a client
  * reconnecting in a loop costs one refusal line, not a handshake each), and viewer counts
  * in all and per address, kept from the sockets themselves so a failed handshake cannot leak a slot.
+ * Per-address limits spare this machine (see `isThisMachine`).
  */
 export class UpgradeLimiter {
   private readonly buckets = new Map<string, Bucket>();
@@ -49,7 +51,8 @@ export class UpgradeLimiter {
   /** Undefined when the upgrade may go ahead (and is then counted), else why not. */
   admit(req: IncomingMessage): UpgradeRefusal | undefined {
     const address = req.socket.remoteAddress ?? '?';
-    const waitSeconds = this.take(address);
+    const local = isThisMachine(address);
+    const waitSeconds = local ? 0 : this.take(address);
     if (waitSeconds > 0) {
       const retry = String(Math.ceil(waitSeconds));
       this.log.refused('upgrade', address, `over ${this.limits.upgradeBurst} upgrades then ${this.limits.upgradesPerSecond}/s (rate-limited)`);
@@ -60,7 +63,7 @@ export class UpgradeLimiter {
       return { code: 503, message: 'Too many viewers: try again later', headers: { 'Retry-After': '30' } };
     }
     const mine = this.perAddress.get(address) ?? 0;
-    if (mine >= this.limits.maxViewersPerAddress) {
+    if (mine >= this.limits.maxViewersPerAddress && !local) {
       this.log.refused('upgrade', address, `${mine} viewers connected from this address, the limit is ${this.limits.maxViewersPerAddress}`);
       return { code: 503, message: 'Too many viewers from this address', headers: { 'Retry-After': '30' } };
     }

@@ -20,6 +20,14 @@ export interface ConnectionLimits {
   slowClientWindowMs: number;
 }
 
+/**
+ * This machine: the stacker, the astronomer's browser, or a reverse proxy on it (where
+ * every visitor has this address). Per-address caps do not apply to it; the totals do.
+ */
+export function isThisMachine(address: string): boolean {
+  return address === '127.0.0.1' || address === '::1' || address === '::ffff:127.0.0.1';
+}
+
 /** How long a refused socket may stay silent before it is closed without an answer. */
 const REFUSED_IDLE_MS = 500;
 
@@ -96,7 +104,7 @@ export class ConnectionGuard {
     if (this.sockets.size >= this.limits.maxConnections) {
       entry.refused = true;
       this.log.refused('connection', address, `${this.sockets.size} connections open, the limit is ${this.limits.maxConnections}`);
-    } else if (count > this.limits.maxConnectionsPerAddress) {
+    } else if (count > this.limits.maxConnectionsPerAddress && !isThisMachine(address)) {
       entry.refused = true;
       this.log.refused('connection', address, `${count - 1} connections open from this address, the limit is ${this.limits.maxConnectionsPerAddress}`);
     }
