@@ -7,16 +7,24 @@ export type AnonymousStatusBody = Omit<StatusBody, 'warnings' | 'addresses' | 'w
   watch?: Omit<WatchStatus, 'path' | 'lastFile' | 'lastSkipped'>;
 };
 
+const HIDDEN_KEYS = new Set(['warnings', 'addresses', 'watch']);
+const HIDDEN_WATCH_KEYS = new Set(['path', 'lastFile', 'lastSkipped']);
+
+function without<T extends object>(value: T, hidden: Set<string>): Partial<T> {
+  return Object.fromEntries(Object.entries(value).filter(([key]) => !hidden.has(key))) as Partial<T>;
+}
+
 /**
  * What a viewer needs, without folder paths, interface names or warnings (which name
  * paths and the machine's network layout): those stay for authenticated callers.
  */
 export function anonymousStatus(body: StatusBody): AnonymousStatusBody {
-  const { warnings: _warnings, watch, addresses, ...rest } = body;
-  const anonymous: AnonymousStatusBody = { ...rest, addresses: addresses.map(({ address, url }) => ({ address, url })) };
-  if (watch !== undefined) {
-    const { path: _path, lastFile: _lastFile, lastSkipped: _lastSkipped, ...counts } = watch;
-    anonymous.watch = counts;
+  const anonymous = {
+    ...without(body, HIDDEN_KEYS),
+    addresses: body.addresses.map(({ address, url }) => ({ address, url })),
+  } as AnonymousStatusBody;
+  if (body.watch !== undefined) {
+    anonymous.watch = without(body.watch, HIDDEN_WATCH_KEYS) as AnonymousStatusBody['watch'];
   }
   return anonymous;
 }
