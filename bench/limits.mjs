@@ -12,10 +12,16 @@ import { performance } from 'node:perf_hooks';
 const idle = Number(process.argv[2] ?? 2000);
 const hog = Number(process.argv[3] ?? 5000);
 const port = await new Promise((resolve) => {
-  const s = createServer().listen(0, '127.0.0.1', () => s.close(() => resolve(s.address().port)));
+  const s = createServer().listen(0, '127.0.0.1', () => {
+    const { port: free } = s.address();
+    s.close(() => resolve(free));
+  });
 });
 const work = mkdtempSync(join(tmpdir(), 'stackcast-limits-'));
-const child = spawn(process.execPath, ['dist/main.js'], { env: { PATH: process.env.PATH, PORT: String(port), WORK_FOLDER: work, NO_COLOR: '1' }, stdio: ['ignore', 'ignore', 'pipe'] });
+const child = spawn(process.execPath, ['dist/main.js'], { env: { PATH: process.env.PATH, PORT: String(port), WORK_FOLDER: work, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+let log = '';
+child.stdout.on('data', (d) => (log += d));
+child.stderr.on('data', (d) => (log += d));
 const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) / 1024;
 const status = (localAddress) =>
   new Promise((resolve) => {
@@ -53,7 +59,6 @@ for (const s of [...sockets, ...hogs]) s.destroy();
 child.kill('SIGTERM');
 await new Promise((r) => child.once('exit', r));
 rmSync(work, { recursive: true, force: true });
-const log = (child.stderr.read() ?? '').toString();
 console.log(`RSS idle service: ${base.toFixed(0)} MB; with ${idle} idle sockets from 50 addresses: ${withIdle.toFixed(0)} MB (+${(((withIdle - base) * 1024) / idle).toFixed(1)} KB per socket)`);
 console.log(`one address opened ${hog} sockets in ${hogMs.toFixed(0)} ms: ${stillOpen} still open after 1.5 s; /status from another address: ${other.code} in ${other.ms.toFixed(1)} ms; RSS ${afterHog.toFixed(0)} MB`);
-console.log(`refusal lines logged: ${(log.match(/refused/g) ?? []).length}`);
+console.log(`refusal lines logged: ${(log.match(/refused connection/g) ?? []).length}, e.g. ${/refused connection[^\n]*/.exec(log)?.[0] ?? '(none)'}`);
