@@ -7,6 +7,7 @@ import { ConfigValidationError } from './config/env.validation.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
+import { setupApiDocs } from './modules/status/api-docs.js';
 import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -27,6 +28,7 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
     forceCloseConnections: true,
   });
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).
   app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
   const { disconnectGraceMs } = app.get<ImageServerOptions>(IMAGE_SERVER_OPTIONS);

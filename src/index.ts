@@ -10,5 +10,6 @@ export {
   type DisplayedAddressChoice,
   type ImageServerOptions,
 } from './config/image-server-options.js';
+export { setupApiDocs, API_DOCS_PATH } from './modules/status/api-docs.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';

@@ -12,8 +12,8 @@ import {
   IMAGE_SERVER_OPTIONS,
   type ImageServerOptions,
 } from '../config/image-server-options.js';
-import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
-import { HttpHardening } from '../modules/lifecycle/http-hardening.service.js';
+import { HttpLimits } from '../modules/lifecycle/http-limits.js';
+import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
 import { UpgradeLimiter } from './upgrade-limiter.js';
 
@@ -39,20 +39,20 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
-    private readonly lifecycle: ServerLifecycle,
-    private readonly hardening: HttpHardening,
+    private readonly gate: ViewerGate,
+    private readonly limits: HttpLimits,
   ) {}
 
   afterInit(server: WebSocketServer): void {
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
-    const limiter = new UpgradeLimiter(this.options, this.hardening.refusals);
+    const limiter = new UpgradeLimiter(this.options, this.limits.refusals);
     server.options.verifyClient = (info, done) => {
-      if (!this.lifecycle.acceptsViewers) {
+      if (!this.gate.acceptsViewers) {
         done(false, 503, 'Service Unavailable');
         return;
       }
-      const connection = this.hardening.connectionRefusal(info.req);
+      const connection = this.limits.connectionRefusal(info.req);
       if (connection !== undefined) {
         done(false, 503, connection, { 'Retry-After': '10' });
         return;

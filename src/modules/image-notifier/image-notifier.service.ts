@@ -1,8 +1,9 @@
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
-import { ImageConverter } from './image-converter.service.js';
+import { assertMetrics, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { ImageConverter, type PublishableImage } from './image-converter.service.js';
+import type { ImageFormat } from './image-format.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
@@ -17,6 +18,8 @@ export interface PublishOptions {
    * JPEG. Converted images (PNG, TIFF, large or rotated JPEGs) are always decoded whole.
    */
   verify?: 'full' | 'header';
+  /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
+  declaredFormat?: ImageFormat;
 }
 
 /**
@@ -27,8 +30,6 @@ export interface PublishOptions {
 @Injectable()
 export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
-  /** Settles once the latest publish has queued its write (or failed before it). */
-  private lastInLine: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly assets: WebAssetsService,
@@ -48,22 +49,25 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * `InvalidMetricsError`, also before anything is written. See {@link PublishOptions}
    * for how thoroughly a JPEG passed through is checked.
    */
-  publish(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
-    return this.publishImage(image, metrics, (options.verify ?? 'full') === 'full');
-  }
-
-  private async publishImage(image: Buffer, metrics: ImageMetrics | undefined, verifyPixels: boolean): Promise<void> {
+  async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
     const began = performance.now();
-    // Conversion starts at once, outside the write queue, so uploads convert side by side;
-    // the writes still happen in call order (see `inLine`).
-    const converting = this.converter.toPublishable(image, { verifyPixels });
-    const result = await this.inLine(converting, (ready) => this.writeThenAnnounce(() => this.assets.writeImage(ready.jpeg, metrics)));
-    const ms = Math.round(performance.now() - began);
-    this.logger.debug(
-      result.passedThrough
-        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
-    );
+    // 1. Check the metrics, and check / convert the image. Conversion starts at once,
+    //    outside the write queue, so uploads convert side by side.
+    assertMetrics(metrics);
+    const converting = this.converter.toPublishable(image, {
+      verifyPixels: (options.verify ?? 'full') === 'full',
+      declaredFormat: options.declaredFormat,
+    });
+    // Its rejection is taken in its turn below, maybe only after earlier publishes.
+    converting.catch(() => undefined);
+    // 2. In call order (the web folder's one queue): write both files, then 3. announce.
+    const ready = await this.assets.exclusive(async () => {
+      const result = await converting;
+      await this.assets.writeImage(result.jpeg, metrics);
+      this.broadcast.broadcast({ type: 'new_image' });
+      return result;
+    });
+    this.logPublished(ready, Math.round(performance.now() - began));
   }
 
   /**
@@ -71,7 +75,11 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * It takes its turn after the publishes called before it.
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.writeMetrics(metrics)));
+    assertMetrics(metrics);
+    await this.assets.exclusive(async () => {
+      await this.assets.writeMetrics(metrics);
+      this.broadcast.broadcast({ type: 'new_image' });
+    });
   }
 
   /**
@@ -79,7 +87,10 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * broadcasts. It takes its turn after the publishes called before it.
    */
   async notifyNewImage(): Promise<void> {
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.reloadImageFromDisk()));
+    await this.assets.exclusive(async () => {
+      await this.assets.reloadImageFromDisk();
+      this.broadcast.broadcast({ type: 'new_image' });
+    });
   }
 
   /**
@@ -87,40 +98,14 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * server and the process go: an image sent during STOP is not lost.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.lastInLine;
-    await this.assets.exclusive(() => Promise.resolve());
+    await this.assets.drained();
   }
 
-  /** Writes (in the web folder's queue), then tells every viewer: `new_image` only once the files are there. */
-  private writeThenAnnounce(write: () => Promise<void>): Promise<void> {
-    return this.assets.exclusive(async () => {
-      await write();
-      this.broadcast.broadcast({ type: 'new_image' });
-    });
-  }
-
-  /**
-   * Conversions run side by side, but each publish waits until every earlier one has
-   * queued its write before queuing its own: with A then B, B's image is the one left on
-   * disk even when B converts faster. A failed conversion gives its turn up at once.
-   */
-  private async inLine<T>(converting: Promise<T>, write: (ready: T) => Promise<void>): Promise<T> {
-    // Its rejection is taken below, maybe only after earlier publishes; not unhandled meanwhile.
-    void converting.catch(() => undefined);
-    const previous = this.lastInLine;
-    let queued!: () => void;
-    this.lastInLine = new Promise<void>((resolve) => (queued = resolve));
-    let ready: T;
-    let writing: Promise<void>;
-    try {
-      await previous;
-      ready = await converting;
-      // Queued synchronously here, before `queued()` lets the next publish queue its own.
-      writing = write(ready);
-    } finally {
-      queued();
-    }
-    await writing;
-    return ready;
+  private logPublished(result: PublishableImage, ms: number): void {
+    this.logger.debug(
+      result.passedThrough
+        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
+        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+    );
   }
 }

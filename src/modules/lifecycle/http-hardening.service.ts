@@ -1,13 +1,11 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import helmet from 'helmet';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatOfMediaType, MEDIA_TYPES } from '../image-notifier/image-format.js';
-import { UploadSlots } from '../image-notifier/upload-slots.js';
-import { ConnectionGuard } from './connection-limits.js';
-import { ControlGuard } from './control.guard.js';
-import { RefusalLog } from './refusal-log.js';
+import { HotFileResponder } from '../web-assets/hot-files.responder.js';
+import { HttpLimits } from './http-limits.js';
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -45,63 +43,46 @@ function answer(res: ServerResponse, status: number, message: string, headers: R
   res.end(body);
 }
 
+/** Servers whose 'request' event already goes through a front (one module per server). */
+const serversWithFront = new WeakSet<Server>();
+
 /**
- * Hardening ahead of Express, on the server's 'request' event: refused connections get
- * their 503, security headers go on every answer, and `PUT /api/image` is checked before
- * any body parser runs (415 for a wrong Content-Type, upload slots for the rest).
- * At bind, {@link limitServer} adds the connection caps, timeouts and the slow-reader sweep.
+ * The one owner of the HTTP server's request front, installed by ServerLifecycle at START
+ * ahead of Express: connection caps (503), security headers, a 415 for a `PUT /api/image`
+ * whose Content-Type is not an image's (before any body parser reads it), the hot files
+ * from memory ({@link HotFileResponder}), and only then Express.
  */
 @Injectable()
-export class HttpHardening implements OnModuleInit {
-  private readonly logger = new Logger('Limits');
-  readonly refusals = new RefusalLog(this.logger);
-  private readonly uploads: UploadSlots;
-  private connections: ConnectionGuard | undefined;
-
+export class HttpHardening {
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly adapterHost: HttpAdapterHost,
-    private readonly control: ControlGuard,
-  ) {
-    this.uploads = new UploadSlots(options.maxUploadsInFlight, options.maxUploadsQueued);
-  }
+    private readonly limits: HttpLimits,
+    private readonly hotFiles: HotFileResponder,
+  ) {}
 
-  /** Runs after the middleware is built, so this listener wraps every other one (the hot path too). */
-  onModuleInit(): void {
-    const server = this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
-    if (!server || typeof server.listeners !== 'function') {
+  /** Puts the front before the server's request listeners (Express); once per server. */
+  install(server: Server | undefined): void {
+    if (!server || typeof server.listeners !== 'function' || serversWithFront.has(server)) {
       return;
     }
-    const instance = this.adapterHost.httpAdapter.getInstance<{ disable?: (name: string) => void }>();
-    instance.disable?.('x-powered-by');
+    serversWithFront.add(server);
+    if (this.options.listen) {
+      this.adapterHost.httpAdapter.getInstance<{ disable?: (name: string) => void }>().disable?.('x-powered-by');
+    }
     const downstream = server.listeners('request') as RequestListener[];
     server.removeAllListeners('request');
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      const pass = (): void => {
+      this.handle(req, res, () => {
         for (const listener of downstream) {
           listener.call(server, req, res);
         }
-      };
-      this.handle(req, res, pass);
+      });
     });
   }
 
-  /** Caps, timeouts and the slow-reader sweep on the server this module binds. */
-  limitServer(server: Server): void {
-    if (this.connections !== undefined) {
-      return;
-    }
-    this.connections = new ConnectionGuard(this.options, this.refusals);
-    this.connections.attach(server);
-  }
-
-  /** Why a request or upgrade is refused because its connection is over a cap, or undefined. */
-  connectionRefusal(req: IncomingMessage): string | undefined {
-    return this.connections?.refusal(req);
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse, pass: () => void): void {
-    const refusal = this.connectionRefusal(req);
+  private handle(req: IncomingMessage, res: ServerResponse, express: () => void): void {
+    const refusal = this.limits.connectionRefusal(req);
     if (refusal !== undefined) {
       answer(res, 503, `${refusal}: try again later`, { 'Retry-After': '10' });
       return;
@@ -114,39 +95,21 @@ export class HttpHardening implements OnModuleInit {
     }
     const url = req.url ?? '';
     if (req.method === 'PUT' && (url === UPLOAD_PATH || url.startsWith(`${UPLOAD_PATH}?`))) {
-      this.upload(req, res, pass);
+      this.checkUploadType(req, res, express);
       return;
     }
-    pass();
+    if (!this.hotFiles.answer(req, res)) {
+      express();
+    }
   }
 
   /** Before any body parser: a form Content-Type (curl's default) is a 415, not a parser's 413. */
-  private upload(req: IncomingMessage, res: ServerResponse, pass: () => void): void {
+  private checkUploadType(req: IncomingMessage, res: ServerResponse, express: () => void): void {
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (formatOfMediaType(type) === undefined) {
       answer(res, 415, `Content-Type must be one of ${Object.values(MEDIA_TYPES).join(', ')}, got "${type || '(none)'}"`);
       return;
     }
-    try {
-      this.control.authorize(req);
-    } catch {
-      // The control guard gives the 401/403; an unauthorized call takes no upload slot.
-      pass();
-      return;
-    }
-    const gone = new Promise<void>((resolve) => res.once('close', resolve));
-    void this.uploads.acquire(gone).then((release) => {
-      if (res.destroyed || res.writableEnded) {
-        release?.();
-        return;
-      }
-      if (release === undefined) {
-        this.refusals.refused('upload', req.socket.remoteAddress ?? '?', `${this.options.maxUploadsInFlight} uploads in flight and ${this.options.maxUploadsQueued} waiting`);
-        answer(res, 503, 'too many uploads at once: try again shortly', { 'Retry-After': '2' });
-        return;
-      }
-      res.once('close', release);
-      pass();
-    });
+    express();
   }
 }

@@ -1,4 +1,5 @@
 import { Controller, Get, Req, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
@@ -36,6 +37,7 @@ export interface StatusBody {
   demo?: DemoStatus;
 }
 
+@ApiTags('status')
 @Controller()
 export class StatusController {
   // Monotonic: a clock stepped back must not make the uptime negative.
@@ -54,6 +56,9 @@ export class StatusController {
    * Callers without control access get {@link anonymousStatus}: no paths, interfaces or warnings.
    */
   @Get('status')
+  @ApiOperation({ summary: 'State, advertised address, viewers and session metrics (paths, interfaces and warnings for control callers only)' })
+  @ApiResponse({ status: 200, description: 'Running' })
+  @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
   status(@Req() req: Request): StatusBody | AnonymousStatusBody {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
