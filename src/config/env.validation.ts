@@ -1,6 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
+  IsIn,
   IsInt,
   IsNumber,
   IsOptional,
@@ -15,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, OPTION_RANGES } from './image-server-options.js';
+import { ENV_PORT_MIN, OPTION_RANGES, RESUME_MODES, type ResumeMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -81,6 +82,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   MAX_CONNECTIONS: between('MAX_CONNECTIONS', 'an integer'),
   MAX_CONNECTIONS_PER_ADDRESS: between('MAX_CONNECTIONS_PER_ADDRESS', 'an integer'),
   MAX_UPLOADS_IN_FLIGHT: between('MAX_UPLOADS_IN_FLIGHT', 'an integer'),
+  RESUME: `one of ${RESUME_MODES.join(', ')}`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -271,6 +273,11 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('MAX_UPLOADS_IN_FLIGHT')
   MAX_UPLOADS_IN_FLIGHT?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(RESUME_MODES)
+  RESUME?: ResumeMode;
 }
 
 /** Variables whose value is shown by its length only. */

@@ -31,5 +31,6 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     maxConnections: env.MAX_CONNECTIONS,
     maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
     maxUploadsInFlight: env.MAX_UPLOADS_IN_FLIGHT,
+    resume: env.RESUME,
   };
 }

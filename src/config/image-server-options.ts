@@ -106,7 +106,19 @@ export interface ImageServerOptions {
   maxUploadsQueued: number;
   /** How often the network interfaces are read again to follow an address change; 0: never. Default 10 000 ms. */
   addressRefreshMs: number;
+  /**
+   * What START does with an image and data.json left in the web folder by an earlier run:
+   * `auto` keeps them (image, metrics) when data.json's `UPDATED` is less than 12 hours old,
+   * `always` keeps them whatever their age, `never` writes the waiting image. Default `auto`.
+   */
+  resume: ResumeMode;
 }
+
+/** See {@link ImageServerOptions.resume}. */
+export type ResumeMode = 'auto' | 'always' | 'never';
+export const RESUME_MODES: readonly ResumeMode[] = ['auto', 'always', 'never'];
+/** `resume: 'auto'` keeps a session whose last image is younger than this. */
+export const RESUME_MAX_AGE_MS = 12 * 3600 * 1000;
 
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_WORK_FOLDER = './work';
@@ -178,6 +190,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     maxUploadsInFlight: partial.maxUploadsInFlight ?? DEFAULT_MAX_UPLOADS_IN_FLIGHT,
     maxUploadsQueued: partial.maxUploadsQueued ?? DEFAULT_MAX_UPLOADS_QUEUED,
     addressRefreshMs: partial.addressRefreshMs ?? DEFAULT_ADDRESS_REFRESH_MS,
+    resume: partial.resume ?? 'auto',
   };
   const problems = optionProblems(options);
   if (problems.length > 0) {
@@ -253,6 +266,9 @@ function optionProblems(options: ImageServerOptions): string[] {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
+  }
+  if (!RESUME_MODES.includes(options.resume)) {
+    problems.push(`resume=${JSON.stringify(options.resume)} is invalid: expected ${RESUME_MODES.join(', ')}`);
   }
   return problems;
 }

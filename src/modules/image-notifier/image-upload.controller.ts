@@ -22,7 +22,7 @@ import type { ValidationError } from 'class-validator';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { HttpLimits } from '../lifecycle/http-limits.js';
-import { InvalidMetricsError, WebAssetsService } from '../web-assets/web-assets.service.js';
+import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-assets/web-assets.service.js';
 import { formatOfMediaType, MEDIA_TYPES } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
@@ -89,6 +89,8 @@ export class ImageUploadController {
   @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
   @ApiResponse({ status: 415, description: 'Not image/jpeg, image/png or image/tiff, or the bytes are another format' })
   @ApiResponse({ status: 422, description: 'A damaged or truncated image' })
+  @ApiResponse({ status: 503, description: 'Too many uploads at once (Retry-After), or the web folder cannot be written (read-only)' })
+  @ApiResponse({ status: 507, description: 'The disk of the web folder is full' })
   @HttpCode(200)
   async upload(
     @Req() req: Request,
@@ -144,6 +146,11 @@ function toHttpError(err: unknown): unknown {
   }
   if (err instanceof InvalidMetricsError) {
     return new BadRequestException(err.message);
+  }
+  if (err instanceof WebFolderError) {
+    // 507 when space can be freed; 503 while the folder cannot be written at all.
+    const status = err.problem === 'full' ? HttpStatus.INSUFFICIENT_STORAGE : HttpStatus.SERVICE_UNAVAILABLE;
+    return new HttpException(`could not publish the image: ${err.message}; the previous image is still served`, status);
   }
   if (err instanceof HttpException) {
     return err;

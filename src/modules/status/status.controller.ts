@@ -10,8 +10,15 @@ import type { DemoStatus } from '../sources/demo-source.service.js';
 import type { WatchStatus } from '../sources/folder-watch.service.js';
 import { ImageSources, type ImageSourceKind } from '../sources/image-sources.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
-import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { WebAssetsService, type StorageProblem } from '../web-assets/web-assets.service.js';
 import { anonymousStatus, type AnonymousStatusBody } from './status-exposure.js';
+
+const STORAGE_WARNINGS: Record<StorageProblem, string> = {
+  full: 'the disk of the web folder is full: publishes fail until space is freed; the previous image is still served',
+  'read-only': 'the web folder cannot be written: publishes fail; the previous image is still served',
+  missing: 'the web folder or its viewer files are gone: the next publish creates them again',
+  failed: 'the last write to the web folder failed: see the log',
+};
 
 /** The body of `GET /status`. */
 export interface StatusBody {
@@ -22,6 +29,8 @@ export interface StatusBody {
   limitedAccess: boolean;
   addresses: AdvertisedAddress[];
   warnings: string[];
+  /** `ok`, or why the web folder cannot be written (see the warnings). */
+  storage: 'ok' | StorageProblem;
   clients: number;
   stackSize: number;
   exposure: string;
@@ -59,9 +68,10 @@ export class StatusController {
   @ApiOperation({ summary: 'State, advertised address, viewers and session metrics (paths, interfaces and warnings for control callers only)' })
   @ApiResponse({ status: 200, description: 'Running' })
   @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
-  status(@Req() req: Request): StatusBody | AnonymousStatusBody {
+  async status(@Req() req: Request): Promise<StatusBody | AnonymousStatusBody> {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
+    const storage = (await this.assets.storageProblem()) ?? 'ok';
     const body: StatusBody = {
       status: this.lifecycle.state,
       port: this.lifecycle.port,
@@ -69,7 +79,8 @@ export class StatusController {
       displayedAddress: ad.displayedAddress,
       limitedAccess: ad.limitedAccess,
       addresses: ad.addresses,
-      warnings: ad.warnings,
+      warnings: storage === 'ok' ? ad.warnings : [...ad.warnings, STORAGE_WARNINGS[storage]],
+      storage,
       clients: this.broadcast.count,
       stackSize: session.stackSize,
       exposure: formatExposure(session.exposureSeconds),
