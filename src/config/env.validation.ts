@@ -39,6 +39,8 @@ const RANGE = {
   MAX_CONNECTIONS: envRange('maxConnections'),
   MAX_CONNECTIONS_PER_ADDRESS: envRange('maxConnectionsPerAddress'),
   MAX_UPLOADS_IN_FLIGHT: envRange('maxUploadsInFlight'),
+  UPGRADE_BURST: envRange('upgradeBurst'),
+  UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -82,6 +84,8 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   MAX_CONNECTIONS: between('MAX_CONNECTIONS', 'an integer'),
   MAX_CONNECTIONS_PER_ADDRESS: between('MAX_CONNECTIONS_PER_ADDRESS', 'an integer'),
   MAX_UPLOADS_IN_FLIGHT: between('MAX_UPLOADS_IN_FLIGHT', 'an integer'),
+  UPGRADE_BURST: between('UPGRADE_BURST', 'an integer'),
+  UPGRADES_PER_SECOND: between('UPGRADES_PER_SECOND', 'a number'),
   RESUME: `one of ${RESUME_MODES.join(', ')}`,
 };
 
@@ -273,6 +277,18 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('MAX_UPLOADS_IN_FLIGHT')
   MAX_UPLOADS_IN_FLIGHT?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('UPGRADE_BURST')
+  UPGRADE_BURST?: number;
+
+  @IsOptional()
+  @Transform(toNumber)
+  @IsNumber()
+  @InRange('UPGRADES_PER_SECOND')
+  UPGRADES_PER_SECOND?: number;
 
   @IsOptional()
   @Transform(blankToUndefined)

@@ -31,6 +31,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     maxConnections: env.MAX_CONNECTIONS,
     maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
     maxUploadsInFlight: env.MAX_UPLOADS_IN_FLIGHT,
+    upgradeBurst: env.UPGRADE_BURST,
+    upgradesPerSecond: env.UPGRADES_PER_SECOND,
     resume: env.RESUME,
   };
 }

@@ -35,7 +35,7 @@ async function publish(baseUrl: string, jpeg: Buffer, stackSize: number): Promis
   const res = await fetch(`${baseUrl}/api/image?stackSize=${stackSize}&exposure=${stackSize * 10}`, {
     method: 'PUT',
     headers: { 'Content-Type': 'image/jpeg' },
-    body: jpeg,
+    body: new Uint8Array(jpeg),
   });
   await res.arrayBuffer();
   return res.status;

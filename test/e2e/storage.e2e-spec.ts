@@ -47,7 +47,7 @@ async function fill(folder: string): Promise<string> {
 }
 
 async function put(baseUrl: string, jpeg: Buffer, stackSize: number): Promise<{ status: number; message: string }> {
-  const res = await fetch(`${baseUrl}/api/image?stackSize=${stackSize}`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: jpeg });
+  const res = await fetch(`${baseUrl}/api/image?stackSize=${stackSize}`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
   const body = (await res.json()) as { message?: string };
   return { status: res.status, message: body.message ?? '' };
 }
@@ -89,7 +89,7 @@ describe.skipIf(!canMount)('storage failures (a real tmpfs)', () => {
     expect((await put(baseUrl, first, 1)).status).toBe(200);
     const filler = await fill(disk!.path);
     // Noise: too big for what the publish frees by itself (the image kept from before).
-    const big = await sharp({ create: { width: 900, height: 700, channels: 3, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 95 }).toBuffer();
+    const big = await sharp({ create: { width: 900, height: 700, channels: 3, background: { r: 0, g: 0, b: 0 }, noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg({ quality: 95 }).toBuffer();
     expect(big.length).toBeGreaterThan(400_000);
 
     for (const n of [2, 3]) {
