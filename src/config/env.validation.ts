@@ -87,6 +87,9 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   UPGRADE_BURST: between('UPGRADE_BURST', 'an integer'),
   UPGRADES_PER_SECOND: between('UPGRADES_PER_SECOND', 'a number'),
   RESUME: `one of ${RESUME_MODES.join(', ')}`,
+  TLS_CERT_FILE: 'the path of a PEM certificate, together with TLS_KEY_FILE, and not with TLS_SELF_SIGNED=true',
+  TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
+  TLS_SELF_SIGNED: '"true" or "false"',
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -294,6 +297,25 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @IsIn(RESUME_MODES)
   RESUME?: ResumeMode;
+  // Both or neither; a file that cannot be read or a pair that does not match is found at startup (tls.ts).
+  @ValidateIf((env: EnvironmentVariables) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE !== undefined)
+  @Transform(blankToUndefined)
+  @IsString()
+  @ValidateBy({
+    name: 'notWithSelfSigned',
+    validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).TLS_SELF_SIGNED !== true },
+  })
+  TLS_CERT_FILE?: string;
+
+  @ValidateIf((env: EnvironmentVariables) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE !== undefined)
+  @Transform(blankToUndefined)
+  @IsString()
+  TLS_KEY_FILE?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  TLS_SELF_SIGNED?: boolean;
 }
 
 /** Variables whose value is shown by its length only. */

@@ -112,6 +112,11 @@ export interface ImageServerOptions {
    * `always` keeps them whatever their age, `never` writes the waiting image. Default `auto`.
    */
   resume: ResumeMode;
+  /**
+   * How often the viewer count is checked; `{"type":"viewers"}` goes out only when it
+   * changed. Default 5000 ms (the most often phones are told); shorter in tests.
+   */
+  viewerCountIntervalMs: number;
 }
 
 /** See {@link ImageServerOptions.resume}. */
@@ -146,6 +151,7 @@ export const DEFAULT_UPGRADES_PER_SECOND = 2;
 export const DEFAULT_MAX_UPLOADS_IN_FLIGHT = 2;
 export const DEFAULT_MAX_UPLOADS_QUEUED = 4;
 export const DEFAULT_ADDRESS_REFRESH_MS = 10_000;
+export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -191,6 +197,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     maxUploadsQueued: partial.maxUploadsQueued ?? DEFAULT_MAX_UPLOADS_QUEUED,
     addressRefreshMs: partial.addressRefreshMs ?? DEFAULT_ADDRESS_REFRESH_MS,
     resume: partial.resume ?? 'auto',
+    viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
   const problems = optionProblems(options);
   if (problems.length > 0) {
@@ -238,6 +245,7 @@ export const OPTION_RANGES = {
   maxUploadsInFlight: { min: 1, max: 64, integer: true },
   maxUploadsQueued: { min: 0, max: 1024, integer: true },
   addressRefreshMs: { min: 0, max: 3_600_000, integer: false },
+  viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */

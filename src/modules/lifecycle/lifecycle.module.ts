@@ -3,7 +3,7 @@ import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
 import { NetworkInfoModule } from '../network-info/network-info.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ControlController } from './control.controller.js';
-import { ControlGuard } from './control.guard.js';
+import { ControlGuardModule } from './control-guard.module.js';
 import { HttpHardening } from './http-hardening.service.js';
 import { HttpLimitsModule } from './http-limits.module.js';
 import { ServerLifecycle } from './server-lifecycle.service.js';
@@ -14,9 +14,9 @@ import { ViewerGateModule } from './viewer-gate.module.js';
  * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
  */
 @Module({
-  imports: [ViewerGateModule, HttpLimitsModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
-  providers: [ServerLifecycle, ControlGuard, HttpHardening],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
+  providers: [ServerLifecycle, HttpHardening],
   controllers: [ControlController],
-  exports: [ServerLifecycle, ControlGuard],
+  exports: [ServerLifecycle, ControlGuardModule],
 })
 export class LifecycleModule {}

@@ -9,7 +9,7 @@ import { NETWORK_INTERFACES, type NetworkInterfacesSource } from './network-inte
 export interface AdvertisedAddress {
   interface: string;
   address: string;
-  /** `http://<address>:<port>`. */
+  /** `http://<address>:<port>` (`https://` when the server speaks TLS). */
   url: string;
   class: AddressClass;
   /** The interface looks virtual (container bridge, VPN, VM adapter). */
@@ -46,6 +46,7 @@ export class NetworkInfoService implements OnModuleDestroy {
   private cached: Advertisement | undefined;
   private port: number | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private scheme: 'http' | 'https' = 'http';
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
@@ -55,9 +56,11 @@ export class NetworkInfoService implements OnModuleDestroy {
   /**
    * Reads the interfaces again and builds the advertisement for `port` (the
    * port actually bound, which differs from the option when it is 0). The
-   * result is cached for {@link current}; its warnings are logged.
+   * result is cached for {@link current}; its warnings are logged. `scheme` is `https`
+   * when the server speaks TLS.
    */
-  advertise(port: number): Advertisement {
+  advertise(port: number, scheme: 'http' | 'https' = this.scheme): Advertisement {
+    this.scheme = scheme;
     const advertisement = this.build(port);
     for (const message of advertisement.warnings) {
       this.logger.warn(message);
@@ -108,8 +111,9 @@ export class NetworkInfoService implements OnModuleDestroy {
   }
 
   private build(port: number): Advertisement {
+    const scheme = this.scheme;
     const candidates = rankCandidates(this.source.read());
-    const addresses = candidates.map((candidate) => ({ ...candidate, url: `http://${candidate.address}:${port}` }));
+    const addresses = candidates.map((candidate) => ({ ...candidate, url: `${scheme}://${candidate.address}:${port}` }));
     const warnings: string[] = [];
 
     const { candidate, warning } = chooseDisplayed(candidates, this.options.displayedAddress);
@@ -118,7 +122,7 @@ export class NetworkInfoService implements OnModuleDestroy {
     }
     const publicUrl = this.publicUrl(warnings);
     let displayedAddress = candidate?.address ?? FALLBACK_ADDRESS;
-    let url = `http://${displayedAddress}:${port}`;
+    let url = `${scheme}://${displayedAddress}:${port}`;
     if (publicUrl !== undefined) {
       url = publicUrl.url;
       displayedAddress = publicUrl.host;
@@ -158,8 +162,15 @@ export class NetworkInfoService implements OnModuleDestroy {
     return QRCode.toString(url, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
   }
 
-  /** The QR code of `url` drawn with block characters, for the terminal. */
-  qrTerminal(url: string): Promise<string> {
+  /**
+   * The QR code of `url` drawn with block characters, for the terminal. Without colour
+   * (`NO_COLOR`, or a log that is not a TTY, as in a container) it uses plain characters
+   * and no ANSI escapes, drawn for a dark background.
+   */
+  qrTerminal(url: string, colour = process.stdout.isTTY === true && !process.env.NO_COLOR): Promise<string> {
+    if (!colour) {
+      return QRCode.toString(url, { type: 'utf8', color: { dark: '#ffffff', light: '#000000' } });
+    }
     return QRCode.toString(url, { type: 'terminal', small: true });
   }
 
