@@ -28,6 +28,14 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     demo: env.DEMO,
     demoIntervalMs: env.DEMO_INTERVAL_MS,
     keepVersions: env.KEEP_VERSIONS,
+    maxViewers: env.MAX_VIEWERS,
+    maxViewersPerAddress: env.MAX_VIEWERS_PER_ADDRESS,
+    maxConnections: env.MAX_CONNECTIONS,
+    maxConnectionsPerAddress: env.MAX_CONNECTIONS_PER_ADDRESS,
+    maxUploadsInFlight: env.MAX_UPLOADS_IN_FLIGHT,
+    upgradeBurst: env.UPGRADE_BURST,
+    upgradesPerSecond: env.UPGRADES_PER_SECOND,
+    resume: env.RESUME,
   };
 }
 

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { HttpLimitsModule } from '../modules/lifecycle/http-limits.module.js';
 import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
 import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
 import { WebAssetsModule } from '../modules/web-assets/web-assets.module.js';
@@ -13,7 +14,7 @@ import { ViewerSessions } from './viewer-sessions.service.js';
  */
 @Module({
   // WebAssetsModule for CURRENT_VERSION (hello.version).
-  imports: [ViewerGateModule, ControlGuardModule, WebAssetsModule],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule],
   providers: [BroadcastService, ViewerSessions, ImageGateway],
   controllers: [ViewerSessionsController],
   exports: [BroadcastService, ViewerSessions],

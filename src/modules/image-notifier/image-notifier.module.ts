@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { HttpLimitsModule } from '../lifecycle/http-limits.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ImageConverter } from './image-converter.service.js';
@@ -8,8 +9,8 @@ import { ImageUploadController } from './image-upload.controller.js';
 
 /** The publish path: {@link ImageNotifier} (check / convert, write, announce) and `PUT /api/image`. */
 @Module({
-  // LifecycleModule for ControlGuard on PUT /api/image.
-  imports: [WebAssetsModule, ImageGatewayModule, LifecycleModule],
+  // LifecycleModule for ControlGuard on PUT /api/image, HttpLimitsModule for its refusal log.
+  imports: [WebAssetsModule, ImageGatewayModule, LifecycleModule, HttpLimitsModule],
   providers: [ImageConverter, ImageNotifier],
   controllers: [ImageUploadController],
   exports: [ImageNotifier],

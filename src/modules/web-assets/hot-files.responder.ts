@@ -1,23 +1,18 @@
 import { Injectable } from '@nestjs/common';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ViewerGate } from '../lifecycle/viewer-gate.js';
 import { matchesEtag } from './etag.js';
 import { isVersionPath, VersionFiles } from './version-files.js';
 import { WebAssetsService, type ServedFile } from './web-assets.service.js';
 
-type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** Servers whose 'request' event already answers the hot files (one module per server). */
-const serversWithHotPath = new WeakSet<Server>();
-
 /**
  * web_image.jpg and data.json from memory (ETag/304, `Cache-Control: no-cache`), and the
  * versions' files (`/v/...`, immutable). After each new_image every phone asks for these
- * at once, so {@link install} (called by ServerLifecycle at START) answers them from the
- * HTTP server's 'request' event, ahead of Express's router and body parsers. Anything
- * else, and these while not running, goes on to Express, so STOP's 503 is decided in one
- * place (WebFolderMiddleware). The host app's own Express middleware (CORS, logging) does
- * not see these files.
+ * at once, so the request front (HttpHardening, installed by ServerLifecycle at START)
+ * answers them through {@link answer} from the HTTP server's 'request' event, ahead of
+ * Express's router and body parsers. Anything else, and these while not running, goes on
+ * to Express, so STOP's 503 is decided in one place (WebFolderMiddleware).
+ * The host app's own Express middleware (CORS, logging) does not see these files.
  */
 @Injectable()
 export class HotFileResponder {
@@ -26,24 +21,6 @@ export class HotFileResponder {
     private readonly gate: ViewerGate,
     private readonly versions: VersionFiles,
   ) {}
-
-  /** Puts the fast answer in front of the server's request listeners; once per server. */
-  install(server: Server | undefined): void {
-    if (!server || typeof server.listeners !== 'function' || serversWithHotPath.has(server)) {
-      return;
-    }
-    const downstream = server.listeners('request') as RequestListener[];
-    serversWithHotPath.add(server);
-    server.removeAllListeners('request');
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (this.answer(req, res)) {
-        return;
-      }
-      for (const listener of downstream) {
-        listener.call(server, req, res);
-      }
-    });
-  }
 
   /** Sends a file kept in memory: 304 when the client's validator matches. */
   send(req: IncomingMessage, res: ServerResponse, file: ServedFile): void {
@@ -55,7 +32,7 @@ export class HotFileResponder {
   }
 
   /** True when `req` was a GET/HEAD of a hot file or of a version's file, and is being answered. */
-  private answer(req: IncomingMessage, res: ServerResponse): boolean {
+  answer(req: IncomingMessage, res: ServerResponse): boolean {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !this.gate.acceptsViewers) {
       return false;
     }
