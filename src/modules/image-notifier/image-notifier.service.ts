@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
-import { assertMetrics, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { assertMetrics, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
 import type { ImageFormat } from './image-format.js';
 
@@ -96,7 +96,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   async notifyNewImage(): Promise<void> {
     await this.assets.exclusive(async () => {
       const image = await this.assets.readImageFromDisk();
-      const pyramid = await this.pyramids.prepare(image.body).catch((err: unknown) => {
+      const pyramid = await this.assets.written(() => this.pyramids.prepare(image.body)).catch((err: unknown) => {
         throw isDecodeError(err) ? damagedImage('jpeg', err) : err;
       });
       const version = await this.takeVersion(pyramid);
@@ -123,7 +123,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   private async prepare(image: Buffer, declaredFormat: ImageFormat | undefined): Promise<{ result: PublishableImage; pyramid: PreparedPyramid }> {
     const result = await this.converter.toPublishable(image, { verifyPixels: false, declaredFormat });
     try {
-      return { result, pyramid: await this.pyramids.prepare(result.jpeg) };
+      return { result, pyramid: await this.assets.written(() => this.pyramids.prepare(result.jpeg)) };
     } catch (err) {
       throw result.passedThrough && isDecodeError(err) ? damagedImage(result.sourceFormat, err) : err;
     }
@@ -157,7 +157,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   }
 }
 
-/** A decoder's complaint (libvips), not the filesystem's (those carry an errno code). */
+/** A decoder's complaint (libvips); the filesystem's come as a WebFolderError or with an errno code. */
 function isDecodeError(err: unknown): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
+  return err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
 }

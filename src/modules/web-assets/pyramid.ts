@@ -52,8 +52,14 @@ export class PyramidBuilder {
   async prepare(image: Buffer | string): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
+    // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
+    await mkdir(this.root).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') {
+        throw err;
+      }
+    });
     try {
-      await mkdir(temp, { recursive: true });
+      await mkdir(temp);
       const { tileQuality: quality, tileFormat, tileSize, tileOverlap } = this.options;
       const decoder = sharp(image, { failOn: 'warning' });
       // Huffman optimisation off: ~25 % less CPU per publish for a few % more bytes per tile.

@@ -56,6 +56,37 @@ export interface SessionState {
 /** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
 export type StorageProblem = 'full' | 'read-only' | 'missing' | 'failed';
 
+/** libvips reports a failed write by its message only (no errno code). */
+const LIBVIPS_STORAGE_ERRORS: [RegExp, string][] = [
+  [/No space left on device/i, 'ENOSPC'],
+  [/Disk quota exceeded/i, 'EDQUOT'],
+  [/Read-only file system/i, 'EROFS'],
+  [/Permission denied/i, 'EACCES'],
+  [/No such file or directory/i, 'ENOENT'],
+];
+
+/** The errno code of a filesystem failure (Node's, or named in a libvips message); undefined for any other error. */
+function storageCode(err: unknown): string | undefined {
+  if (!(err instanceof Error)) {
+    return undefined;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string') {
+    return code;
+  }
+  return LIBVIPS_STORAGE_ERRORS.find(([pattern]) => pattern.test(err.message))?.[1];
+}
+
+/** A libvips failure as one line with its errno code (its message spans several lines). */
+function withCode(err: Error, code: string): Error {
+  if ((err as NodeJS.ErrnoException).code !== undefined) {
+    return err;
+  }
+  const pattern = LIBVIPS_STORAGE_ERRORS.find(([, c]) => c === code)?.[0];
+  const line = err.message.split('\n').find((l) => pattern?.test(l) === true) ?? err.message.split('\n')[0];
+  return Object.assign(new Error(line.replace(/^system error:\s*/, ''), { cause: err }), { code });
+}
+
 function storageProblem(err: Error): StorageProblem {
   switch ((err as NodeJS.ErrnoException).code) {
     case 'ENOSPC':
@@ -329,25 +360,31 @@ export class WebAssetsService {
   }
 
   /**
-   * Runs a write of the web folder. A folder removed meanwhile is recreated with the
-   * viewer's files and the write tried once more; a failure is a {@link WebFolderError}
-   * (disk full, read-only...) logged once per kind until a write succeeds again.
+   * Runs a write of the web folder (also outside {@link exclusive}: a version's pyramid). A
+   * folder removed meanwhile is recreated with the viewer's files and the write tried once
+   * more; a storage failure is a {@link WebFolderError} (disk full, read-only...) logged
+   * once per kind until a write succeeds again. Other errors (a damaged image) pass as they are.
    */
-  private async written(write: () => Promise<void>): Promise<void> {
+  async written<T>(write: () => Promise<T>): Promise<T> {
     const web = this.options.webFolder;
+    let result: T;
     try {
       try {
-        await write();
+        result = await write();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
+        if (storageCode(err) !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
           throw err;
         }
         this.logger.warn(`the web folder ${web} was removed: creating it again with the viewer's files`);
         await this.publishViewerFiles();
-        await write();
+        result = await write();
       }
     } catch (err) {
-      const failure = new WebFolderError(web, err as Error);
+      const code = storageCode(err);
+      if (code === undefined) {
+        throw err;
+      }
+      const failure = new WebFolderError(web, withCode(err as Error, code));
       if (failure.problem !== this.problem) {
         this.logger.error(`${failure.message}; the previous image is still served`);
       } else {
@@ -360,6 +397,7 @@ export class WebAssetsService {
       this.logger.log(`the web folder ${web} is writable again`);
       this.problem = undefined;
     }
+    return result;
   }
 
   /**

@@ -70,11 +70,6 @@ export class WebFolderMiddleware implements NestMiddleware {
       }
       return;
     }
-    const compressed = this.assets.compressedAsset(relative);
-    if (compressed) {
-      sendCompressed(req, res, compressed);
-      return;
-    }
     this.sendFromDisk(relative, req, res, next).catch(next);
   }
 
@@ -110,6 +105,12 @@ export class WebFolderMiddleware implements NestMiddleware {
     }
     if (!target.startsWith(root + sep)) {
       next(); // replaced by a symlink leading out of the web folder
+      return;
+    }
+    // The viewer's text files from memory, brotli or gzip, while they are still on disk.
+    const compressed = this.assets.compressedAsset(relative);
+    if (compressed) {
+      sendCompressed(req, res, compressed);
       return;
     }
     this.files(req, res, next);
