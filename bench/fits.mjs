@@ -14,7 +14,7 @@ import { encodeTiff } from '../test/fixtures/tiff-writer.mjs';
 import { median } from './lib/stats.mjs';
 
 const dist = new URL('../dist/', import.meta.url);
-const { readFits } = await import(new URL('modules/sources/fits-reader.js', dist).href);
+const { readFits } = await import(new URL('modules/image-notifier/fits-reader.js', dist).href);
 const { applyStretch, autoStretchParameters, channelStatistics } = await import(new URL('modules/image-notifier/auto-stretch.js', dist).href);
 const { fitsToSharpInput, stretchIfLinear } = await import(new URL('modules/image-notifier/fits-intake.js', dist).href);
 const { ImageConverter } = await import(new URL('modules/image-notifier/image-converter.service.js', dist).href);

@@ -1,6 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
+  IsIn,
   IsInt,
   IsNumber,
   IsOptional,
@@ -15,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, OPTION_RANGES } from './image-server-options.js';
+import { ENV_PORT_MIN, OPTION_RANGES, STRETCH_MODES, type StretchMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -71,6 +72,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: between('WATCH_POLL_MS', 'an integer number of milliseconds'),
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: between('DEMO_INTERVAL_MS', 'an integer number of milliseconds'),
+  STRETCH: `one of ${STRETCH_MODES.join(', ')}`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -231,6 +233,11 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('DEMO_INTERVAL_MS')
   DEMO_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(STRETCH_MODES)
+  STRETCH?: StretchMode;
 }
 
 function describe(name: string, raw: unknown): string {

@@ -26,5 +26,6 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     watchExposureSeconds: env.WATCH_EXPOSURE,
     demo: env.DEMO,
     demoIntervalMs: env.DEMO_INTERVAL_MS,
+    stretch: env.STRETCH,
   };
 }
