@@ -62,7 +62,7 @@ export class ImageConverter {
     // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
-      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG, TIFF or FITS image (unknown file signature)');
+      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image, nor a FITS file (unknown file signature)');
     }
     if (declaredFormat !== undefined && declaredFormat !== format) {
       throw new ImageRejectedError('unsupported-type', `Content-Type is ${MEDIA_TYPES[declaredFormat]} but the body is a ${MEDIA_TYPES[format]} image`);
