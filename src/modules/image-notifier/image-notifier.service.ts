@@ -38,11 +38,12 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   ) {}
 
   /**
-   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour): writes it as
-   * web_image.jpg and the metrics to data.json (both atomically), then broadcasts
+   * Publishes a JPEG, PNG, TIFF or FITS (8 to 32 bits per channel, grey or colour): writes
+   * it as web_image.jpg and the metrics to data.json (both atomically), then broadcasts
    * `{"type":"new_image"}`. A JPEG within `maxImageSize` is written byte for byte; other
-   * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
-   * `jpegQuality`). Metrics left out keep their current values.
+   * images are converted (orientation applied, linear data auto-stretched per the `stretch`
+   * option, downsized to `maxImageSize`, JPEG quality `jpegQuality`). Metrics left out come
+   * from a FITS header (stack size, exposure) when it has them, else keep their current values.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
@@ -63,7 +64,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     // 2. In call order (the web folder's one queue): write both files, then 3. announce.
     const ready = await this.assets.exclusive(async () => {
       const result = await converting;
-      await this.assets.writeImage(result.jpeg, metrics);
+      // A FITS header's stack size and exposure fill in what the caller left out.
+      await this.assets.writeImage(result.jpeg, { ...result.headerMetrics, ...definedOnly(metrics) });
       this.broadcast.broadcast({ type: 'new_image' });
       return result;
     });
@@ -105,7 +107,19 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     this.logger.debug(
       result.passedThrough
         ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+        : `published a ${result.sourceFormat}${result.stretched ? ', auto-stretched,' : ''} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
     );
   }
+}
+
+/** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */
+function definedOnly(metrics: ImageMetrics): ImageMetrics {
+  const out: ImageMetrics = {};
+  if (metrics.stackSize !== undefined) {
+    out.stackSize = metrics.stackSize;
+  }
+  if (metrics.exposureSeconds !== undefined) {
+    out.exposureSeconds = metrics.exposureSeconds;
+  }
+  return out;
 }
