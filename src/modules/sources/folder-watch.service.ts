@@ -57,6 +57,9 @@ const RENAME_SETTLE_MAX_MS = 100;
 /** At most one skip is logged as a warning this often; the others go to debug and are counted in the next warning. */
 const SKIP_LOG_EVERY_MS = 10_000;
 
+/** Signatures of this many files published or skipped are kept: the same file renamed is not news. */
+const HANDLED_MEMORY = 64;
+
 /** Watch-limit errors after which change events are replaced by polling. */
 const NO_OS_WATCH = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOSYS']);
 
@@ -114,8 +117,10 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
   /** The files of the open watch, by name. */
   private readonly files = new Map<string, Tracked>();
   private arrivals = 0;
-  /** The last file published or skipped: nothing that arrived before it is taken. */
-  private handled: { signature: string; arrival: number } | undefined;
+  /** Arrival of the last file published or skipped: nothing that arrived before it is taken. */
+  private handledArrival = 0;
+  /** Signatures (inode, size, mtime) of the files handled lately, oldest first. */
+  private readonly handledSignatures = new Set<string>();
   /** Reads and publishes, one at a time, so they land in the order they were taken. */
   private takes: Promise<void> = Promise.resolve();
   private published = 0;
@@ -326,7 +331,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
         this.files.set(candidate.name, { seen: candidate, arrival: 0, changedAt: performance.now(), replaced: false, windowStart: undefined, timer: undefined });
       }
     }
-    const newest = pickNewest(seen.filter((c) => c.signature !== this.handled?.signature && this.files.get(c.name)?.arrival === 0));
+    const newest = pickNewest(seen.filter((c) => !this.handledSignatures.has(c.signature) && this.files.get(c.name)?.arrival === 0));
     if (newest) {
       this.arrive(newest, false);
     }
@@ -448,7 +453,8 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       // Stopped, gone, or changed again since its timer fired: its new timer will come.
       return;
     }
-    if (file.arrival <= (this.handled?.arrival ?? 0)) {
+    if (file.arrival <= this.handledArrival || this.handledSignatures.has(file.seen.signature)) {
+      // Older than the last file taken, or a file already taken, renamed (same inode, size and mtime).
       file.windowStart = undefined;
       return;
     }
@@ -495,7 +501,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       this.tried(file, arrival, triedAt, false);
       return;
     }
-    this.handled = { signature: candidate.signature, arrival };
+    this.markHandled(candidate.signature, arrival);
     this.published = stackSize;
     this.lastFile = candidate.name;
     this.logger.log(`published ${candidate.name} (${bytes.length} bytes), image ${stackSize} of the session`);
@@ -516,8 +522,17 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
   }
 
   private skipFile(file: Tracked, kind: WatchSkipKind, reason: string, arrival = file.arrival): void {
-    this.handled = { signature: file.seen.signature, arrival };
+    this.markHandled(file.seen.signature, arrival);
     this.skipEntry(file.seen.name, kind, reason);
+  }
+
+  private markHandled(signature: string, arrival: number): void {
+    this.handledArrival = arrival;
+    this.handledSignatures.delete(signature);
+    this.handledSignatures.add(signature);
+    if (this.handledSignatures.size > HANDLED_MEMORY) {
+      this.handledSignatures.delete(this.handledSignatures.values().next().value!);
+    }
   }
 
   /** Counts and logs a skip: a warning at most every {@link SKIP_LOG_EVERY_MS}, the others at debug level. */
