@@ -470,7 +470,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
         // Renamed or deleted since: the watch reports what is there now.
         this.forget(candidate.name);
       } else {
-        this.skipFile(file, 'unreadable', (err as Error).message);
+        this.skipFile(candidate, arrival, 'unreadable', (err as Error).message);
       }
       return;
     }
@@ -497,7 +497,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
         this.tried(file, arrival, triedAt, true);
         return;
       }
-      this.skipFile(file, skipKindOf(err), (err as Error).message, arrival);
+      this.skipFile(candidate, arrival, skipKindOf(err), (err as Error).message);
       this.tried(file, arrival, triedAt, false);
       return;
     }
@@ -521,9 +521,10 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
-  private skipFile(file: Tracked, kind: WatchSkipKind, reason: string, arrival = file.arrival): void {
-    this.markHandled(file.seen.signature, arrival);
-    this.skipEntry(file.seen.name, kind, reason);
+  /** `candidate` as it was read: the tracked file may have changed since (a newer version that must still be tried). */
+  private skipFile(candidate: WatchCandidate, arrival: number, kind: WatchSkipKind, reason: string): void {
+    this.markHandled(candidate.signature, arrival);
+    this.skipEntry(candidate.name, kind, reason);
   }
 
   private markHandled(signature: string, arrival: number): void {
