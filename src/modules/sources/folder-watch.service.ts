@@ -6,7 +6,7 @@ import {
   type OnModuleDestroy,
 } from '@nestjs/common';
 import { constants, type Stats } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
+import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -82,7 +82,10 @@ interface OpenWatch {
   key: string;
   folder: string;
   handle: FolderWatch | undefined;
+  accepts: (name: string) => boolean;
   ready: boolean;
+  /** Every name chokidar (or a listing) reported and not removed since. */
+  reported: Set<string>;
   /** Names reported before the first listing was done: statted together, then `ready`. */
   initial: Set<string>;
 }
@@ -249,6 +252,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (stats?.isDirectory()) {
       this.setTarget('folder');
       await this.ensureWatch(path, `folder ${stats.dev}:${stats.ino}`, (name) => isWatchedImageName(name) && join(path, name) !== this.ownImage);
+      await this.relist();
       return;
     }
     this.setTarget(stats?.isFile() ? 'file' : 'missing');
@@ -257,6 +261,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (parentStats?.isDirectory()) {
       const name = basename(path);
       await this.ensureWatch(parent, `parent ${parentStats.dev}:${parentStats.ino}`, (entry) => entry === name);
+      await this.relist();
     } else {
       await this.closeWatch();
     }
@@ -272,7 +277,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (!this.running || this.watch !== undefined) {
       return;
     }
-    const open: OpenWatch = { key, folder, handle: undefined, ready: false, initial: new Set() };
+    const open: OpenWatch = { key, folder, handle: undefined, accepts, ready: false, reported: new Set(), initial: new Set() };
     this.watch = open;
     open.handle = this.fileWatcher.watchFolder(
       folder,
@@ -286,6 +291,32 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       },
     );
     this.logger.debug(`watching ${folder}${open.handle.polling ? ` by polling every ${this.options.watchPollIntervalMs} ms` : ''}`);
+  }
+
+  /**
+   * chokidar can miss a file that appears while it lists the folder: names it never
+   * reported are looked at here, at each check of the target (a readdir, no stat).
+   */
+  private async relist(): Promise<void> {
+    const open = this.watch;
+    if (!open?.ready) {
+      return;
+    }
+    let names: string[];
+    try {
+      names = await readdir(open.folder);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (open !== this.watch) {
+        return;
+      }
+      if (!open.reported.has(name) && open.accepts(name)) {
+        open.reported.add(name);
+        await this.observe(open, name);
+      }
+    }
   }
 
   private async closeWatch(): Promise<void> {
@@ -302,6 +333,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (open !== this.watch) {
       return;
     }
+    open.reported.add(name);
     if (initial || !open.ready) {
       open.initial.add(name);
       return;
@@ -341,6 +373,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (open !== this.watch) {
       return;
     }
+    open.reported.add(basename(path));
     if (path === this.options.watchPath) {
       this.requestTargetCheck();
     } else {
@@ -352,6 +385,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     if (open !== this.watch) {
       return;
     }
+    open.reported.delete(basename(path));
     const file = this.files.get(basename(path));
     clearTimeout(file?.timer);
     this.files.delete(basename(path));
@@ -366,6 +400,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     }
     if (err.path !== undefined && dirname(err.path) === open.folder && err.path !== open.folder) {
       // One entry chokidar could not stat (a symlink loop, a permission denied): the others go on.
+      open.reported.add(basename(err.path));
       this.skipEntry(basename(err.path), 'unreadable', err.message);
       return;
     }
@@ -460,8 +495,9 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     }
     const { seen: candidate, arrival } = file;
     const triedAt = performance.now();
-    // The timer may fire a hair early; the window end is not a settle.
-    const settled = triedAt - file.changedAt >= this.settleFor(file) - 1;
+    // Refusals count as skips only after a full settle time: a "renamed" file may be a writer
+    // that deleted and recreated it, still writing. The timer may fire a hair early.
+    const settled = triedAt - file.changedAt >= this.options.watchSettleMs - 1;
     let bytes: Buffer | undefined;
     try {
       bytes = await readIfUnchanged(candidate);
