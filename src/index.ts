@@ -13,3 +13,12 @@ export {
 export { setupApiDocs, API_DOCS_PATH } from './modules/status/api-docs.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';
+export {
+  ViewerSessions,
+  CURRENT_VERSION,
+  type CurrentVersionSource,
+  type ClientMessage,
+  type ServerStoppedReport,
+  type ViewerEvent,
+  type ViewerInfo,
+} from './gateway/viewer-sessions.service.js';

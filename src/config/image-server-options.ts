@@ -77,6 +77,11 @@ export interface ImageServerOptions {
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
   demoIntervalMs: number;
+  /**
+   * How often the viewer count is checked; `{"type":"viewers"}` goes out only when it
+   * changed. Default 5000 ms (the most often phones are told); shorter in tests.
+   */
+  viewerCountIntervalMs: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -91,6 +96,7 @@ export const DEFAULT_MAX_IMAGE_SIZE = 4096;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
+export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -121,6 +127,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
+    viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
   const problems = optionProblems(options);
   if (problems.length > 0) {
@@ -154,6 +161,7 @@ export const OPTION_RANGES = {
   watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
   watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },
   demoIntervalMs: { min: 100, max: 3_600_000, integer: false },
+  viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */
