@@ -65,8 +65,8 @@ export interface ImageServerOptions {
    */
   maxImageSize: number;
   /**
-   * A stacker's output to follow: a file, or a folder where the newest JPEG, PNG or TIFF
-   * wins. Each new complete image there is published. Unset: no watch. It may not exist
+   * A stacker's output to follow: a file, or a folder where the latest JPEG, PNG, TIFF or
+   * FITS to arrive wins. Each new complete image there is published. Unset: no watch. It may not exist
    * yet; it is picked up when it appears. Not together with `demo`.
    */
   watchPath?: string;
@@ -76,9 +76,9 @@ export interface ImageServerOptions {
    */
   watchSettleMs: number;
   /**
-   * Interval of the fallback scan of `watchPath`: change events cover local disks, the
-   * scan covers network shares (where they are not delivered) and a folder that is
-   * missing or was recreated. Default 1000 ms.
+   * How often the watch checks what `watchPath` is (missing, recreated, a file or a
+   * folder), and its polling interval on network shares, where change events are not
+   * delivered. Default 1000 ms.
    */
   watchPollIntervalMs: number;
   /** Exposure of each watched image, in seconds: EXPO = images published by the watch × this. Default 0. */
