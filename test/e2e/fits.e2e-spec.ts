@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -6,6 +6,7 @@ import type { ImageServerOptions } from '../../src/config/image-server-options.j
 import { decodeStrictly } from '../fixtures/sample-images.js';
 import { encodeFits } from '../fixtures/fits-writer.mjs';
 import { encodeTiff } from '../fixtures/tiff-writer.mjs';
+import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { RecordingClient } from '../helpers/ws-client.js';
 
@@ -188,5 +189,36 @@ describe('FITS and the auto-stretch, end to end', () => {
     const { image } = await onDisk(always);
     expect((await decodeStrictly(image)).width).toBe(512);
     expect(Math.abs((await medianBrightness(image)) - darkBefore)).toBeLessThanOrEqual(2);
+  });
+
+  it('a Siril stack in a watched folder is published stretched, with its header metrics over the watch count', async () => {
+    const temp = await makeTempFolder();
+    try {
+      const s = await start({ watchPath: temp.path, watchSettleMs: 50, watchPollIntervalMs: 100, watchExposureSeconds: 10 });
+      const stack = (count: number, livetime?: number): Buffer =>
+        encodeFits({
+          width: W,
+          height: H,
+          channels: 1,
+          bitpix: 16,
+          data: linearSky(1, 65535),
+          cards: livetime === undefined ? {} : { STACKCNT: count, LIVETIME: livetime },
+        });
+      // An input frame next to the stack is never published.
+      await writeFile(join(temp.path, 'live_stack_00002.fit'), stack(1, 5));
+      await writeFile(join(temp.path, 'live_stack_00001.fit'), stack(12, 600));
+      await client?.waitFor((c) => c.count('new_image') === 1, 10_000, 'the stack published');
+      const { image, data } = await onDisk(s);
+      expect(JSON.parse(data)).toMatchObject({ STACK_SIZE: 12, EXPO: '0:10:00' });
+      const median = await medianBrightness(image);
+      expect(median).toBeGreaterThanOrEqual(TARGET_LOW);
+      expect(median).toBeLessThanOrEqual(TARGET_HIGH);
+      // A stack without those cards falls back to the watch's own count.
+      await writeFile(join(temp.path, 'live_stack_00001.fit'), stack(0));
+      await client?.waitFor((c) => c.count('new_image') === 2, 10_000, 'the rewritten stack published');
+      expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 2, EXPO: '0:00:20' });
+    } finally {
+      await temp.remove();
+    }
   });
 });

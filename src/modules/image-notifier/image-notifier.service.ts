@@ -20,6 +20,11 @@ export interface PublishOptions {
   verify?: 'full' | 'header';
   /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
   declaredFormat?: ImageFormat;
+  /**
+   * Metrics used only where neither `metrics` nor the image's own header (FITS) give a
+   * value: the folder watch counts images, but a stacker's header knows better.
+   */
+  fallbackMetrics?: ImageMetrics;
 }
 
 /**
@@ -65,7 +70,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     const ready = await this.assets.exclusive(async () => {
       const result = await converting;
       // A FITS header's stack size and exposure fill in what the caller left out.
-      await this.assets.writeImage(result.jpeg, { ...result.headerMetrics, ...definedOnly(metrics) });
+      await this.assets.writeImage(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) });
       this.broadcast.broadcast({ type: 'new_image' });
       return result;
     });

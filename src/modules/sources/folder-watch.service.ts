@@ -525,7 +525,9 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     }
     const stackSize = this.published + 1;
     try {
-      await this.notifier.publish(bytes, { stackSize, exposureSeconds: stackSize * this.options.watchExposureSeconds });
+      // A FITS stack's header (STACKCNT, LIVETIME...) wins over the watch's own count.
+      const counted = { stackSize, exposureSeconds: stackSize * this.options.watchExposureSeconds };
+      await this.notifier.publish(bytes, {}, { fallbackMetrics: counted });
     } catch (err) {
       if (!settled && err instanceof ImageRejectedError) {
         // Read in the middle of a rewrite: tried again once it settles, or in the next window.
