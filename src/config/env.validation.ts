@@ -16,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, OPTION_RANGES, RESUME_MODES, type ResumeMode } from './image-server-options.js';
+import { ENV_PORT_MIN, OPTION_RANGES, RESUME_MODES, STRETCH_MODES, type ResumeMode, type StretchMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -92,6 +92,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   TLS_CERT_FILE: 'the path of a PEM certificate, together with TLS_KEY_FILE, and not with TLS_SELF_SIGNED=true',
   TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
   TLS_SELF_SIGNED: '"true" or "false"',
+  STRETCH: `one of ${STRETCH_MODES.join(', ')}`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -324,6 +325,11 @@ export class EnvironmentVariables {
   @Transform(toBoolean)
   @IsBoolean()
   TLS_SELF_SIGNED?: boolean;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(STRETCH_MODES)
+  STRETCH?: StretchMode;
 }
 
 /** Variables whose value is shown by its length only. */

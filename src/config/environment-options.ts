@@ -36,6 +36,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     upgradeBurst: env.UPGRADE_BURST,
     upgradesPerSecond: env.UPGRADES_PER_SECOND,
     resume: env.RESUME,
+    stretch: env.STRETCH,
   };
 }
 

@@ -21,6 +21,11 @@ export interface PublishOptions {
   verify?: 'full' | 'header';
   /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
   declaredFormat?: ImageFormat;
+  /**
+   * Metrics used only where neither `metrics` nor the image's own header (FITS) give a
+   * value: the folder watch counts images, but a stacker's header knows better.
+   */
+  fallbackMetrics?: ImageMetrics;
 }
 
 /**
@@ -41,12 +46,14 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   ) {}
 
   /**
-   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour) as a new
-   * version: cuts its Deep Zoom pyramid (`/v/<version>/`), writes it as web_image.jpg and
-   * the metrics to data.json (both atomically), then broadcasts
-   * `{"type":"new_image","version":N}`. A JPEG within `maxImageSize` is written byte for byte; other
-   * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
-   * `jpegQuality`). Metrics left out keep their current values.
+   * Publishes a JPEG, PNG, TIFF or FITS (8 to 32 bits per channel, grey or colour) as a
+   * new version: cuts its Deep Zoom pyramid (`/v/<version>/`), writes it as web_image.jpg
+   * and the metrics to data.json (both atomically), then broadcasts
+   * `{"type":"new_image","version":N}`. A JPEG within `maxImageSize` is written byte for
+   * byte; other images are converted (orientation applied, linear data auto-stretched per
+   * the `stretch` option, downsized to `maxImageSize`, JPEG quality `jpegQuality`). Metrics
+   * left out come from a FITS header (stack size, exposure) when it has them, else keep
+   * their current values.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
@@ -65,7 +72,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     const ready = await this.assets.exclusive(async () => {
       const { result, pyramid } = await preparing;
       const version = await this.takeVersion(pyramid);
-      await this.assets.writeImage(result.jpeg, metrics, version);
+      // A FITS header's stack size and exposure fill in what the caller left out.
+      await this.assets.writeImage(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) }, version);
       this.broadcast.broadcast({ type: 'new_image', version });
       this.pruneVersions();
       return result;
@@ -125,7 +133,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     try {
       return { result, pyramid: await this.assets.written(() => this.pyramids.prepare(result.jpeg)) };
     } catch (err) {
-      throw result.passedThrough && isDecodeError(err) ? damagedImage(result.sourceFormat, err) : err;
+      throw result.passedThrough && isDecodeError(err) ? damagedImage('jpeg', err) : err;
     }
   }
 
@@ -152,7 +160,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     this.logger.debug(
       result.passedThrough
         ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+        : `published a ${result.sourceFormat}${result.stretched ? ', auto-stretched,' : ''} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
     );
   }
 }
@@ -160,4 +168,16 @@ export class ImageNotifier implements BeforeApplicationShutdown {
 /** A decoder's complaint (libvips); the filesystem's come as a WebFolderError or with an errno code. */
 function isDecodeError(err: unknown): boolean {
   return err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
+}
+
+/** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */
+function definedOnly(metrics: ImageMetrics): ImageMetrics {
+  const out: ImageMetrics = {};
+  if (metrics.stackSize !== undefined) {
+    out.stackSize = metrics.stackSize;
+  }
+  if (metrics.exposureSeconds !== undefined) {
+    out.exposureSeconds = metrics.exposureSeconds;
+  }
+  return out;
 }
