@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { averageColour, makeJpeg, type Colour } from '../helpers/images.js';
@@ -24,7 +24,7 @@ interface DataJson {
   EXPO: string;
   UPDATED: string | null;
   IMAGE_SHA256: string;
-  VERSION?: number;
+  VERSION?: number | null;
 }
 
 async function readData(folder: string): Promise<DataJson> {
@@ -91,6 +91,23 @@ describe('restarts keep the session (RESUME)', () => {
     // The next publish carries on from there.
     await second.notifier.publish(await makeJpeg({ color: colourOf(8) }), { stackSize: 8 });
     expect(await readData(work)).toMatchObject({ STACK_SIZE: 8, EXPO: '1:02:05', VERSION: 2, OTHER_FEATURE: 'kept' });
+  });
+
+  it('a resumed image whose pyramid is gone has no version (viewers get web_image.jpg); the numbering carries on', async () => {
+    const work = await folder();
+    const first = await start(work);
+    const jpeg = await makeJpeg({ color: colourOf(5) });
+    await first.notifier.publish(jpeg, { stackSize: 5 });
+    await first.close();
+    await rm(join(work, 'v', '1'), { recursive: true });
+
+    const second = await start(work);
+    const { image, data, status } = await served(second.baseUrl);
+    expect(image.equals(jpeg)).toBe(true);
+    expect(data).toMatchObject({ STACK_SIZE: 5, VERSION: null });
+    expect(status).toMatchObject({ stackSize: 5, version: null });
+    await second.notifier.publish(await makeJpeg({ color: colourOf(6) }));
+    expect(await readData(work)).toMatchObject({ VERSION: 2 });
   });
 
   it('RESUME=never: the waiting image and zeros without a version; other keys and the numbering carry on', async () => {
