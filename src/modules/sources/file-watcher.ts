@@ -30,6 +30,13 @@ export interface FolderWatch {
   close(): Promise<void>;
 }
 
+/**
+ * chokidar drops a path's 'change' that comes within 50 ms of the one before (no trailing
+ * event): each add or change is reported once more after this long, so a second rename
+ * over the file in that window is still seen.
+ */
+const CHANGE_RECHECK_MS = 75;
+
 /** Linux statfs `f_type` of the filesystems where change events from other machines never arrive. */
 const NETWORK_FILESYSTEMS = new Set([
   0x6969, // NFS
@@ -63,21 +70,47 @@ export class FileWatcher {
       ignorePermissionErrors: false,
     });
     let initial = true;
-    watcher.on('add', (path: string) => events.entry(path, initial));
-    watcher.on('change', (path: string) => events.entry(path, initial));
+    const rechecks = new Map<string, NodeJS.Timeout>();
+    const changed = (path: string): void => {
+      events.entry(path, initial);
+      if (!initial) {
+        clearTimeout(rechecks.get(path));
+        const recheck = (): void => {
+          rechecks.delete(path);
+          events.entry(path, false);
+        };
+        rechecks.set(path, setTimeout(recheck, CHANGE_RECHECK_MS));
+      }
+    };
+    const clearRechecks = (): void => {
+      rechecks.forEach((timer) => clearTimeout(timer));
+      rechecks.clear();
+    };
+    watcher.on('add', changed);
+    watcher.on('change', changed);
     watcher.on('addDir', (path: string) => {
       if (path !== folder) {
         events.folder(path, initial);
       }
     });
-    watcher.on('unlink', (path: string) => events.removed(path));
+    watcher.on('unlink', (path: string) => {
+      clearTimeout(rechecks.get(path));
+      rechecks.delete(path);
+      events.removed(path);
+    });
     watcher.on('unlinkDir', (path: string) => events.removed(path));
     watcher.on('error', (err: unknown) => events.error(err as NodeJS.ErrnoException));
     watcher.on('ready', () => {
       initial = false;
       events.ready();
     });
-    return { polling: watcher.options.usePolling, close: () => watcher.close() };
+    return {
+      polling: watcher.options.usePolling,
+      close: () => {
+        clearRechecks();
+        return watcher.close();
+      },
+    };
   }
 
   /** Whether `folder` is on a network filesystem (Linux), where only polling sees others' writes. */
