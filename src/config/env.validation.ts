@@ -42,6 +42,10 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: 'an integer number of milliseconds from 50 to 600000',
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: 'an integer number of milliseconds from 100 to 3600000',
+  REDIS_URL: 'a redis:// or rediss:// URL, e.g. redis://redis:6379',
+  REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
+  METRICS_PUBLIC: '"true" or "false"',
+  LOG_FORMAT: '"text" or "json"',
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -90,6 +94,22 @@ function isFolderPath(value: unknown): boolean {
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
+
+/** A redis:// or rediss:// URL with a host. */
+export function isRedisUrl(value: unknown): boolean {
+  if (typeof value !== 'string') {
+    return false;
+  }
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Redis key and channel prefix. */
+export const REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}$/;
 
 function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') {
@@ -209,11 +229,37 @@ export class EnvironmentVariables {
   @Min(100)
   @Max(3_600_000)
   DEMO_INTERVAL_MS?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('redisUrl', isRedisUrl)
+  REDIS_URL?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('redisNamespace', (v) => typeof v === 'string' && REDIS_NAMESPACE_PATTERN.test(v))
+  REDIS_NAMESPACE?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  METRICS_PUBLIC?: boolean;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('logFormat', (v) => v === 'text' || v === 'json')
+  LOG_FORMAT?: 'text' | 'json';
+}
+
+/** A URL's user and password replaced, so an error line never shows a secret. */
+function withoutCredentials(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
 }
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';
-  const given = raw === undefined ? '(unset)' : JSON.stringify(raw);
+  const shown = name === 'REDIS_URL' && typeof raw === 'string' ? withoutCredentials(raw) : raw;
+  const given = shown === undefined ? '(unset)' : JSON.stringify(shown);
   return `${name}=${given} is invalid: expected ${allowed}`;
 }
 

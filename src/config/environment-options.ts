@@ -24,5 +24,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     watchExposureSeconds: env.WATCH_EXPOSURE,
     demo: env.DEMO,
     demoIntervalMs: env.DEMO_INTERVAL_MS,
+    redisUrl: env.REDIS_URL,
+    redisNamespace: env.REDIS_NAMESPACE,
+    metricsPublic: env.METRICS_PUBLIC,
   };
 }

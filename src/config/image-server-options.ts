@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { isRedisUrl, REDIS_NAMESPACE_PATTERN } from './env.validation.js';
 
 /** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
 export type DisplayedAddressChoice =
@@ -76,6 +77,15 @@ export interface ImageServerOptions {
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
   demoIntervalMs: number;
+  /**
+   * Scale-out: a redis:// or rediss:// URL shared by every replica. Versions, images and
+   * announcements then go through Redis. Unset: one process, nothing shared.
+   */
+  redisUrl?: string;
+  /** Prefix of the Redis keys and channel, `[a-z0-9-]{1,40}`. Default `stackcast`. */
+  redisNamespace: string;
+  /** Serve `GET /metrics` without the control auth (a Prometheus inside a private network). Default false. */
+  metricsPublic: boolean;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -90,6 +100,7 @@ export const DEFAULT_MAX_IMAGE_SIZE = 4096;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
+export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -120,8 +131,11 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
+    redisUrl: partial.redisUrl,
+    redisNamespace: partial.redisNamespace ?? DEFAULT_REDIS_NAMESPACE,
+    metricsPublic: partial.metricsPublic ?? false,
   };
-  const problems = optionProblems(options);
+  const problems = [...optionProblems(options), ...redisProblems(options)];
   if (problems.length > 0) {
     throw new Error(`ImageServer options: ${problems.join('; ')}`);
   }
@@ -151,6 +165,17 @@ function optionProblems(options: ImageServerOptions): string[] {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
+  }
+  return problems;
+}
+
+function redisProblems({ redisUrl, redisNamespace }: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
+    problems.push('redisUrl is invalid: expected a redis:// or rediss:// URL');
+  }
+  if (!REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
+    problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid: expected 1 to 40 characters from a-z, 0-9 and -`);
   }
   return problems;
 }
