@@ -1,0 +1,32 @@
+import { Controller, Get, Header, Inject, Res, type CanActivate, type ExecutionContext, Injectable, UseGuards } from '@nestjs/common';
+import type { Response } from 'express';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { ControlGuard } from '../lifecycle/control.guard.js';
+import { MetricsService } from './metrics.service.js';
+
+/** The control auth, unless `metricsPublic` (METRICS_PUBLIC=true). */
+@Injectable()
+export class MetricsGuard implements CanActivate {
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    private readonly control: ControlGuard,
+  ) {}
+
+  canActivate(context: ExecutionContext): boolean {
+    return this.options.metricsPublic || this.control.canActivate(context);
+  }
+}
+
+@Controller()
+export class MetricsController {
+  constructor(private readonly metrics: MetricsService) {}
+
+  /** Prometheus text format. */
+  @Get('metrics')
+  @UseGuards(MetricsGuard)
+  @Header('Cache-Control', 'no-store')
+  async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
+    res.type(this.metrics.contentType);
+    return this.metrics.render();
+  }
+}
