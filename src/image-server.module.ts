@@ -13,6 +13,9 @@ import {
 } from './config/image-server-options.js';
 import { BroadcastService } from './gateway/broadcast.service.js';
 import { ImageGateway } from './gateway/image.gateway.js';
+import { CLUSTER_PROVIDERS } from './modules/cluster/cluster.module.js';
+import { MetricsController, MetricsGuard } from './modules/status/metrics.controller.js';
+import { MetricsService } from './modules/status/metrics.service.js';
 import { ImageConverter } from './modules/image-notifier/image-converter.service.js';
 import { ImageNotifier } from './modules/image-notifier/image-notifier.service.js';
 import { ImageUploadController } from './modules/image-notifier/image-upload.controller.js';
@@ -61,6 +64,10 @@ const providers: Provider[] = [
   FolderWatchService,
   DemoSourceService,
   ImageSources,
+  // Scale-out and operations (issue 11).
+  ...CLUSTER_PROVIDERS,
+  MetricsService,
+  MetricsGuard,
 ];
 
 /**
@@ -75,7 +82,7 @@ const providers: Provider[] = [
  */
 @Module({
   providers,
-  controllers: [StatusController, ControlController, ImageUploadController, QrController],
+  controllers: [StatusController, ControlController, ImageUploadController, QrController, MetricsController],
   exports: [ImageNotifier, ServerLifecycle, IMAGE_SERVER_OPTIONS],
 })
 export class ImageServerModule extends ConfigurableModuleClass implements NestModule {

@@ -20,6 +20,16 @@ export interface PublishOptions {
 }
 
 /**
+ * Where publishes go instead of this process's files (the cluster: REDIS_URL). The route
+ * comes back to this process through {@link ImageNotifier.publishLocal}.
+ */
+export interface PublishRoute {
+  publish(image: Buffer, metrics?: ImageMetrics, options?: PublishOptions): Promise<void>;
+  updateMetrics(metrics: ImageMetrics): Promise<void>;
+  notifyNewImage(): Promise<void>;
+}
+
+/**
  * Publishes images to every viewer. Inject it in any provider of an app that imports
  * `ImageServerModule`. Publishes land in call order: the image on disk and data.json
  * always belong to the same call, and `new_image` goes out only once both are written.
@@ -29,6 +39,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
   /** Settles once the latest publish has queued its write (or failed before it). */
   private lastInLine: Promise<void> = Promise.resolve();
+  private route: PublishRoute | undefined;
 
   constructor(
     private readonly assets: WebAssetsService,
@@ -49,6 +60,16 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * for how thoroughly a JPEG passed through is checked.
    */
   publish(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
+    return this.route ? this.route.publish(image, metrics, options) : this.publishLocal(image, metrics, options);
+  }
+
+  /** Set once by the cluster (REDIS_URL): publishes then go through Redis to every replica. */
+  routeThrough(route: PublishRoute): void {
+    this.route = route;
+  }
+
+  /** {@link publish} on this process's files only: the cluster applies each version with it. */
+  publishLocal(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
     return this.publishImage(image, metrics, (options.verify ?? 'full') === 'full');
   }
 
@@ -71,6 +92,11 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * It takes its turn after the publishes called before it.
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
+    await (this.route ? this.route.updateMetrics(metrics) : this.updateMetricsLocal(metrics));
+  }
+
+  /** {@link updateMetrics} on this process's files only. */
+  async updateMetricsLocal(metrics: ImageMetrics): Promise<void> {
     await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.writeMetrics(metrics)));
   }
 
@@ -79,6 +105,9 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * broadcasts. It takes its turn after the publishes called before it.
    */
   async notifyNewImage(): Promise<void> {
+    if (this.route) {
+      return this.route.notifyNewImage();
+    }
     await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.reloadImageFromDisk()));
   }
 

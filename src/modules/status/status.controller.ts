@@ -1,4 +1,5 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
@@ -30,6 +31,8 @@ export interface StatusBody {
   watch?: WatchStatus;
   /** With `source: "demo"`: the interval and the frames so far. */
   demo?: DemoStatus;
+  /** With REDIS_URL: whether this replica reaches Redis, and its id. */
+  cluster?: ClusterStatus;
 }
 
 @Controller()
@@ -41,6 +44,7 @@ export class StatusController {
     private readonly broadcast: BroadcastService,
     private readonly assets: WebAssetsService,
     private readonly sources: ImageSources,
+    private readonly cluster: ClusterService,
   ) {}
 
   /** 200 while running; 503 with the same body while starting, stopping or stopped. */
@@ -64,6 +68,7 @@ export class StatusController {
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       ...this.sources.report(),
+      cluster: this.cluster.status(),
     };
     switch (body.status) {
       case 'running':
