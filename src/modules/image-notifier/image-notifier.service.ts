@@ -1,6 +1,7 @@
-import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { MetricsService } from '../status/metrics.service.js';
 import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { ImageConverter } from './image-converter.service.js';
 
@@ -45,6 +46,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly converter: ImageConverter,
+    @Optional() private readonly metrics?: MetricsService,
   ) {}
 
   /**
@@ -60,7 +62,17 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * for how thoroughly a JPEG passed through is checked.
    */
   publish(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
-    return this.route ? this.route.publish(image, metrics, options) : this.publishLocal(image, metrics, options);
+    if (this.route) {
+      return this.route.publish(image, metrics, options);
+    }
+    const began = performance.now();
+    return this.publishLocal(image, metrics, options).then(
+      () => this.metrics?.recordPublish((performance.now() - began) / 1000),
+      (err: unknown) => {
+        this.metrics?.recordPublish(0, 'rejected');
+        throw err;
+      },
+    );
   }
 
   /** Set once by the cluster (REDIS_URL): publishes then go through Redis to every replica. */
