@@ -14,7 +14,7 @@ const NGINX = '/usr/sbin/nginx';
 const SITE_CONF = fileURLToPath(new URL('../../deploy/nginx-stackcast.conf', import.meta.url));
 const TOKEN = 'topology-test-token-0123456789';
 
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe().catch(() => false))) {
     if (Date.now() > deadline) {
@@ -51,7 +51,7 @@ http { access_log off; client_body_temp_path ${tmp}; proxy_temp_path ${tmp};
   return child;
 }
 
-describe('the compose topology as processes: redis, two replicas, nginx passing /ws', () => {
+describe('the compose topology as processes: redis, two replicas, nginx passing /ws', { timeout: 120_000 }, () => {
   let redis: RedisTestServer;
   let lb: ChildProcess;
   let lbUrl: string;
@@ -64,17 +64,20 @@ describe('the compose topology as processes: redis, two replicas, nginx passing 
     }
     redis = await startRedisServer();
     const ports = [await freePort(), await freePort()];
-    for (const port of ports) {
-      const temp = await makeTempFolder();
-      cleanups.push(temp.remove);
-      replicas.push(await spawnService({ PORT: String(port), WORK_FOLDER: temp.path, REDIS_URL: redis.url, CONTROL_TOKEN: TOKEN }));
-    }
+    const started = await Promise.all(
+      ports.map(async (port) => {
+        const temp = await makeTempFolder();
+        cleanups.push(temp.remove);
+        return spawnService({ PORT: String(port), WORK_FOLDER: temp.path, REDIS_URL: redis.url, CONTROL_TOKEN: TOKEN }, 60_000);
+      }),
+    );
+    replicas.push(...started);
     const prefix = await makeTempFolder('stackcast-nginx-');
     cleanups.push(prefix.remove);
     const lbPort = await freePort();
     lb = await startBalancer(prefix.path, lbPort, ports);
     lbUrl = `http://127.0.0.1:${lbPort}`;
-  });
+  }, 120_000);
 
   afterAll(async () => {
     if (lb && lb.exitCode === null) {

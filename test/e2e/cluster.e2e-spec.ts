@@ -15,7 +15,7 @@ interface ClusterBody {
 }
 
 /** Polls `probe` every 20 ms until it holds; rejects after `timeoutMs`. */
-async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 8000): Promise<void> {
+async function until(probe: () => Promise<boolean>, what: string, timeoutMs = 20_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) {
@@ -37,7 +37,10 @@ function put(r: SpawnedService, jpeg: Buffer, query = ''): Promise<Response> {
   return fetch(`${r.baseUrl}/api/image${query}`, { method: 'PUT', body: new Uint8Array(jpeg), headers: { 'Content-Type': 'image/jpeg' } });
 }
 
-describe('replicas sharing one Redis (child processes, real redis-server)', () => {
+/** Starting Nest takes seconds on a busy 2-core machine; the waits end as soon as it answers. */
+const START_TIMEOUT_MS = 60_000;
+
+describe('replicas sharing one Redis (child processes, real redis-server)', { timeout: 180_000 }, () => {
   let redis: RedisTestServer;
   let namespace: string;
   const replicas: Replica[] = [];
@@ -52,7 +55,7 @@ describe('replicas sharing one Redis (child processes, real redis-server)', () =
       REDIS_URL: redis.url,
       REDIS_NAMESPACE: namespace,
       DISPLAYED_ADDRESS: 'auto',
-    });
+    }, START_TIMEOUT_MS);
     const viewer = await RecordingClient.connect(`ws://127.0.0.1:${service.port}/ws`);
     const replica = Object.assign(service, { viewer });
     replicas.push(replica);
@@ -82,7 +85,7 @@ describe('replicas sharing one Redis (child processes, real redis-server)', () =
 
   it('a publish on one replica reaches the viewers of every replica, byte-identical, with one version sequence', async () => {
     fresh();
-    const [a, b] = [await startReplica(), await startReplica()];
+    const [a, b] = await Promise.all([startReplica(), startReplica()]);
     const ids = [(await clusterOf(a))?.replica, (await clusterOf(b))?.replica];
     expect(ids[0]).not.toBe(ids[1]);
 
@@ -113,7 +116,7 @@ describe('replicas sharing one Redis (child processes, real redis-server)', () =
 
   it('Redis down: viewers stay, the last image is served, publishes answer 503; back: resumes without a restart', async () => {
     fresh();
-    const [a, b] = [await startReplica(), await startReplica()];
+    const [a, b] = await Promise.all([startReplica(), startReplica()]);
     const before = await makeJpeg({ color: { r: 200, g: 200, b: 10 } });
     expect((await put(a, before)).status).toBe(200);
     await b.viewer.waitFor((c) => c.count('new_image') >= 1, 5000, 'new_image on b');
@@ -146,7 +149,7 @@ describe('replicas sharing one Redis (child processes, real redis-server)', () =
 
   it('a replica killed with SIGKILL costs only its viewers; a replica started late catches up', async () => {
     fresh();
-    const [a, b] = [await startReplica(), await startReplica()];
+    const [a, b] = await Promise.all([startReplica(), startReplica()]);
     await b.kill('SIGKILL');
     await b.viewer.closed;
     const img = await makeJpeg({ color: { r: 90, g: 10, b: 160 } });

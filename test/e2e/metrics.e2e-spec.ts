@@ -59,10 +59,10 @@ describe('GET /metrics', () => {
   });
 });
 
-describe('LOG_FORMAT=json', () => {
+describe('LOG_FORMAT=json', { timeout: 90_000 }, () => {
   it('prints one JSON object per line, and no terminal QR code', async () => {
     const temp = await makeTempFolder();
-    const service = await spawnService({ PORT: String(await freePort()), WORK_FOLDER: temp.path, LOG_FORMAT: 'json' });
+    const service = await spawnService({ PORT: String(await freePort()), WORK_FOLDER: temp.path, LOG_FORMAT: 'json' }, 60_000);
     try {
       await service.kill('SIGTERM');
       const lines = service.stdout().split('\n').filter((l) => l.trim() !== '');
