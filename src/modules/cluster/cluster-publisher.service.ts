@@ -10,7 +10,8 @@ import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { MetricsService } from '../status/metrics.service.js';
 import { InvalidMetricsError } from '../web-assets/web-assets.service.js';
 import { ClusterService } from './cluster.service.js';
-import { ClusterUnavailableError, type ClusterUpdate } from './redis-bus.service.js';
+import { ClusterUnavailableError } from './cluster-unavailable.error.js';
+import type { ClusterUpdate } from './redis-bus.service.js';
 
 /** How long a publish waits for its own version to be applied on this replica. */
 const APPLY_TIMEOUT_MS = 15_000;
@@ -35,7 +36,7 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
   private readonly logger = new Logger(ClusterPublisher.name);
   private appliedVersion = 0;
   private appliedImageVersion: number | null = null;
-  private readonly waiters = new Set<{ version: number; resolve: () => void }>();
+  private readonly waiters = new Set<{ version: number; settle: (err?: Error) => void }>();
   private applying: Promise<void> = Promise.resolve();
   private subscription: Subscription | undefined;
 
@@ -111,7 +112,17 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
       return;
     }
     await new Promise<void>((resolve, reject) => {
-      const waiter = { version, resolve: () => (clearTimeout(timer), resolve()) };
+      const waiter = {
+        version,
+        settle: (err?: Error) => {
+          clearTimeout(timer);
+          if (err) {
+            reject(err);
+          } else {
+            resolve();
+          }
+        },
+      };
       const timer = setTimeout(() => {
         this.waiters.delete(waiter);
         reject(new ClusterUnavailableError(`version ${version} is stored but was not applied here within ${APPLY_TIMEOUT_MS / 1000} s`));
@@ -122,6 +133,7 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
 
   /** One update from the bus: the image when it changed (else the metrics), then `new_image`. */
   private async apply(update: ClusterUpdate): Promise<void> {
+    let failure: Error | undefined;
     try {
       if (update.image !== null && update.imageVersion !== this.appliedImageVersion) {
         // Checked whole where it was published; here it only needs its envelope checked.
@@ -131,13 +143,14 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
         await this.notifier.updateMetricsLocal(update.metrics);
       }
     } catch (err) {
-      this.logger.error(`could not apply version ${update.version}: ${(err as Error).message}`);
+      failure = new Error(`version ${update.version} is stored in Redis but could not be applied here: ${(err as Error).message}`);
+      this.logger.error(failure.message);
     }
     this.appliedVersion = update.version;
     for (const waiter of this.waiters) {
       if (waiter.version <= update.version) {
         this.waiters.delete(waiter);
-        waiter.resolve();
+        waiter.settle(failure);
       }
     }
   }

@@ -1,8 +1,8 @@
-import { Inject, Injectable, Optional, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { RedisBus, type RedisState } from './redis-bus.service.js';
+import type { RedisBus, RedisState } from './redis-bus.service.js';
 
 /**
  * Optional provider: the highest version this replica keeps on disk (its highest
@@ -22,33 +22,39 @@ export interface ClusterStatus {
  * {@link ClusterPublisher} starts it once START wrote the files; it closes at shutdown.
  */
 @Injectable()
-export class ClusterService implements OnApplicationShutdown {
+export class ClusterService implements OnModuleInit, OnApplicationShutdown {
   /** hostname-pid-random: unique per process, readable in logs and /status. */
   readonly replicaId = `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  /** The bus, or undefined without `redisUrl` (one process, nothing shared). */
-  readonly bus: RedisBus | undefined;
+  private redisBus: RedisBus | undefined;
 
   constructor(
-    @Inject(IMAGE_SERVER_OPTIONS) options: ImageServerOptions,
-    @Optional() @Inject(LOCAL_VERSION_FLOOR) floor?: LocalVersionFloor,
-  ) {
-    if (options.redisUrl !== undefined) {
-      this.bus = new RedisBus({
-        url: options.redisUrl,
-        namespace: options.redisNamespace,
-        replicaId: this.replicaId,
-        highestLocalVersion: floor,
-      });
-    }
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    @Optional() @Inject(LOCAL_VERSION_FLOOR) private readonly floor?: LocalVersionFloor,
+  ) {}
+
+  /** True with `redisUrl`. */
+  get enabled(): boolean {
+    return this.options.redisUrl !== undefined;
   }
 
-  get enabled(): boolean {
-    return this.bus !== undefined;
+  /** The bus (from init on), or undefined without `redisUrl` (one process, nothing shared). */
+  get bus(): RedisBus | undefined {
+    return this.redisBus;
   }
 
   /** For `/status`: undefined when not clustered. */
   status(): ClusterStatus | undefined {
-    return this.bus && { redis: this.bus.state, replica: this.replicaId };
+    return this.enabled ? { redis: this.redisBus?.state ?? 'down', replica: this.replicaId } : undefined;
+  }
+
+  /** The Redis client is loaded only when used: a single process does not pay for it. */
+  async onModuleInit(): Promise<void> {
+    const url = this.options.redisUrl;
+    if (url === undefined) {
+      return;
+    }
+    const { RedisBus } = await import('./redis-bus.service.js');
+    this.redisBus = new RedisBus({ url, namespace: this.options.redisNamespace, replicaId: this.replicaId, highestLocalVersion: this.floor });
   }
 
   async onApplicationShutdown(): Promise<void> {

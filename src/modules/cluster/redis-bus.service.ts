@@ -1,7 +1,10 @@
-import { Logger, ServiceUnavailableException } from '@nestjs/common';
+import { Logger } from '@nestjs/common';
 import { createClient, RESP_TYPES } from 'redis';
 import { BehaviorSubject, distinctUntilChanged, Subject, type Observable } from 'rxjs';
 import { FETCH, PUBLISH, RAISE_FLOOR } from './cluster-scripts.js';
+import { ClusterUnavailableError } from './cluster-unavailable.error.js';
+
+export { ClusterUnavailableError };
 
 /** Metrics stored with a version: absolute values, keys left out keep the previous version's. */
 export interface ClusterMetrics {
@@ -20,14 +23,6 @@ export interface ClusterUpdate {
 }
 
 export type RedisState = 'up' | 'down';
-
-/** A publish refused because Redis cannot be reached: HTTP 503, and nothing changed. */
-export class ClusterUnavailableError extends ServiceUnavailableException {
-  constructor(detail: string) {
-    super(`the cluster's Redis is unreachable (${detail}); nothing was published, try again shortly`);
-    this.name = 'ClusterUnavailableError';
-  }
-}
 
 export interface RedisBusOptions {
   /** redis:// or rediss:// URL; its password never appears in a message. */

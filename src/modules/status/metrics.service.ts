@@ -42,14 +42,13 @@ export class MetricsService implements OnApplicationBootstrap {
     this.broadcastSeconds = new Histogram({ name: 'stackcast_broadcast_duration_seconds', help: 'Time to hand one message to every viewer', buckets: BROADCAST_BUCKETS, registers });
     this.bytesServed = new Counter({ name: 'stackcast_http_bytes_served_total', help: 'Bytes of HTTP response bodies sent', registers });
     this.viewersDropped = new Counter({ name: 'stackcast_viewers_dropped_total', help: 'Viewers cut off because they stopped reading or failed a heartbeat', registers });
-    const bus = cluster?.bus;
-    if (bus) {
+    if (cluster?.enabled === true) {
       new Gauge({
         name: 'stackcast_redis_up',
         help: '1 while this replica reaches Redis (both connections), 0 otherwise',
         registers,
         collect() {
-          this.set(bus.state === 'up' ? 1 : 0);
+          this.set(cluster.status()?.redis === 'up' ? 1 : 0);
         },
       });
     }
