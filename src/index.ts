@@ -12,3 +12,7 @@ export {
 } from './config/image-server-options.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';
+/** Scale-out (REDIS_URL): a publish refused while Redis is unreachable (HTTP 503, nothing changed). */
+export { ClusterUnavailableError } from './modules/cluster/cluster-unavailable.error.js';
+/** The Prometheus registry behind `GET /metrics`, for an embedding app that exposes its own. */
+export { MetricsService } from './modules/status/metrics.service.js';
