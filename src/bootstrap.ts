@@ -8,6 +8,7 @@ import { ConfigValidationError } from './config/env.validation.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
+import { setupApiDocs } from './modules/status/api-docs.js';
 import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
@@ -33,6 +34,7 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
   const json = app.get(ConfigService).get<string>('LOG_FORMAT') === 'json';
   app.useLogger(new ConsoleLogger({ json, logLevels: LOG_LEVELS }));
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).
   app.enableShutdownHooks([...SIGNALS], { useProcessExit: true });
   const { disconnectGraceMs } = app.get<ImageServerOptions>(IMAGE_SERVER_OPTIONS);

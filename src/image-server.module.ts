@@ -1,92 +1,92 @@
-import {
-  ConfigurableModuleBuilder,
-  Module,
-  RequestMethod,
-  type MiddlewareConsumer,
-  type NestModule,
-  type Provider,
-} from '@nestjs/common';
+import { ConfigurableModuleBuilder, Module, type DynamicModule } from '@nestjs/common';
 import {
   IMAGE_SERVER_OPTIONS,
   resolveImageServerOptions,
   type ImageServerOptions,
 } from './config/image-server-options.js';
-import { BroadcastService } from './gateway/broadcast.service.js';
-import { ImageGateway } from './gateway/image.gateway.js';
-import { CLUSTER_PROVIDERS } from './modules/cluster/cluster.module.js';
-import { MetricsController, MetricsGuard } from './modules/status/metrics.controller.js';
-import { MetricsService } from './modules/status/metrics.service.js';
-import { ImageConverter } from './modules/image-notifier/image-converter.service.js';
-import { ImageNotifier } from './modules/image-notifier/image-notifier.service.js';
-import { ImageUploadController } from './modules/image-notifier/image-upload.controller.js';
-import { ControlController } from './modules/lifecycle/control.controller.js';
-import { ControlGuard } from './modules/lifecycle/control.guard.js';
-import { ServerLifecycle } from './modules/lifecycle/server-lifecycle.service.js';
-import { NetworkInfoService } from './modules/network-info/network-info.service.js';
-import { networkInterfacesProvider } from './modules/network-info/network-interfaces.provider.js';
-import { QrController } from './modules/network-info/qr.controller.js';
-import { DemoSourceService } from './modules/sources/demo-source.service.js';
-import { FolderWatchService } from './modules/sources/folder-watch.service.js';
-import { ImageSources } from './modules/sources/image-sources.service.js';
-import { StatusController } from './modules/status/status.controller.js';
-import { FileStorage } from './modules/web-assets/file-storage.repository.js';
-import { WebAssetsService } from './modules/web-assets/web-assets.service.js';
-import { WebFolderMiddleware } from './modules/web-assets/web-folder.middleware.js';
+import { ImageGatewayModule } from './gateway/image-gateway.module.js';
+import { ClusterModule } from './modules/cluster/cluster.module.js';
+import { ImageNotifierModule } from './modules/image-notifier/image-notifier.module.js';
+import { LifecycleModule } from './modules/lifecycle/lifecycle.module.js';
+import { MetricsModule } from './modules/metrics/metrics.module.js';
+import { NetworkInfoModule } from './modules/network-info/network-info.module.js';
+import { SourcesModule } from './modules/sources/sources.module.js';
+import { StatusModule } from './modules/status/status.module.js';
+import { WebAssetsModule } from './modules/web-assets/web-assets.module.js';
 
 /** What `forRoot` / `forRootAsync` take: any subset of the options; the rest keep their defaults. */
 export type ImageServerModuleOptions = Partial<ImageServerOptions>;
 
-const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } = new ConfigurableModuleBuilder<ImageServerModuleOptions>({
-  moduleName: 'ImageServer',
-})
-  .setClassMethodName('forRoot')
-  // `isGlobal: true` lets every module of the host app inject ImageNotifier.
-  .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
-  .build();
+const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
+  new ConfigurableModuleBuilder<ImageServerModuleOptions>({ moduleName: 'ImageServer' })
+    .setClassMethodName('forRoot')
+    // `isGlobal: true` lets every module of the host app inject ImageNotifier.
+    .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
+    .build();
 
-/** One provider array shared by `forRoot` and `forRootAsync`. */
-const providers: Provider[] = [
-  {
-    provide: IMAGE_SERVER_OPTIONS,
-    useFactory: (partial: ImageServerModuleOptions) => resolveImageServerOptions(partial),
-    inject: [MODULE_OPTIONS_TOKEN],
-  },
-  FileStorage,
-  networkInterfacesProvider,
-  NetworkInfoService,
-  WebAssetsService,
-  BroadcastService,
-  ServerLifecycle,
-  ControlGuard,
-  ImageConverter,
-  ImageNotifier,
-  ImageGateway,
-  FolderWatchService,
-  DemoSourceService,
-  ImageSources,
-  // Scale-out and operations (issue 11).
-  ...CLUSTER_PROVIDERS,
-  MetricsService,
-  MetricsGuard,
+/** Holds the resolved options for the feature modules; made global by {@link ImageServerModule}. */
+@Module({})
+class ImageServerOptionsModule {}
+
+/** The feature modules, lowest first. */
+const FEATURES = [
+  MetricsModule,
+  WebAssetsModule,
+  ImageGatewayModule,
+  NetworkInfoModule,
+  LifecycleModule,
+  ClusterModule,
+  ImageNotifierModule,
+  SourcesModule,
+  StatusModule,
 ];
 
 /**
  * The whole stackcast service as an embeddable module: viewer files, `/ws`, `/status`,
- * the control routes and {@link ImageNotifier}. The host app needs the ws adapter
- * (`app.useWebSocketAdapter(new WsAdapter(app))`) and calls `app.init()`: the module
- * binds `port` itself at START (set `listen: false` to bind with `app.listen()` instead).
+ * the control routes and {@link ImageNotifier}. The host app sets the ws adapter
+ * (`app.useWebSocketAdapter(new WsAdapter(app))`) and calls `app.listen()` as usual: the
+ * module serves on the host's HTTP server. With `listen: true` it binds `port` itself at
+ * START instead (then `app.init()` is enough).
  *
  * ```ts
- * @Module({ imports: [ImageServerModule.forRoot({ port: 8000, workFolder: '/data/stackcast' })] })
+ * @Module({ imports: [ImageServerModule.forRoot({ workFolder: '/data/stackcast' })] })
  * ```
  */
-@Module({
-  providers,
-  controllers: [StatusController, ControlController, ImageUploadController, QrController, MetricsController],
-  exports: [ImageNotifier, ServerLifecycle, IMAGE_SERVER_OPTIONS],
-})
-export class ImageServerModule extends ConfigurableModuleClass implements NestModule {
-  configure(consumer: MiddlewareConsumer): void {
-    consumer.apply(WebFolderMiddleware).forRoutes({ path: '{*path}', method: RequestMethod.ALL });
+@Module({})
+export class ImageServerModule extends ConfigurableModuleClass {
+  static override forRoot(options: Parameters<typeof ConfigurableModuleClass.forRoot>[0]): DynamicModule {
+    return compose(super.forRoot(options));
   }
+
+  static override forRootAsync(options: Parameters<typeof ConfigurableModuleClass.forRootAsync>[0]): DynamicModule {
+    return compose(super.forRootAsync(options));
+  }
+}
+
+/**
+ * The options are given once: the builder's providers (and the async `imports`) move into
+ * one options module, global so every feature module injects IMAGE_SERVER_OPTIONS without
+ * an import running back up to this module.
+ */
+function compose(built: DynamicModule): DynamicModule {
+  const options: DynamicModule = {
+    module: ImageServerOptionsModule,
+    global: true,
+    imports: built.imports ?? [],
+    providers: [
+      ...(built.providers ?? []),
+      {
+        provide: IMAGE_SERVER_OPTIONS,
+        useFactory: (partial: ImageServerModuleOptions) => resolveImageServerOptions(partial),
+        inject: [MODULE_OPTIONS_TOKEN],
+      },
+    ],
+    exports: [IMAGE_SERVER_OPTIONS],
+  };
+  return {
+    module: ImageServerModule,
+    global: built.global,
+    imports: [options, ...FEATURES],
+    exports: [ImageNotifierModule, LifecycleModule],
+  };
 }

@@ -10,9 +10,10 @@ export {
   type DisplayedAddressChoice,
   type ImageServerOptions,
 } from './config/image-server-options.js';
+export { setupApiDocs, API_DOCS_PATH } from './modules/status/api-docs.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';
 /** Scale-out (REDIS_URL): a publish refused while Redis is unreachable (HTTP 503, nothing changed). */
 export { ClusterUnavailableError } from './modules/cluster/cluster-unavailable.error.js';
 /** The Prometheus registry behind `GET /metrics`, for an embedding app that exposes its own. */
-export { MetricsService } from './modules/status/metrics.service.js';
+export { MetricsService } from './modules/metrics/metrics.service.js';

@@ -12,7 +12,8 @@ const COLUMNS = [
   ['target', 'target', 'left'],
 ];
 
-export function renderTable(rows) {
+/** `columns`: [key, title, 'left' | 'right'] each; default the columns of bench/run.mjs. */
+export function renderTable(rows, columns = COLUMNS) {
   const lines = [];
   let section;
   const body = [];
@@ -23,20 +24,20 @@ export function renderTable(rows) {
     }
     body.push(row);
   }
-  const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...rows.map((r) => String(r[key] ?? '').length)));
+  const widths = columns.map(([key, title]) => Math.max(title.length, ...rows.map((r) => String(r[key] ?? '').length)));
   const cell = (text, i) => {
-    const [, , align] = COLUMNS[i];
+    const [, , align] = columns[i];
     const s = String(text ?? '');
     return align === 'right' ? s.padStart(widths[i]) : s.padEnd(widths[i]);
   };
-  lines.push(`| ${COLUMNS.map(([, title], i) => cell(title, i)).join(' | ')} |`);
-  lines.push(`|${COLUMNS.map(([, , align], i) => (align === 'right' ? `${'-'.repeat(widths[i] + 1)}:` : `:${'-'.repeat(widths[i] + 1)}`)).join('|')}|`);
+  lines.push(`| ${columns.map(([, title], i) => cell(title, i)).join(' | ')} |`);
+  lines.push(`|${columns.map(([, , align], i) => (align === 'right' ? `${'-'.repeat(widths[i] + 1)}:` : `:${'-'.repeat(widths[i] + 1)}`)).join('|')}|`);
   for (const item of body) {
     if (item.heading) {
-      lines.push(`| **${item.heading}** |${COLUMNS.slice(1).map(() => ' ').join('|')}|`);
+      lines.push(`| **${item.heading}** |${columns.slice(1).map(() => ' ').join('|')}|`);
       continue;
     }
-    lines.push(`| ${COLUMNS.map(([key], i) => cell(item[key], i)).join(' | ')} |`);
+    lines.push(`| ${columns.map(([key], i) => cell(item[key], i)).join(' | ')} |`);
   }
   return lines.join('\n');
 }

@@ -15,6 +15,35 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
+import { ENV_PORT_MIN, OPTION_RANGES } from './image-server-options.js';
+
+type RangedOption = keyof typeof OPTION_RANGES;
+
+/** The environment variable's range: the option's, with `min` raised where the variable is stricter. */
+function envRange(option: RangedOption, min?: number): { min: number; max: number } {
+  return { min: min ?? OPTION_RANGES[option].min, max: OPTION_RANGES[option].max };
+}
+
+const RANGE = {
+  PORT: envRange('port', ENV_PORT_MIN),
+  MAX_IMAGE_BYTES: envRange('maxImageBytes'),
+  JPEG_QUALITY: envRange('jpegQuality'),
+  MAX_IMAGE_SIZE: envRange('maxImageSize'),
+  WATCH_EXPOSURE: envRange('watchExposureSeconds'),
+  WATCH_SETTLE_MS: envRange('watchSettleMs'),
+  WATCH_POLL_MS: envRange('watchPollIntervalMs'),
+  DEMO_INTERVAL_MS: envRange('demoIntervalMs'),
+};
+
+/** `@Min` and `@Max` of a variable, from {@link RANGE}. */
+function InRange(variable: keyof typeof RANGE): PropertyDecorator {
+  return (target, key) => {
+    Min(RANGE[variable].min)(target, key);
+    Max(RANGE[variable].max)(target, key);
+  };
+}
+
+const between = (variable: keyof typeof RANGE, what: string): string => `${what} from ${RANGE[variable].min} to ${RANGE[variable].max}`;
 
 /** Thrown when the environment holds invalid settings; `lines` has one line per bad variable. */
 export class ConfigValidationError extends Error {
@@ -26,22 +55,22 @@ export class ConfigValidationError extends Error {
 
 /** What each variable allows, worded for the one-line error a user reads. */
 const ALLOWED: Record<keyof EnvironmentVariables, string> = {
-  PORT: 'an integer from 1024 to 65535',
+  PORT: between('PORT', 'an integer'),
   WORK_FOLDER: 'a folder path (an existing folder, or none yet), not a file',
   WEB_DEDICATED: '"true" or "false"',
   WEB_FOLDER: 'a folder path, not a file (required when WEB_DEDICATED=true)',
   DISPLAYED_ADDRESS: '"auto" or "ip:<IPv4 address>", e.g. ip:192.168.1.20',
   PUBLIC_URL: 'an absolute http:// or https:// URL, e.g. https://sky.example.org',
   CONTROL_TOKEN: 'a string of at least 16 characters',
-  MAX_IMAGE_BYTES: 'an integer number of bytes from 1024 to 1073741824',
-  JPEG_QUALITY: 'an integer from 1 to 100',
-  MAX_IMAGE_SIZE: 'an integer number of pixels from 64 to 65500',
+  MAX_IMAGE_BYTES: between('MAX_IMAGE_BYTES', 'an integer number of bytes'),
+  JPEG_QUALITY: between('JPEG_QUALITY', 'an integer'),
+  MAX_IMAGE_SIZE: between('MAX_IMAGE_SIZE', 'an integer number of pixels'),
   WATCH_PATH: 'a file or folder path',
   WATCH_EXPOSURE: 'a number of seconds ≥ 0, e.g. 30 or 2.5',
-  WATCH_SETTLE_MS: 'an integer number of milliseconds from 10 to 600000',
-  WATCH_POLL_MS: 'an integer number of milliseconds from 50 to 600000',
+  WATCH_SETTLE_MS: between('WATCH_SETTLE_MS', 'an integer number of milliseconds'),
+  WATCH_POLL_MS: between('WATCH_POLL_MS', 'an integer number of milliseconds'),
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
-  DEMO_INTERVAL_MS: 'an integer number of milliseconds from 100 to 3600000',
+  DEMO_INTERVAL_MS: between('DEMO_INTERVAL_MS', 'an integer number of milliseconds'),
   REDIS_URL: 'a redis:// or rediss:// URL, e.g. redis://redis:6379',
   REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
   METRICS_PUBLIC: '"true" or "false"',
@@ -131,8 +160,7 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(1024)
-  @Max(65535)
+  @InRange('PORT')
   PORT?: number;
 
   @IsOptional()
@@ -171,22 +199,19 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(1024)
-  @Max(1024 * 1024 * 1024)
+  @InRange('MAX_IMAGE_BYTES')
   MAX_IMAGE_BYTES?: number;
 
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(1)
-  @Max(100)
+  @InRange('JPEG_QUALITY')
   JPEG_QUALITY?: number;
 
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(64)
-  @Max(65500)
+  @InRange('MAX_IMAGE_SIZE')
   MAX_IMAGE_SIZE?: number;
 
   @IsOptional()
@@ -197,21 +222,19 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toNumber)
   @IsNumber({ allowNaN: false, allowInfinity: false })
-  @Min(0)
+  @InRange('WATCH_EXPOSURE')
   WATCH_EXPOSURE?: number;
 
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(10)
-  @Max(600_000)
+  @InRange('WATCH_SETTLE_MS')
   WATCH_SETTLE_MS?: number;
 
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(50)
-  @Max(600_000)
+  @InRange('WATCH_POLL_MS')
   WATCH_POLL_MS?: number;
 
   @IsOptional()
@@ -226,8 +249,7 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @Min(100)
-  @Max(3_600_000)
+  @InRange('DEMO_INTERVAL_MS')
   DEMO_INTERVAL_MS?: number;
 
   @IsOptional()

@@ -8,6 +8,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
       ? { mode: 'ip', address: env.DISPLAYED_ADDRESS.slice(3) }
       : { mode: 'auto' };
   return {
+    // The standalone app binds its own port at START (bind before write, PortInUseError).
+    listen: true,
     port: env.PORT,
     workFolder: env.WORK_FOLDER,
     // WEB_FOLDER is ignored unless WEB_DEDICATED=true: the work folder is then the web folder.

@@ -19,7 +19,8 @@ export interface ImageServerOptions {
   host: string;
   /**
    * When false the module does not bind: the embedding app calls `app.listen()` itself
-   * and `port` is only used to build the advertised URL. Default `true`.
+   * (the default when embedding). When true the module binds `port` itself at START, before
+   * writing anything (the standalone app does). Default `false`.
    */
   listen: boolean;
   /** Session work folder, created if missing. Default `./work` (absolute after resolution). */
@@ -111,7 +112,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
   const options: ImageServerOptions = {
     port: partial.port ?? DEFAULT_PORT,
     host: partial.host ?? '0.0.0.0',
-    listen: partial.listen ?? true,
+    listen: partial.listen ?? false,
     workFolder,
     webFolder: resolve(partial.webFolder ?? workFolder),
     displayedAddress: partial.displayedAddress ?? { mode: 'auto' },
@@ -142,25 +143,39 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
   return options;
 }
 
-/** Numeric ranges, the same as the environment variables', for options given in code. */
-const RANGES: { [K in keyof ImageServerOptions]?: [min: number, max: number, integer: boolean] } = {
-  port: [0, 65535, true],
-  disconnectGraceMs: [0, 60_000, false],
-  maxImageBytes: [1024, 1024 ** 3, true],
-  heartbeatIntervalMs: [0, 3_600_000, false],
-  maxClientBacklogBytes: [0, 1024 ** 3, true],
-  maxClientFrameBytes: [16, 1024 ** 2, true],
-  jpegQuality: [1, 100, true],
-  maxImageSize: [64, 65_500, true],
-  watchSettleMs: [10, 600_000, false],
-  watchPollIntervalMs: [50, 600_000, false],
-  watchExposureSeconds: [0, Number.MAX_SAFE_INTEGER, false],
-  demoIntervalMs: [100, 3_600_000, false],
-};
+/** A numeric option's allowed values. */
+export interface OptionRange {
+  min: number;
+  max: number;
+  integer: boolean;
+}
+
+/**
+ * Every numeric option's range: the one place they are written. `resolveImageServerOptions`
+ * checks options given in code against it, and the environment schema (env.validation.ts)
+ * builds its checks and its error text from it.
+ */
+export const OPTION_RANGES = {
+  port: { min: 0, max: 65535, integer: true },
+  disconnectGraceMs: { min: 0, max: 60_000, integer: false },
+  maxImageBytes: { min: 1024, max: 1024 ** 3, integer: true },
+  heartbeatIntervalMs: { min: 0, max: 3_600_000, integer: false },
+  maxClientBacklogBytes: { min: 0, max: 1024 ** 3, integer: true },
+  maxClientFrameBytes: { min: 16, max: 1024 ** 2, integer: true },
+  jpegQuality: { min: 1, max: 100, integer: true },
+  maxImageSize: { min: 64, max: 65_500, integer: true },
+  watchSettleMs: { min: 10, max: 600_000, integer: false },
+  watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
+  watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },
+  demoIntervalMs: { min: 100, max: 3_600_000, integer: false },
+} as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
+
+/** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */
+export const ENV_PORT_MIN = 1024;
 
 function optionProblems(options: ImageServerOptions): string[] {
   const problems: string[] = [];
-  for (const [name, [min, max, integer]] of Object.entries(RANGES) as [keyof ImageServerOptions, [number, number, boolean]][]) {
+  for (const [name, { min, max, integer }] of Object.entries(OPTION_RANGES) as [keyof ImageServerOptions, OptionRange][]) {
     const value = options[name];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);

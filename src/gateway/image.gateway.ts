@@ -12,7 +12,7 @@ import {
   IMAGE_SERVER_OPTIONS,
   type ImageServerOptions,
 } from '../config/image-server-options.js';
-import { ServerLifecycle } from '../modules/lifecycle/server-lifecycle.service.js';
+import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
 
 const MAX_PENDING_AUTO_PONGS = 16;
@@ -37,14 +37,14 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
-    private readonly lifecycle: ServerLifecycle,
+    private readonly gate: ViewerGate,
   ) {}
 
   afterInit(server: WebSocketServer): void {
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
     server.options.verifyClient = (_info, done) => {
-      if (this.lifecycle.acceptsViewers) {
+      if (this.gate.acceptsViewers) {
         done(true);
       } else {
         done(false, 503, 'Service Unavailable');

@@ -14,7 +14,7 @@ describe('embedding ImageServerModule in another Nest app', () => {
   it('a provider of the host app injects ImageNotifier and publishes to real clients', async () => {
     const temp = await makeTempFolder();
     const app = await NestFactory.create(
-      ExampleStackerModule.register({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 50 }),
+      ExampleStackerModule.register({ listen: true, port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 50 }),
       { logger: false, abortOnError: false },
     );
     app.useWebSocketAdapter(new ViewerWsAdapter(app));
@@ -75,7 +75,7 @@ describe('embedding ImageServerModule in another Nest app', () => {
       }
     }
     @Module({
-      imports: [ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 20 })],
+      imports: [ImageServerModule.forRoot({ listen: true, port: 0, host: '127.0.0.1', workFolder: temp.path, printQrCode: false, disconnectGraceMs: 20 })],
       controllers: [HostController],
     })
     class HostModule {}
@@ -98,11 +98,11 @@ describe('embedding ImageServerModule in another Nest app', () => {
 
   it('a taken port throws PortInUseError from app.init()', async () => {
     const temp = await makeTempFolder();
-    const first = await NestFactory.create(ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder: join(temp.path, 'a'), printQrCode: false }), { logger: false, abortOnError: false });
+    const first = await NestFactory.create(ImageServerModule.forRoot({ listen: true, port: 0, host: '127.0.0.1', workFolder: join(temp.path, 'a'), printQrCode: false }), { logger: false, abortOnError: false });
     first.useWebSocketAdapter(new ViewerWsAdapter(first));
     await first.init();
     const port = first.get(ServerLifecycle).port;
-    const second = await NestFactory.create(ImageServerModule.forRoot({ port, host: '127.0.0.1', workFolder: join(temp.path, 'b'), printQrCode: false }), { logger: false, abortOnError: false });
+    const second = await NestFactory.create(ImageServerModule.forRoot({ listen: true, port, host: '127.0.0.1', workFolder: join(temp.path, 'b'), printQrCode: false }), { logger: false, abortOnError: false });
     second.useWebSocketAdapter(new ViewerWsAdapter(second));
     const error = await second.init().then(() => undefined, (e: unknown) => e);
     expect(error).toBeInstanceOf(PortInUseError);

@@ -86,7 +86,7 @@ describe('hostile clients', () => {
     const res = await fetch(`http://127.0.0.1:${port}/api/image`, {
       method: 'PUT',
       headers: { 'content-type': 'image/jpeg' },
-      body: await makeJpeg(),
+      body: new Uint8Array(await makeJpeg()),
     });
     expect(res.status).toBe(200);
     await good.waitFor((c) => c.count('new_image') === 1);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { ImageServerOptions } from '../../src/config/image-server-options.js';
 import { ViewerWsAdapter } from '../../src/gateway/viewer-ws.adapter.js';
 import { ImageServerModule } from '../../src/image-server.module.js';
+import { setupApiDocs } from '../../src/modules/status/api-docs.js';
 import { ImageNotifier } from '../../src/modules/image-notifier/image-notifier.service.js';
 import { ServerLifecycle } from '../../src/modules/lifecycle/server-lifecycle.service.js';
 import { NETWORK_INTERFACES, type InterfaceTable } from '../../src/modules/network-info/network-interfaces.provider.js';
@@ -38,6 +39,8 @@ export async function startTestServer(
   const builder = Test.createTestingModule({
     imports: [
       ImageServerModule.forRoot({
+        // Binds its own port at START, as the standalone app does.
+        listen: true,
         port: 0,
         host: '127.0.0.1',
         disconnectGraceMs: 50,
@@ -54,6 +57,7 @@ export async function startTestServer(
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true });
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
+  setupApiDocs(app);
   await app.init();
   const lifecycle = app.get(ServerLifecycle);
   const port = lifecycle.port;

@@ -1,14 +1,8 @@
-import { Inject, Injectable, Logger, Optional, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { ImageConverter } from '../image-notifier/image-converter.service.js';
-import { ImageNotifier, type ImageMetrics, type PublishOptions, type PublishRoute } from '../image-notifier/image-notifier.service.js';
+import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
-import { MetricsService } from '../status/metrics.service.js';
-import { InvalidMetricsError } from '../web-assets/web-assets.service.js';
+import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { ClusterService } from './cluster.service.js';
 import { ClusterUnavailableError } from './cluster-unavailable.error.js';
 import type { ClusterUpdate } from './redis-bus.service.js';
@@ -16,23 +10,14 @@ import type { ClusterUpdate } from './redis-bus.service.js';
 /** How long a publish waits for its own version to be applied on this replica. */
 const APPLY_TIMEOUT_MS = 15_000;
 
-function checkMetrics({ stackSize, exposureSeconds }: ImageMetrics): void {
-  if (stackSize !== undefined && (!Number.isSafeInteger(stackSize) || stackSize < 0)) {
-    throw new InvalidMetricsError(`stackSize must be an integer ≥ 0, got ${String(stackSize)}`);
-  }
-  if (exposureSeconds !== undefined && (!Number.isFinite(exposureSeconds) || exposureSeconds < 0)) {
-    throw new InvalidMetricsError(`exposureSeconds must be a number ≥ 0, got ${String(exposureSeconds)}`);
-  }
-}
-
 /**
- * With `redisUrl`: ImageNotifier's publishes go through Redis instead of straight to
- * this replica's files. Publish: check and convert here, store in Redis (a global
- * version), then wait until this replica applied it. Apply (every replica, the publisher
- * included): each update from the bus is written locally and broadcast, in order.
+ * With `redisUrl`, the cluster half of the publish path. ImageNotifier checks and converts,
+ * then hands the JPEG to {@link store}: Redis gives it a global version and announces it.
+ * Every replica (the publisher included) applies each version from the bus in order:
+ * write its files, then `new_image`; {@link store} resolves once this replica applied it.
  */
 @Injectable()
-export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, OnApplicationShutdown {
+export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(ClusterPublisher.name);
   private appliedVersion = 0;
   private appliedImageVersion: number | null = null;
@@ -42,12 +27,15 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
 
   constructor(
     private readonly cluster: ClusterService,
-    private readonly notifier: ImageNotifier,
-    private readonly converter: ImageConverter,
+    private readonly assets: WebAssetsService,
+    private readonly broadcast: BroadcastService,
     private readonly lifecycle: ServerLifecycle,
-    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
-    @Optional() private readonly metrics?: MetricsService,
   ) {}
+
+  /** True with `redisUrl`: publishes go through {@link store} / {@link storeMetrics}. */
+  get enabled(): boolean {
+    return this.cluster.enabled;
+  }
 
   /** The version this replica serves now (0 before the first). */
   get version(): number {
@@ -59,7 +47,6 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
     if (!bus) {
       return;
     }
-    this.notifier.routeThrough(this);
     // START writes the waiting image: versions are applied only after it (a no-op if done).
     await this.lifecycle.start();
     this.subscription = bus.updates$.subscribe((update) => {
@@ -73,28 +60,14 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
     await this.applying;
   }
 
-  async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
-    const began = performance.now();
-    try {
-      checkMetrics(metrics);
-      const ready = await this.converter.toPublishable(image, { verifyPixels: (options.verify ?? 'full') === 'full' });
-      await this.throughRedis(() => this.bus().publish(ready.jpeg, metrics));
-      this.metrics?.recordPublish((performance.now() - began) / 1000);
-    } catch (err) {
-      this.metrics?.recordPublish(0, err instanceof ClusterUnavailableError ? 'unavailable' : 'rejected');
-      throw err;
-    }
+  /** A checked, converted JPEG: stored in Redis under a new global version, resolved once applied here. */
+  store(jpeg: Buffer, metrics: SessionMetrics): Promise<void> {
+    return this.throughRedis(() => this.bus().publish(jpeg, metrics));
   }
 
-  async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    checkMetrics(metrics);
-    await this.throughRedis(() => this.bus().updateMetrics(metrics));
-  }
-
-  /** The caller wrote web_image.jpg into this replica's web folder: share it with the others. */
-  async notifyNewImage(): Promise<void> {
-    const image = await readFile(join(this.options.webFolder, 'web_image.jpg'));
-    await this.publish(image);
+  /** Checked metrics for the current image, as a new version. */
+  storeMetrics(metrics: SessionMetrics): Promise<void> {
+    return this.throughRedis(() => this.bus().updateMetrics(metrics));
   }
 
   private bus(): NonNullable<ClusterService['bus']> {
@@ -131,17 +104,20 @@ export class ClusterPublisher implements PublishRoute, OnApplicationBootstrap, O
     });
   }
 
-  /** One update from the bus: the image when it changed (else the metrics), then `new_image`. */
+  /** One update from the bus, in the web folder's queue: the image when it changed (else the metrics), then `new_image`. */
   private async apply(update: ClusterUpdate): Promise<void> {
     let failure: Error | undefined;
     try {
-      if (update.image !== null && update.imageVersion !== this.appliedImageVersion) {
-        // Checked whole where it was published; here it only needs its envelope checked.
-        await this.notifier.publishLocal(update.image, update.metrics, { verify: 'header' });
-        this.appliedImageVersion = update.imageVersion;
-      } else {
-        await this.notifier.updateMetricsLocal(update.metrics);
-      }
+      await this.assets.exclusive(async () => {
+        if (update.image !== null && update.imageVersion !== this.appliedImageVersion) {
+          // Checked whole and converted where it was published.
+          await this.assets.writeImage(update.image, update.metrics);
+          this.appliedImageVersion = update.imageVersion;
+        } else {
+          await this.assets.writeMetrics(update.metrics);
+        }
+        this.broadcast.broadcast({ type: 'new_image' });
+      });
     } catch (err) {
       failure = new Error(`version ${update.version} is stored in Redis but could not be applied here: ${(err as Error).message}`);
       this.logger.error(failure.message);

@@ -1,14 +1,19 @@
 import { Module } from '@nestjs/common';
+import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
+import { MetricsModule } from '../metrics/metrics.module.js';
+import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ClusterPublisher } from './cluster-publisher.service.js';
 import { ClusterService } from './cluster.service.js';
 
-/** Providers of the cluster feature: inert without `redisUrl`. */
-export const CLUSTER_PROVIDERS = [ClusterService, ClusterPublisher];
-
 /**
- * Scale-out on Redis (only active when `redisUrl` is set): global versions, the image of
- * each version, announcements and catch-up. Needs `IMAGE_SERVER_OPTIONS`, `ImageNotifier`,
- * `ImageConverter` and (optionally) `MetricsService` from the modules around it.
+ * Scale-out on Redis: global versions, each version's image, announcements and catch-up.
+ * Always imported and inert without `redisUrl` (the redis package is loaded only with it).
+ * Sits below ImageNotifier, which hands it checked JPEGs; StatusModule reads its state.
  */
-@Module({ providers: CLUSTER_PROVIDERS, exports: CLUSTER_PROVIDERS })
+@Module({
+  imports: [WebAssetsModule, ImageGatewayModule, LifecycleModule, MetricsModule],
+  providers: [ClusterService, ClusterPublisher],
+  exports: [ClusterService, ClusterPublisher],
+})
 export class ClusterModule {}

@@ -2,6 +2,7 @@ import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModule
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import type { RedisBus, RedisState } from './redis-bus.service.js';
 
 /**
@@ -29,8 +30,15 @@ export class ClusterService implements OnModuleInit, OnApplicationShutdown {
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    metrics: MetricsService,
     @Optional() @Inject(LOCAL_VERSION_FLOOR) private readonly floor?: LocalVersionFloor,
-  ) {}
+  ) {
+    if (this.enabled) {
+      metrics.gauge('stackcast_redis_up', '1 while this replica reaches Redis (both connections), 0 otherwise', () =>
+        this.redisBus?.state === 'up' ? 1 : 0,
+      );
+    }
+  }
 
   /** True with `redisUrl`. */
   get enabled(): boolean {

@@ -1,11 +1,10 @@
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { sniffImageFormat, type ImageFormat } from './image-format.js';
+import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from './image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
-import { assertCompleteTiff } from './tiff-check.js';
 
 /** An image ready to be written as web_image.jpg. */
 export interface PublishableImage {
@@ -22,8 +21,8 @@ export interface PublishableImage {
  * libvips' strictness per format. JPEG: "warning", because a JPEG overwritten in place
  * can mix new and old data that libjpeg only warns about ("corrupt JPEG data") and then
  * decodes as a grey smear. PNG and TIFF: "error", because harmless warnings (an odd ICC
- * profile, a private TIFF tag) are common in stacker output; their completeness is
- * checked structurally instead (png-check, tiff-check).
+ * profile, a private TIFF tag) are common in stacker output. What libvips misses is
+ * checked structurally: a PNG cut before IEND (png-check), a JPEG not decoded whole (jpeg-check).
  */
 const FAIL_ON = { jpeg: 'warning', png: 'error', tiff: 'error' } as const;
 
@@ -45,11 +44,19 @@ export class ImageConverter {
    * catches a file cut in the middle or overwritten in place (files and uploads). For a
    * buffer the caller encoded in memory it can be false: the header and the end marker are
    * still checked, and a 3 MB publish saves ~35 ms of CPU (see README, Performance).
+   * `declaredFormat`: bytes of another format are refused (a PNG sent as image/jpeg).
    */
-  async toPublishable(input: Buffer, { verifyPixels = true }: { verifyPixels?: boolean } = {}): Promise<PublishableImage> {
+  async toPublishable(
+    input: Buffer,
+    { verifyPixels = true, declaredFormat }: { verifyPixels?: boolean; declaredFormat?: ImageFormat } = {},
+  ): Promise<PublishableImage> {
+    // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
       throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image (unknown file signature)');
+    }
+    if (declaredFormat !== undefined && declaredFormat !== format) {
+      throw new ImageRejectedError('unsupported-type', `Content-Type is ${MEDIA_TYPES[declaredFormat]} but the body is a ${MEDIA_TYPES[format]} image`);
     }
     checkStructure(format, input);
     const meta = await readMetadata(format, input);
@@ -131,7 +138,8 @@ function checkStructure(format: ImageFormat, input: Buffer): void {
     case 'png':
       return assertCompletePng(input);
     case 'tiff':
-      return assertCompleteTiff(input);
+      // libvips refuses a cut TIFF itself (failOn 'error', and a TIFF is always decoded whole).
+      return;
     default: {
       const unreachable: never = format;
       throw new Error(`unknown format ${String(unreachable)}`);
@@ -174,5 +182,7 @@ function damaged(format: ImageFormat, err: unknown): ImageRejectedError {
     return err;
   }
   const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0].trim();
-  return new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: ${reason}`);
+  // libtiff names a cut file by its short read ("Read error at scanline …; got n bytes, expected m").
+  const cut = format === 'tiff' && /read error|got \d+ bytes, expected|unexpected end|premature end/i.test(reason);
+  return new ImageRejectedError('corrupt', `${cut ? 'truncated' : 'damaged'} ${NAMES[format]}: ${reason}`);
 }

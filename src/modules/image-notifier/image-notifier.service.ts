@@ -1,9 +1,14 @@
-import { Injectable, Logger, Optional, type BeforeApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { MetricsService } from '../status/metrics.service.js';
-import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
-import { ImageConverter } from './image-converter.service.js';
+import { ClusterPublisher } from '../cluster/cluster-publisher.service.js';
+import { ClusterUnavailableError } from '../cluster/cluster-unavailable.error.js';
+import { MetricsService } from '../metrics/metrics.service.js';
+import { assertMetrics, IMAGE_FILE, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { ImageConverter, type PublishableImage } from './image-converter.service.js';
+import type { ImageFormat } from './image-format.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
@@ -18,35 +23,26 @@ export interface PublishOptions {
    * JPEG. Converted images (PNG, TIFF, large or rotated JPEGs) are always decoded whole.
    */
   verify?: 'full' | 'header';
-}
-
-/**
- * Where publishes go instead of this process's files (the cluster: REDIS_URL). The route
- * comes back to this process through {@link ImageNotifier.publishLocal}.
- */
-export interface PublishRoute {
-  publish(image: Buffer, metrics?: ImageMetrics, options?: PublishOptions): Promise<void>;
-  updateMetrics(metrics: ImageMetrics): Promise<void>;
-  notifyNewImage(): Promise<void>;
+  /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
+  declaredFormat?: ImageFormat;
 }
 
 /**
  * Publishes images to every viewer. Inject it in any provider of an app that imports
  * `ImageServerModule`. Publishes land in call order: the image on disk and data.json
  * always belong to the same call, and `new_image` goes out only once both are written.
+ * With `redisUrl`, step 2 goes through Redis, so every replica writes and announces it.
  */
 @Injectable()
 export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
-  /** Settles once the latest publish has queued its write (or failed before it). */
-  private lastInLine: Promise<void> = Promise.resolve();
-  private route: PublishRoute | undefined;
 
   constructor(
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly converter: ImageConverter,
-    @Optional() private readonly metrics?: MetricsService,
+    private readonly cluster: ClusterPublisher,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -61,42 +57,17 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * `InvalidMetricsError`, also before anything is written. See {@link PublishOptions}
    * for how thoroughly a JPEG passed through is checked.
    */
-  publish(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
-    if (this.route) {
-      return this.route.publish(image, metrics, options);
+  async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
+    const began = performance.now();
+    try {
+      const ready = await this.checkWriteAnnounce(image, metrics, options);
+      const seconds = (performance.now() - began) / 1000;
+      this.metrics.recordPublish(seconds);
+      this.logPublished(ready, Math.round(seconds * 1000));
+    } catch (err) {
+      this.metrics.recordPublish(0, err instanceof ClusterUnavailableError ? 'unavailable' : 'rejected');
+      throw err;
     }
-    const began = performance.now();
-    return this.publishLocal(image, metrics, options).then(
-      () => this.metrics?.recordPublish((performance.now() - began) / 1000),
-      (err: unknown) => {
-        this.metrics?.recordPublish(0, 'rejected');
-        throw err;
-      },
-    );
-  }
-
-  /** Set once by the cluster (REDIS_URL): publishes then go through Redis to every replica. */
-  routeThrough(route: PublishRoute): void {
-    this.route = route;
-  }
-
-  /** {@link publish} on this process's files only: the cluster applies each version with it. */
-  publishLocal(image: Buffer, metrics?: ImageMetrics, options: PublishOptions = {}): Promise<void> {
-    return this.publishImage(image, metrics, (options.verify ?? 'full') === 'full');
-  }
-
-  private async publishImage(image: Buffer, metrics: ImageMetrics | undefined, verifyPixels: boolean): Promise<void> {
-    const began = performance.now();
-    // Conversion starts at once, outside the write queue, so uploads convert side by side;
-    // the writes still happen in call order (see `inLine`).
-    const converting = this.converter.toPublishable(image, { verifyPixels });
-    const result = await this.inLine(converting, (ready) => this.writeThenAnnounce(() => this.assets.writeImage(ready.jpeg, metrics)));
-    const ms = Math.round(performance.now() - began);
-    this.logger.debug(
-      result.passedThrough
-        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
-    );
   }
 
   /**
@@ -104,23 +75,29 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * It takes its turn after the publishes called before it.
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
-    await (this.route ? this.route.updateMetrics(metrics) : this.updateMetricsLocal(metrics));
-  }
-
-  /** {@link updateMetrics} on this process's files only. */
-  async updateMetricsLocal(metrics: ImageMetrics): Promise<void> {
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.writeMetrics(metrics)));
+    assertMetrics(metrics);
+    if (this.cluster.enabled) {
+      return this.cluster.storeMetrics(metrics);
+    }
+    await this.assets.exclusive(async () => {
+      await this.assets.writeMetrics(metrics);
+      this.broadcast.broadcast({ type: 'new_image' });
+    });
   }
 
   /**
    * For a caller that wrote web_image.jpg into the web folder itself: takes it in and
-   * broadcasts. It takes its turn after the publishes called before it.
+   * broadcasts. It takes its turn after the publishes called before it. With `redisUrl`
+   * the file is published to every replica.
    */
   async notifyNewImage(): Promise<void> {
-    if (this.route) {
-      return this.route.notifyNewImage();
+    if (this.cluster.enabled) {
+      return this.publish(await readFile(join(this.assets.webFolder, IMAGE_FILE)));
     }
-    await this.inLine(Promise.resolve(null), () => this.writeThenAnnounce(() => this.assets.reloadImageFromDisk()));
+    await this.assets.exclusive(async () => {
+      await this.assets.reloadImageFromDisk();
+      this.broadcast.broadcast({ type: 'new_image' });
+    });
   }
 
   /**
@@ -128,40 +105,40 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * server and the process go: an image sent during STOP is not lost.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.lastInLine;
-    await this.assets.exclusive(() => Promise.resolve());
+    await this.assets.drained();
   }
 
-  /** Writes (in the web folder's queue), then tells every viewer: `new_image` only once the files are there. */
-  private writeThenAnnounce(write: () => Promise<void>): Promise<void> {
+  /** The publish path, top to bottom. */
+  private async checkWriteAnnounce(image: Buffer, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
+    // 1. Check the metrics, and check / convert the image. Conversion starts at once,
+    //    outside the write queue, so uploads convert side by side.
+    assertMetrics(metrics);
+    const converting = this.converter.toPublishable(image, {
+      verifyPixels: (options.verify ?? 'full') === 'full',
+      declaredFormat: options.declaredFormat,
+    });
+    if (this.cluster.enabled) {
+      // 2-3 on every replica: Redis versions it; each replica writes and announces it.
+      const result = await converting;
+      await this.cluster.store(result.jpeg, metrics);
+      return result;
+    }
+    // Its rejection is taken in its turn below, maybe only after earlier publishes.
+    converting.catch(() => undefined);
+    // 2. In call order (the web folder's one queue): write both files, then 3. announce.
     return this.assets.exclusive(async () => {
-      await write();
+      const result = await converting;
+      await this.assets.writeImage(result.jpeg, metrics);
       this.broadcast.broadcast({ type: 'new_image' });
+      return result;
     });
   }
 
-  /**
-   * Conversions run side by side, but each publish waits until every earlier one has
-   * queued its write before queuing its own: with A then B, B's image is the one left on
-   * disk even when B converts faster. A failed conversion gives its turn up at once.
-   */
-  private async inLine<T>(converting: Promise<T>, write: (ready: T) => Promise<void>): Promise<T> {
-    // Its rejection is taken below, maybe only after earlier publishes; not unhandled meanwhile.
-    void converting.catch(() => undefined);
-    const previous = this.lastInLine;
-    let queued!: () => void;
-    this.lastInLine = new Promise<void>((resolve) => (queued = resolve));
-    let ready: T;
-    let writing: Promise<void>;
-    try {
-      await previous;
-      ready = await converting;
-      // Queued synchronously here, before `queued()` lets the next publish queue its own.
-      writing = write(ready);
-    } finally {
-      queued();
-    }
-    await writing;
-    return ready;
+  private logPublished(result: PublishableImage, ms: number): void {
+    this.logger.debug(
+      result.passedThrough
+        ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
+        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+    );
   }
 }

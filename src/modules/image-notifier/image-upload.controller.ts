@@ -9,82 +9,87 @@ import {
   Put,
   Query,
   Req,
+  Res,
   UnprocessableEntityException,
   UnsupportedMediaTypeException,
   UseGuards,
+  ValidationPipe,
 } from '@nestjs/common';
-import type { Request } from 'express';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import express, { type Request, type Response } from 'express';
+import type { ValidationError } from 'class-validator';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { InvalidMetricsError, WebAssetsService } from '../web-assets/web-assets.service.js';
-import { formatOfMediaType, MEDIA_TYPES, sniffImageFormat } from './image-format.js';
+import { formatOfMediaType, MEDIA_TYPES } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
+import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
 const ACCEPTED_TYPES = Object.values(MEDIA_TYPES);
 
-function parseStackSize(raw: unknown): number | undefined {
-  if (raw === undefined) {
-    return undefined;
-  }
-  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(Number(raw))) {
-    throw new BadRequestException(`stackSize must be an integer ≥ 0, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
+/** One string naming every bad query value, so the answer says which variable and what is allowed. */
+const queryPipe = new ValidationPipe({
+  transform: true,
+  exceptionFactory: (errors: ValidationError[]) =>
+    new BadRequestException(
+      errors.map((e) => `${Object.values(e.constraints ?? {})[0] ?? `${e.property} is invalid`}, got ${JSON.stringify(e.value)}`).join('; '),
+    ),
+});
 
-function parseExposure(raw: unknown): number | undefined {
-  if (raw === undefined) {
-    return undefined;
-  }
-  if (typeof raw !== 'string' || !/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(Number(raw))) {
-    throw new BadRequestException(`exposure must be a number of seconds ≥ 0, got ${JSON.stringify(raw)}`);
-  }
-  return Number(raw);
-}
+type BodyParser = ReturnType<typeof express.raw>;
 
-/** Reads the body, refusing it as soon as it passes `limit` bytes. */
-function readBody(req: Request, limit: number): Promise<Buffer> {
+/** Runs express.raw() inside the handler, so the guard decides before any byte is read. */
+function readBody(parse: BodyParser, req: Request, res: Response, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) {
-        req.off('data', onData);
-        // The answer is decided: close the connection after it rather than read the rest.
-        req.res?.setHeader('Connection', 'close');
-        req.resume();
+    parse(req, res, (err?: unknown) => {
+      if (err === undefined || err === null) {
+        resolve(Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0));
+      } else if ((err as { type?: string }).type === 'entity.too.large') {
         reject(new PayloadTooLargeException(`image larger than ${limit} bytes`));
-        return;
+      } else {
+        reject(new BadRequestException(`could not read the request body: ${(err as Error).message}`));
       }
-      chunks.push(chunk);
-    };
-    req.on('data', onData);
-    req.once('end', () => resolve(Buffer.concat(chunks, size)));
-    req.once('error', reject);
+    });
   });
 }
 
 /** `PUT /api/image`: publish a JPEG, PNG or TIFF over HTTP, for stackers that can run a command or a script. */
+@ApiTags('control')
+@ApiBearerAuth()
 @Controller('api')
 @UseGuards(ControlGuard)
 export class ImageUploadController {
+  private readonly rawBody: BodyParser;
+
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly notifier: ImageNotifier,
     private readonly assets: WebAssetsService,
-  ) {}
+  ) {
+    // The Content-Type was checked before: take the body whatever it declares.
+    this.rawBody = express.raw({ type: () => true, limit: options.maxImageBytes });
+  }
 
   /** Answers once the files are on disk and `new_image` has been sent. */
   @Put('image')
+  @ApiOperation({ summary: 'Publish an image', description: 'The body is the image bytes. Answers once web_image.jpg and data.json are on disk and `new_image` is sent.' })
+  @ApiConsumes(...ACCEPTED_TYPES)
+  @ApiBody({ schema: { type: 'string', format: 'binary' } })
+  @ApiOkResponse({ type: PublishedDto })
+  @ApiResponse({ status: 400, description: 'A bad stackSize or exposure, or an empty body' })
+  @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
+  @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
+  @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
+  @ApiResponse({ status: 415, description: 'Not image/jpeg, image/png or image/tiff, or the bytes are another format' })
+  @ApiResponse({ status: 422, description: 'A damaged or truncated image' })
   @HttpCode(200)
   async upload(
     @Req() req: Request,
-    @Query('stackSize') stackSizeRaw: unknown,
-    @Query('exposure') exposureRaw: unknown,
+    @Res({ passthrough: true }) res: Response,
+    @Query(queryPipe) query: PublishQueryDto,
   ): Promise<{ published: true; bytes: number; stackSize: number; exposure: number }> {
-    const metrics: ImageMetrics = { stackSize: parseStackSize(stackSizeRaw), exposureSeconds: parseExposure(exposureRaw) };
+    const metrics: ImageMetrics = { stackSize: query.stackSize, exposureSeconds: query.exposure };
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     const declaredFormat = formatOfMediaType(type);
     if (declaredFormat === undefined) {
@@ -96,17 +101,13 @@ export class ImageUploadController {
       req.resume();
       throw new PayloadTooLargeException(`image of ${declaredLength} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
     }
-    const body = await readBody(req, this.options.maxImageBytes);
+    const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
     if (body.length === 0) {
       throw new BadRequestException('the request body is empty: send the image bytes');
     }
-    // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
-    const actual = sniffImageFormat(body);
-    if (actual !== undefined && actual !== declaredFormat) {
-      throw new UnsupportedMediaTypeException(`Content-Type is ${type} but the body is a ${MEDIA_TYPES[actual]} image`);
-    }
     try {
-      await this.notifier.publish(body, metrics);
+      // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
+      await this.notifier.publish(body, metrics, { declaredFormat });
     } catch (err) {
       throw toHttpError(err);
     }

@@ -9,13 +9,16 @@ import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
+import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
+import { ViewerGate, type LifecycleState } from './viewer-gate.js';
 
-export type LifecycleState = 'starting' | 'running' | 'stopping' | 'stopped';
+export type { LifecycleState } from './viewer-gate.js';
 
 /** What a STOP did, for the log and the control API. */
 export interface StopReport {
@@ -36,8 +39,7 @@ export interface StopReport {
 @Injectable()
 export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(ServerLifecycle.name);
-  private current: LifecycleState = 'stopped';
-  private commands: Promise<unknown> = Promise.resolve();
+  private readonly commands = new SerialQueue();
   private boundPort: number | undefined;
   private shuttingDown = false;
 
@@ -47,20 +49,25 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly network: NetworkInfoService,
+    private readonly gate: ViewerGate,
+    private readonly hotFiles: HotFileResponder,
   ) {}
 
   get state(): LifecycleState {
-    return this.current;
+    return this.gate.state;
   }
 
   /** Viewer routes and `/ws` upgrades are served only while running. */
   get acceptsViewers(): boolean {
-    return this.current === 'running';
+    return this.gate.acceptsViewers;
   }
 
-  /** The bound port (the real one when `port` was 0), or the configured one before binding. */
+  /**
+   * The bound port (the real one when `port` was 0), the host's port once its
+   * `app.listen()` bound it, or the configured one before binding.
+   */
   get port(): number {
-    return this.boundPort ?? this.options.port;
+    return this.boundPort ?? this.hostPort() ?? this.options.port;
   }
 
   /** The advertised URL and candidates as of the last START. */
@@ -92,16 +99,23 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private enqueue<T>(command: () => Promise<T>): Promise<T> {
-    const run = this.commands.then(command, command);
-    this.commands = run.catch(() => undefined);
-    return run;
+    return this.commands.run(command);
+  }
+
+  private httpServer(): Server | undefined {
+    return this.adapterHost.httpAdapter?.getHttpServer() as Server | undefined;
+  }
+
+  private hostPort(): number | undefined {
+    const address = this.httpServer()?.address();
+    return address !== null && typeof address === 'object' ? address.port : undefined;
   }
 
   private async runStart(): Promise<void> {
-    if (this.current === 'running' || this.shuttingDown) {
+    if (this.gate.state === 'running' || this.shuttingDown) {
       return;
     }
-    this.current = 'starting';
+    this.gate.set('starting');
     this.logger.log(`starting: publishing the viewer into ${this.options.webFolder}`);
     let advertisement: Advertisement;
     try {
@@ -114,24 +128,26 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       await this.assets.publishStatic();
       advertisement = this.network.advertise(this.port);
     } catch (err) {
-      this.current = 'stopped';
+      this.gate.set('stopped');
       throw err;
     }
     if (this.shuttingDown) {
       // A signal arrived during START: the shutdown's STOP runs next.
-      this.current = 'stopped';
+      this.gate.set('stopped');
       return;
     }
+    this.hotFiles.install(this.httpServer());
+    this.readvertiseOnHostListen();
     this.broadcast.open();
-    this.current = 'running';
+    this.gate.set('running');
     await this.announce(advertisement);
   }
 
   private async runStop(): Promise<StopReport> {
-    if (this.current === 'stopped') {
+    if (this.gate.state === 'stopped') {
       return { clients: 0, terminated: 0, durationMs: 0 };
     }
-    this.current = 'stopping';
+    this.gate.set('stopping');
     const clients = this.broadcast.count;
     const began = performance.now();
     this.broadcast.broadcast({ type: 'disconnect' });
@@ -140,12 +156,26 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     const allClosed = await this.broadcast.waitUntilEmpty(this.options.disconnectGraceMs);
     const terminated = allClosed ? 0 : this.broadcast.terminateAll();
     const durationMs = Math.round(performance.now() - began);
-    this.current = 'stopped';
+    this.gate.set('stopped');
     this.logger.log(
       `stopped: ${clients} viewer(s) told, ${clients - terminated} closed in ${durationMs} ms` +
         (terminated > 0 ? `, ${terminated} terminated after the ${this.options.disconnectGraceMs} ms grace` : ''),
     );
     return { clients, terminated, durationMs };
+  }
+
+  /**
+   * Embedded with `listen: false`, START runs inside the host's `app.listen()` before it
+   * binds: once bound, the advertisement is rebuilt with the real port.
+   */
+  private readvertiseOnHostListen(): void {
+    const server = this.httpServer();
+    if (this.options.listen || !server || typeof server.once !== 'function' || server.listening) {
+      return;
+    }
+    server.once('listening', () => {
+      this.network.advertise(this.port);
+    });
   }
 
   /** Binds the HTTP server, reporting the real error (no probing the port first). */

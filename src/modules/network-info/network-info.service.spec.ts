@@ -225,5 +225,15 @@ describe('NetworkInfoService', () => {
       expect(drawing.split('\n').length).toBeGreaterThan(10);
       expect(drawing).toMatch(/[█▀▄]/);
     });
+
+    it('qrTerminal without colour has no ANSI escapes and still draws the code', async () => {
+      const { network } = service(LAN);
+      const coloured = await network.qrTerminal('http://192.168.1.20:8000', true);
+      const plain = await network.qrTerminal('http://192.168.1.20:8000', false);
+      expect(coloured).toContain('\u001b[');
+      expect(plain).not.toContain('\u001b[');
+      expect(plain.split('\n').length).toBeGreaterThan(10);
+      expect(plain).toMatch(/[█▀▄]/);
+    });
   });
 });

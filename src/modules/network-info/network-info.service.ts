@@ -111,8 +111,15 @@ export class NetworkInfoService {
     return QRCode.toString(url, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
   }
 
-  /** The QR code of `url` drawn with block characters, for the terminal. */
-  qrTerminal(url: string): Promise<string> {
+  /**
+   * The QR code of `url` drawn with block characters, for the terminal. Without colour
+   * (`NO_COLOR`, or a log that is not a TTY, as in a container) it uses plain characters
+   * and no ANSI escapes, drawn for a dark background.
+   */
+  qrTerminal(url: string, colour = process.stdout.isTTY === true && !process.env.NO_COLOR): Promise<string> {
+    if (!colour) {
+      return QRCode.toString(url, { type: 'utf8', color: { dark: '#ffffff', light: '#000000' } });
+    }
     return QRCode.toString(url, { type: 'terminal', small: true });
   }
 

@@ -1,7 +1,9 @@
 import { BadRequestException, Controller, Get, Header, Query } from '@nestjs/common';
+import { ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { NetworkInfoService } from './network-info.service.js';
 
 /** `GET /qr.svg`: the advertised URL as a QR code, for phones to scan from the screen. */
+@ApiTags('viewer')
 @Controller()
 export class QrController {
   constructor(private readonly networkInfo: NetworkInfoService) {}
@@ -11,6 +13,10 @@ export class QrController {
    * on that address, for when the advertised one is not on the phones' network.
    */
   @Get('qr.svg')
+  @ApiOperation({ summary: 'A QR code of the advertised URL' })
+  @ApiProduces('image/svg+xml')
+  @ApiQuery({ name: 'address', required: false, description: "One of this machine's IPv4 addresses: the URL on that address instead" })
+  @ApiResponse({ status: 400, description: 'Not a current address of this machine' })
   @Header('Content-Type', 'image/svg+xml')
   // The advertised address follows the interfaces; a cached code could point at a dead one.
   @Header('Cache-Control', 'no-cache')

@@ -2,7 +2,7 @@ import { Controller, Get, Header, Inject, Res, type CanActivate, type ExecutionC
 import type { Response } from 'express';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
-import { MetricsService } from './metrics.service.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 
 /** The control auth, unless `metricsPublic` (METRICS_PUBLIC=true). */
 @Injectable()

@@ -1,6 +1,7 @@
 import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
-import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
+import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
 import type { DemoStatus } from '../sources/demo-source.service.js';
@@ -35,6 +36,7 @@ export interface StatusBody {
   cluster?: ClusterStatus;
 }
 
+@ApiTags('status')
 @Controller()
 export class StatusController {
   private readonly startedAt = Date.now();
@@ -49,6 +51,9 @@ export class StatusController {
 
   /** 200 while running; 503 with the same body while starting, stopping or stopped. */
   @Get('status')
+  @ApiOperation({ summary: 'State, advertised address, viewers and session metrics' })
+  @ApiResponse({ status: 200, description: 'Running' })
+  @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
   status(): StatusBody {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;

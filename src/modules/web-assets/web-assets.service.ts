@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
@@ -70,7 +71,7 @@ export class WebAssetsService {
   /** Distinguishes ETags across restarts, since the sequence starts again at 1. */
   private readonly etagPrefix = randomBytes(4).toString('hex');
   private sequence = 0;
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly queue = new SerialQueue();
   /** web_image.jpg and data.json as last written, by file name. */
   private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
@@ -110,9 +111,12 @@ export class WebAssetsService {
    * static publication all go through here, so none interleaves with another.
    */
   exclusive<T>(task: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(task, task);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.queue.run(task);
+  }
+
+  /** Resolves once every write queued so far is done (shutdown). */
+  drained(): Promise<void> {
+    return this.queue.drained();
   }
 
   /**
@@ -158,13 +162,13 @@ export class WebAssetsService {
   }
 
   /**
-   * Writes a validated JPEG and the metrics together (both temp files first, then the
+   * Writes a validated JPEG and checked metrics ({@link assertMetrics}) together (both temp files first, then the
    * renames, image first). Call inside {@link exclusive}.
    */
   async writeImage(jpeg: Buffer, metrics: SessionMetrics = {}): Promise<void> {
     const at = new Date();
     const next: SessionState = {
-      ...checkedMetrics(this.state, metrics),
+      ...mergeMetrics(this.state, metrics),
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
     };
@@ -180,9 +184,9 @@ export class WebAssetsService {
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
   }
 
-  /** Writes data.json with new metrics. Call inside {@link exclusive}. */
+  /** Writes data.json with new, checked metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    await this.writeDataFile({ ...this.state, ...checkedMetrics(this.state, metrics) });
+    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
   }
 
   /** Takes in a web_image.jpg that a caller wrote itself. Call inside {@link exclusive}. */
@@ -223,15 +227,18 @@ function dataJson(state: SessionState): string {
   });
 }
 
-function checkedMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {
-  const { stackSize = current.stackSize, exposureSeconds = current.exposureSeconds } = metrics;
-  if (!Number.isSafeInteger(stackSize) || stackSize < 0) {
+function mergeMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {
+  return { stackSize: metrics.stackSize ?? current.stackSize, exposureSeconds: metrics.exposureSeconds ?? current.exposureSeconds };
+}
+
+/** The one check of metrics given in code (the HTTP edge parses its query with a DTO first). */
+export function assertMetrics({ stackSize, exposureSeconds }: SessionMetrics): void {
+  if (stackSize !== undefined && (!Number.isSafeInteger(stackSize) || stackSize < 0)) {
     throw new InvalidMetricsError(`stackSize must be an integer ≥ 0, got ${String(stackSize)}`);
   }
-  if (!Number.isFinite(exposureSeconds) || exposureSeconds < 0) {
+  if (exposureSeconds !== undefined && (!Number.isFinite(exposureSeconds) || exposureSeconds < 0)) {
     throw new InvalidMetricsError(`exposureSeconds must be a number ≥ 0, got ${String(exposureSeconds)}`);
   }
-  return { stackSize, exposureSeconds };
 }
 
 /** Folder of OpenSeadragon's build in the installed npm package (never a copy in this repo). */

@@ -1,9 +1,7 @@
-import { Injectable, Optional, type OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, type OnApplicationBootstrap } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { BroadcastService, type BroadcastResult } from '../../gateway/broadcast.service.js';
-import { ClusterService } from '../cluster/cluster.service.js';
 
 /** Seconds; from a pass-through JPEG (a few ms) to a large TIFF conversion. */
 const PUBLISH_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -23,35 +21,28 @@ export class MetricsService implements OnApplicationBootstrap {
   private readonly bytesServed: Counter;
   private readonly viewersDropped: Counter;
 
-  constructor(
-    broadcast: BroadcastService,
-    private readonly adapterHost: HttpAdapterHost,
-    @Optional() cluster?: ClusterService,
-  ) {
+  constructor(private readonly adapterHost: HttpAdapterHost) {
     const registers = [this.registry];
-    new Gauge({
-      name: 'stackcast_viewers_connected',
-      help: 'Viewers connected to /ws on this process',
-      registers,
-      collect() {
-        this.set(broadcast.count);
-      },
-    });
     this.publishes = new Counter({ name: 'stackcast_publishes_total', help: 'Publishes, by result', labelNames: ['result'], registers });
     this.publishSeconds = new Histogram({ name: 'stackcast_publish_duration_seconds', help: 'From a publish call to its files on disk and new_image sent', buckets: PUBLISH_BUCKETS, registers });
     this.broadcastSeconds = new Histogram({ name: 'stackcast_broadcast_duration_seconds', help: 'Time to hand one message to every viewer', buckets: BROADCAST_BUCKETS, registers });
     this.bytesServed = new Counter({ name: 'stackcast_http_bytes_served_total', help: 'Bytes of HTTP response bodies sent', registers });
     this.viewersDropped = new Counter({ name: 'stackcast_viewers_dropped_total', help: 'Viewers cut off because they stopped reading or failed a heartbeat', registers });
-    if (cluster?.enabled === true) {
-      new Gauge({
-        name: 'stackcast_redis_up',
-        help: '1 while this replica reaches Redis (both connections), 0 otherwise',
-        registers,
-        collect() {
-          this.set(cluster.status()?.redis === 'up' ? 1 : 0);
-        },
-      });
-    }
+  }
+
+  /**
+   * A gauge read at each scrape from its owner (viewers from the gateway, Redis state from
+   * the cluster), so this module needs none of them.
+   */
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
   /** A publish finished (`ok`) or was refused (`rejected`, `unavailable` while Redis is down). */
@@ -62,10 +53,10 @@ export class MetricsService implements OnApplicationBootstrap {
     }
   }
 
-  /** One broadcast, with what {@link BroadcastService.broadcast} returned. */
-  recordBroadcast(seconds: number, result: BroadcastResult): void {
+  /** One broadcast to every viewer: how long it took and how many viewers it dropped. */
+  recordBroadcast(seconds: number, dropped: number): void {
     this.broadcastSeconds.observe(seconds);
-    this.viewersDropped.inc(result.dropped);
+    this.viewersDropped.inc(dropped);
   }
 
   /** A viewer dropped outside a broadcast (a missed heartbeat). */

@@ -1,0 +1,20 @@
+import { Module } from '@nestjs/common';
+import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { NetworkInfoModule } from '../network-info/network-info.module.js';
+import { WebAssetsModule } from '../web-assets/web-assets.module.js';
+import { ControlController } from './control.controller.js';
+import { ControlGuard } from './control.guard.js';
+import { ServerLifecycle } from './server-lifecycle.service.js';
+import { ViewerGateModule } from './viewer-gate.module.js';
+
+/**
+ * START / STOP with the disconnect grace, `POST /api/server/{start,stop}`, and the guard of
+ * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
+ */
+@Module({
+  imports: [ViewerGateModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
+  providers: [ServerLifecycle, ControlGuard],
+  controllers: [ControlController],
+  exports: [ServerLifecycle, ControlGuard],
+})
+export class LifecycleModule {}
