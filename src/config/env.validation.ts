@@ -15,7 +15,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, OPTION_RANGES } from './image-server-options.js';
+import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -124,21 +124,6 @@ function isFolderPath(value: unknown): boolean {
   }
 }
 
-/** A redis:// or rediss:// URL with a host. */
-export function isRedisUrl(value: unknown): boolean {
-  if (typeof value !== 'string') {
-    return false;
-  }
-  try {
-    const url = new URL(value);
-    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
-  } catch {
-    return false;
-  }
-}
-
-/** Redis key and channel prefix. */
-export const REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}$/;
 
 function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') {

@@ -1,5 +1,4 @@
 import { resolve } from 'node:path';
-import { isRedisUrl, REDIS_NAMESPACE_PATTERN } from './env.validation.js';
 
 /** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
 export type DisplayedAddressChoice =
@@ -197,3 +196,19 @@ function redisProblems({ redisUrl, redisNamespace }: ImageServerOptions): string
 
 /** Injection token of the resolved {@link ImageServerOptions}. */
 export const IMAGE_SERVER_OPTIONS = 'STACKCAST_IMAGE_SERVER_OPTIONS';
+
+/** A redis:// or rediss:// URL with a host. */
+export function isRedisUrl(value: unknown): boolean {
+  if (typeof value !== 'string') {
+    return false;
+  }
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Redis key and channel prefix. */
+export const REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}$/;
