@@ -8,7 +8,7 @@ import { RecordingClient } from '../helpers/ws-client.js';
 const TOKEN = 'metrics-test-token-0123456789';
 
 function sample(text: string, name: string): number {
-  const match = new RegExp(`^${name} (\\S+)$`, 'm').exec(text);
+  const match = new RegExp(`^${name.replace(/[{}"]/g, '\\$&')} (\\S+)$`, 'm').exec(text);
   if (!match) {
     throw new Error(`${name} not in:\n${text}`);
   }
@@ -35,10 +35,15 @@ describe('GET /metrics', () => {
       expect(Buffer.from(await image.arrayBuffer()).equals(jpeg)).toBe(true);
       const textA = await (await fetch(`${a.baseUrl}/metrics`, { headers: auth })).text();
       expect(sample(textA, 'stackcast_viewers_connected')).toBe(2);
+      // The publish's new_image went out once (from BroadcastService), dropping nobody.
+      expect(sample(textA, 'stackcast_broadcast_duration_seconds_count')).toBe(1);
+      expect(sample(textA, 'stackcast_viewers_dropped_total')).toBe(0);
+      expect(sample(textA, 'stackcast_publishes_total{result="ok"}')).toBe(1);
       // The bytes of the image, plus the previous /metrics answer.
       expect(sample(textA, 'stackcast_http_bytes_served_total') - before).toBeGreaterThanOrEqual(jpeg.length);
       const textB = await (await fetch(`${b.baseUrl}/metrics`, { headers: auth })).text();
       expect(sample(textB, 'stackcast_viewers_connected')).toBe(0);
+      expect(sample(textB, 'stackcast_broadcast_duration_seconds_count')).toBe(0);
       expect(textB).not.toMatch(/stackcast_redis_up/);
     } finally {
       for (const v of viewers) {
