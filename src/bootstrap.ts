@@ -4,10 +4,12 @@ import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
-import { ConfigValidationError } from './config/env.validation.js';
+import { ConfigValidationError, validateEnv } from './config/env.validation.js';
+import { tlsFromEnvironment } from './config/environment-options.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
+import { loadTls } from './modules/lifecycle/tls.js';
 import { setupApiDocs } from './modules/status/api-docs.js';
 import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 
@@ -23,7 +25,12 @@ const LOG_LEVELS: LogLevel[] = ['log', 'warn', 'error', 'fatal'];
  */
 export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
   const module = await AppModule.register();
+  // register() validated the environment (and put .env's values into it); HTTPS must be
+  // known before Nest creates the server.
+  const tlsSource = tlsFromEnvironment(validateEnv(process.env));
+  const tls = tlsSource === undefined ? undefined : await loadTls(tlsSource);
   const app = await NestFactory.create<NestExpressApplication>(module, {
+    httpsOptions: tls === undefined ? undefined : { key: tls.key, cert: tls.cert },
     abortOnError: false,
     logger: LOG_LEVELS,
     // Held until the logger of LOG_FORMAT is in place, so every line has the same format.

@@ -43,7 +43,8 @@ const FEATURES = [
 
 /**
  * The whole stackcast service as an embeddable module: viewer files, `/ws`, `/status`,
- * the control routes and {@link ImageNotifier}. The host app sets the ws adapter
+ * the control routes, {@link ImageNotifier} and the viewers' sessions (`ViewerSessions`,
+ * re-exported with the gateway module). The host app sets the ws adapter
  * (`app.useWebSocketAdapter(new WsAdapter(app))`) and calls `app.listen()` as usual: the
  * module serves on the host's HTTP server. With `listen: true` it binds `port` itself at
  * START instead (then `app.init()` is enough).
@@ -87,6 +88,6 @@ function compose(built: DynamicModule): DynamicModule {
     module: ImageServerModule,
     global: built.global,
     imports: [options, ...FEATURES],
-    exports: [ImageNotifierModule, LifecycleModule],
+    exports: [ImageNotifierModule, LifecycleModule, ImageGatewayModule],
   };
 }

@@ -17,3 +17,12 @@ export type { ServerMessage } from './gateway/server-message.js';
 export { ClusterUnavailableError } from './modules/cluster/cluster-unavailable.error.js';
 /** The Prometheus registry behind `GET /metrics`, for an embedding app that exposes its own. */
 export { MetricsService } from './modules/metrics/metrics.service.js';
+export {
+  ViewerSessions,
+  CURRENT_VERSION,
+  type CurrentVersionSource,
+  type ClientMessage,
+  type ServerStoppedReport,
+  type ViewerEvent,
+  type ViewerInfo,
+} from './gateway/viewer-sessions.service.js';

@@ -71,6 +71,9 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: between('WATCH_POLL_MS', 'an integer number of milliseconds'),
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: between('DEMO_INTERVAL_MS', 'an integer number of milliseconds'),
+  TLS_CERT_FILE: 'the path of a PEM certificate, together with TLS_KEY_FILE, and not with TLS_SELF_SIGNED=true',
+  TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
+  TLS_SELF_SIGNED: '"true" or "false"',
   REDIS_URL: 'a redis:// or rediss:// URL, e.g. redis://redis:6379',
   REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
   METRICS_PUBLIC: '"true" or "false"',
@@ -237,6 +240,21 @@ export class EnvironmentVariables {
   @InRange('DEMO_INTERVAL_MS')
   DEMO_INTERVAL_MS?: number;
 
+  // Both or neither; a file that cannot be read or a pair that does not match is found at startup (tls.ts).
+  @ValidateIf((env: EnvironmentVariables) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE !== undefined)
+  @Transform(blankToUndefined)
+  @IsString()
+  @ValidateBy({
+    name: 'notWithSelfSigned',
+    validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).TLS_SELF_SIGNED !== true },
+  })
+  TLS_CERT_FILE?: string;
+
+  @ValidateIf((env: EnvironmentVariables) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE !== undefined)
+  @Transform(blankToUndefined)
+  @IsString()
+  TLS_KEY_FILE?: string;
+
   @IsOptional()
   @Transform(blankToUndefined)
   @Satisfies('redisUrl', isRedisUrl)
@@ -246,6 +264,11 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @Satisfies('redisNamespace', (v) => typeof v === 'string' && REDIS_NAMESPACE_PATTERN.test(v))
   REDIS_NAMESPACE?: string;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  TLS_SELF_SIGNED?: boolean;
 
   @IsOptional()
   @Transform(toBoolean)

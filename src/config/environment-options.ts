@@ -1,4 +1,5 @@
-import type { DisplayedAddressChoice, ImageServerOptions } from './image-server-options.js';
+import { resolve } from 'node:path';
+import { DEFAULT_WORK_FOLDER, type DisplayedAddressChoice, type ImageServerOptions } from './image-server-options.js';
 import type { EnvironmentVariables } from './env.validation.js';
 
 /** Maps the validated environment onto the module options; unset values keep their defaults. */
@@ -32,4 +33,21 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };
+}
+
+/** Where the HTTPS certificate comes from, as the configuration says. */
+export type TlsSource =
+  | { kind: 'files'; certFile: string; keyFile: string }
+  /** Made once and kept in `folder`. */
+  | { kind: 'self-signed'; folder: string };
+
+/** Where the HTTPS certificate comes from, or undefined for plain HTTP. */
+export function tlsFromEnvironment(env: EnvironmentVariables): TlsSource | undefined {
+  if (env.TLS_CERT_FILE !== undefined && env.TLS_KEY_FILE !== undefined) {
+    return { kind: 'files', certFile: resolve(env.TLS_CERT_FILE), keyFile: resolve(env.TLS_KEY_FILE) };
+  }
+  if (env.TLS_SELF_SIGNED === true) {
+    return { kind: 'self-signed', folder: resolve(env.WORK_FOLDER ?? DEFAULT_WORK_FOLDER, 'tls') };
+  }
+  return undefined;
 }

@@ -86,6 +86,11 @@ export interface ImageServerOptions {
   redisNamespace: string;
   /** Serve `GET /metrics` without the control auth (a Prometheus inside a private network). Default false. */
   metricsPublic: boolean;
+  /**
+   * How often the viewer count is checked; `{"type":"viewers"}` goes out only when it
+   * changed. Default 5000 ms (the most often phones are told); shorter in tests.
+   */
+  viewerCountIntervalMs: number;
 }
 
 export const DEFAULT_PORT = 8000;
@@ -101,6 +106,7 @@ export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
 export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
+export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -134,6 +140,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     redisUrl: partial.redisUrl,
     redisNamespace: partial.redisNamespace ?? DEFAULT_REDIS_NAMESPACE,
     metricsPublic: partial.metricsPublic ?? false,
+    viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
   const problems = [...optionProblems(options), ...redisProblems(options)];
   if (problems.length > 0) {
@@ -167,6 +174,7 @@ export const OPTION_RANGES = {
   watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
   watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },
   demoIntervalMs: { min: 100, max: 3_600_000, integer: false },
+  viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */

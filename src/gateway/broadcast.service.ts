@@ -92,22 +92,10 @@ export class BroadcastService implements OnApplicationShutdown {
     let sent = 0;
     let dropped = 0;
     for (const client of this.clients.keys()) {
-      if (client.readyState !== WebSocket.OPEN) {
-        continue;
-      }
-      if (client.bufferedAmount > this.options.maxClientBacklogBytes) {
-        // A phone that went to sleep stops reading; buffering for it without limit
-        // would grow the server's memory with every image.
-        client.terminate();
-        dropped++;
-        continue;
-      }
-      try {
-        client.send(frame, SEND_OPTIONS);
+      const outcome = this.deliver(client, frame);
+      if (outcome === 'sent') {
         sent++;
-      } catch (err) {
-        this.logger.debug(`send failed: ${(err as Error).message}`);
-        client.terminate();
+      } else if (outcome === 'dropped') {
         dropped++;
       }
     }
@@ -116,6 +104,21 @@ export class BroadcastService implements OnApplicationShutdown {
     }
     this.metrics.recordBroadcast((performance.now() - began) / 1000, dropped);
     return { sent, dropped };
+  }
+
+  /**
+   * Sends `message` to one client, with the same backlog bound and gate as a broadcast.
+   * True when it was sent.
+   */
+  sendTo(client: WebSocket, message: ServerMessage): boolean {
+    if ((!this.gateOpen && message.type !== 'disconnect') || !this.clients.has(client)) {
+      return false;
+    }
+    const dropped = this.deliver(client, Buffer.from(JSON.stringify(message))) === 'dropped';
+    if (dropped) {
+      this.logger.warn('dropped 1 client that stopped reading');
+    }
+    return !dropped && client.readyState === WebSocket.OPEN;
   }
 
   /** Resolves true once every client is gone, or false after `timeoutMs`. */
@@ -149,6 +152,27 @@ export class BroadcastService implements OnApplicationShutdown {
   /** After the STOP of a shutdown and the close of every socket. */
   onApplicationShutdown(): void {
     this.stopHeartbeat();
+  }
+
+  /** One isolated send: a client over the backlog bound, or whose send throws, is terminated. */
+  private deliver(client: WebSocket, frame: Buffer): 'sent' | 'dropped' | 'skipped' {
+    if (client.readyState !== WebSocket.OPEN) {
+      return 'skipped';
+    }
+    if (client.bufferedAmount > this.options.maxClientBacklogBytes) {
+      // A phone that went to sleep stops reading; buffering for it without limit
+      // would grow the server's memory with every image.
+      client.terminate();
+      return 'dropped';
+    }
+    try {
+      client.send(frame, SEND_OPTIONS);
+      return 'sent';
+    } catch (err) {
+      this.logger.debug(`send failed: ${(err as Error).message}`);
+      client.terminate();
+      return 'dropped';
+    }
   }
 
   private stopHeartbeat(): void {

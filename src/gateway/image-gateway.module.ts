@@ -1,13 +1,20 @@
 import { Module } from '@nestjs/common';
+import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
 import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
 import { MetricsModule } from '../modules/metrics/metrics.module.js';
 import { BroadcastService } from './broadcast.service.js';
 import { ImageGateway } from './image.gateway.js';
+import { ViewerSessionsController } from './viewer-sessions.controller.js';
+import { ViewerSessions } from './viewer-sessions.service.js';
 
-/** `/ws`: the viewers' sockets (refused with 503 while the gate is closed) and the broadcast to all of them. */
+/**
+ * `/ws`: the viewers' sockets (refused with 503 while the gate is closed), the broadcast to
+ * all of them, their sessions and notices, and the guarded `/api/clients` / `/api/messages` routes.
+ */
 @Module({
-  imports: [ViewerGateModule, MetricsModule],
-  providers: [BroadcastService, ImageGateway],
-  exports: [BroadcastService],
+  imports: [ViewerGateModule, ControlGuardModule, MetricsModule],
+  providers: [BroadcastService, ViewerSessions, ImageGateway],
+  controllers: [ViewerSessionsController],
+  exports: [BroadcastService, ViewerSessions],
 })
 export class ImageGatewayModule {}

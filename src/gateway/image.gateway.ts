@@ -14,12 +14,14 @@ import {
 } from '../config/image-server-options.js';
 import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
+import { ViewerSessions } from './viewer-sessions.service.js';
 
 const MAX_PENDING_AUTO_PONGS = 16;
 
 /**
- * `/ws`: viewers connect here and are told when a new image is on disk. What they send
- * is ignored (no message handlers); a frame over `maxClientFrameBytes` closes that client.
+ * `/ws`: viewers connect here and are told when a new image is on disk. Each connection
+ * is a session ({@link ViewerSessions}: id, `hello`, the viewer's own messages, rate
+ * limited); a frame over `maxClientFrameBytes` closes that client.
  */
 @WebSocketGateway({
   path: '/ws',
@@ -38,6 +40,7 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
     private readonly gate: ViewerGate,
+    private readonly sessions: ViewerSessions,
   ) {}
 
   afterInit(server: WebSocketServer): void {
@@ -54,10 +57,12 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
 
   handleConnection(client: WebSocket, request: IncomingMessage): void {
     this.broadcast.add(client);
+    this.sessions.connected(client, request);
     this.logger.debug(`viewer connected from ${request.socket.remoteAddress ?? '?'} (${this.broadcast.count})`);
   }
 
   handleDisconnect(client: WebSocket): void {
     this.broadcast.remove(client);
+    this.sessions.disconnected(client);
   }
 }

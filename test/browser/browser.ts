@@ -13,8 +13,8 @@ export const CHROMIUM = '/usr/bin/chromium';
 
 export const SCREENSHOTS = fileURLToPath(new URL('../../test-output/screenshots/', import.meta.url));
 
-/** Launches headless Chromium with nothing that talks to the internet. */
-export function launchBrowser(): Promise<Browser> {
+/** Launches headless Chromium with nothing that talks to the internet (plus `extraArgs`). */
+export function launchBrowser(extraArgs: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -26,6 +26,7 @@ export function launchBrowser(): Promise<Browser> {
       '--no-first-run',
       '--disable-component-update',
       '--disable-sync',
+      ...extraArgs,
     ],
   });
 }

@@ -19,12 +19,25 @@ describe('GET /api/docs', () => {
     expect(res.status).toBe(200);
     const doc = (await res.json()) as OpenApi;
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/api/image', '/api/server/start', '/api/server/stop', '/qr.svg', '/status']);
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/clients',
+      '/api/clients/{id}',
+      '/api/clients/{id}/messages',
+      '/api/image',
+      '/api/messages',
+      '/api/server/start',
+      '/api/server/stop',
+      '/qr.svg',
+      '/status',
+    ]);
     const put = doc.paths['/api/image'].put;
     expect(Object.keys(put.requestBody?.content ?? {}).sort()).toEqual(['image/jpeg', 'image/png', 'image/tiff']);
     expect(put.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['query:exposure', 'query:stackSize']);
     expect(Object.keys(put.responses).sort()).toEqual(['200', '400', '401', '403', '413', '415', '422']);
     expect(Object.keys(doc.paths['/status'].get.responses).sort()).toEqual(['200', '503']);
+    const notice = doc.paths['/api/clients/{id}/messages'].post;
+    expect(Object.keys(notice.requestBody?.content ?? {})).toEqual(['application/json']);
+    expect(Object.keys(notice.responses).sort()).toEqual(['200', '400', '401', '403', '404']);
   });
 
   it('serves the browsable page', async () => {

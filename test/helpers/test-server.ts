@@ -13,7 +13,7 @@ import { makeTempFolder } from './temp-folder.js';
 
 export interface TestServer {
   app: INestApplication;
-  /** http://127.0.0.1:<port> */
+  /** http://127.0.0.1:<port> (https:// when started with `https`) */
   baseUrl: string;
   /** ws://127.0.0.1:<port>/ws */
   wsUrl: string;
@@ -32,7 +32,7 @@ export interface TestServer {
  */
 export async function startTestServer(
   options: Partial<ImageServerOptions> = {},
-  { interfaces }: { interfaces?: InterfaceTable } = {},
+  { interfaces, https }: { interfaces?: InterfaceTable; https?: { key: string; cert: string } } = {},
 ): Promise<TestServer> {
   const temp = await makeTempFolder();
   const workFolder = options.workFolder ?? join(temp.path, 'work');
@@ -55,7 +55,7 @@ export async function startTestServer(
     builder.overrideProvider(NETWORK_INTERFACES).useValue({ read: () => interfaces });
   }
   const moduleRef = await builder.compile();
-  const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true });
+  const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true, httpsOptions: https });
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
   setupApiDocs(app);
   await app.init();
@@ -65,8 +65,8 @@ export async function startTestServer(
   let closed = false;
   return {
     app,
-    baseUrl: `http://127.0.0.1:${port}`,
-    wsUrl: `ws://127.0.0.1:${port}/ws`,
+    baseUrl: `${https ? 'https' : 'http'}://127.0.0.1:${port}`,
+    wsUrl: `${https ? 'wss' : 'ws'}://127.0.0.1:${port}/ws`,
     port,
     workFolder,
     webFolder: options_.webFolder,

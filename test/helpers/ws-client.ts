@@ -1,4 +1,4 @@
-import { WebSocket } from 'ws';
+import { WebSocket, type ClientOptions } from 'ws';
 
 /**
  * A WebSocket client that records every message from the moment it connects, so a
@@ -31,9 +31,13 @@ export class RecordingClient {
     socket.on('error', () => undefined);
   }
 
-  static connect(url: string, options: { autoCloseOnDisconnect?: boolean; perMessageDeflate?: boolean } = {}): Promise<RecordingClient> {
+  static connect(
+    url: string,
+    options: { autoCloseOnDisconnect?: boolean; perMessageDeflate?: boolean; headers?: Record<string, string>; ca?: string } = {},
+  ): Promise<RecordingClient> {
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url, { perMessageDeflate: options.perMessageDeflate ?? false });
+      const clientOptions: ClientOptions = { perMessageDeflate: options.perMessageDeflate ?? false, headers: options.headers, ca: options.ca };
+      const socket = new WebSocket(url, clientOptions);
       const client = new RecordingClient(socket);
       if (options.autoCloseOnDisconnect) {
         socket.on('message', (data: Buffer) => {
@@ -49,7 +53,14 @@ export class RecordingClient {
   }
 
   count(type: string): number {
-    return this.messages.filter((m) => typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type).length;
+    return this.ofType(type).length;
+  }
+
+  /** The recorded JSON messages whose `type` is `type`, in order. */
+  ofType(type: string): Record<string, unknown>[] {
+    return this.messages.filter(
+      (m): m is Record<string, unknown> => typeof m === 'object' && m !== null && (m as { type?: unknown }).type === type,
+    );
   }
 
   /** Resolves once `predicate` holds over the recorded messages; rejects after `timeoutMs`. */

@@ -3,7 +3,7 @@ import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
 import { NetworkInfoModule } from '../network-info/network-info.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ControlController } from './control.controller.js';
-import { ControlGuard } from './control.guard.js';
+import { ControlGuardModule } from './control-guard.module.js';
 import { ServerLifecycle } from './server-lifecycle.service.js';
 import { ViewerGateModule } from './viewer-gate.module.js';
 
@@ -12,9 +12,9 @@ import { ViewerGateModule } from './viewer-gate.module.js';
  * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
  */
 @Module({
-  imports: [ViewerGateModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
-  providers: [ServerLifecycle, ControlGuard],
+  imports: [ViewerGateModule, ControlGuardModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
+  providers: [ServerLifecycle],
   controllers: [ControlController],
-  exports: [ServerLifecycle, ControlGuard],
+  exports: [ServerLifecycle, ControlGuardModule],
 })
 export class LifecycleModule {}

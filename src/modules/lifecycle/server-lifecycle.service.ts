@@ -8,10 +8,12 @@ import {
 import { HttpAdapterHost } from '@nestjs/core';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Server as TlsServer } from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ViewerSessions } from '../../gateway/viewer-sessions.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
 import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
@@ -51,6 +53,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly network: NetworkInfoService,
     private readonly gate: ViewerGate,
     private readonly hotFiles: HotFileResponder,
+    private readonly sessions: ViewerSessions,
   ) {}
 
   get state(): LifecycleState {
@@ -126,7 +129,9 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
         this.boundPort = await this.bind();
       }
       await this.assets.publishStatic();
-      advertisement = this.network.advertise(this.port);
+      // HTTPS when the app was created with httpsOptions (TLS_CERT_FILE, TLS_SELF_SIGNED).
+      const secure = this.adapterHost.httpAdapter.getHttpServer() instanceof TlsServer;
+      advertisement = this.network.advertise(this.port, secure ? 'https' : 'http');
     } catch (err) {
       this.gate.set('stopped');
       throw err;
@@ -140,6 +145,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.readvertiseOnHostListen();
     this.broadcast.open();
     this.gate.set('running');
+    this.sessions.serverStarted();
     await this.announce(advertisement);
   }
 
@@ -161,6 +167,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       `stopped: ${clients} viewer(s) told, ${clients - terminated} closed in ${durationMs} ms` +
         (terminated > 0 ? `, ${terminated} terminated after the ${this.options.disconnectGraceMs} ms grace` : ''),
     );
+    this.sessions.serverStopped({ clients, terminated, durationMs });
     return { clients, terminated, durationMs };
   }
 

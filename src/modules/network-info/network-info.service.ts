@@ -9,7 +9,7 @@ import { NETWORK_INTERFACES, type NetworkInterfacesSource } from './network-inte
 export interface AdvertisedAddress {
   interface: string;
   address: string;
-  /** `http://<address>:<port>`. */
+  /** `http://<address>:<port>` (`https://` when the server speaks TLS). */
   url: string;
   class: AddressClass;
   /** The interface looks virtual (container bridge, VPN, VM adapter). */
@@ -44,6 +44,7 @@ const FALLBACK_ADDRESS = '127.0.0.1';
 export class NetworkInfoService {
   private readonly logger = new Logger(NetworkInfoService.name);
   private cached: Advertisement | undefined;
+  private scheme: 'http' | 'https' = 'http';
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
@@ -53,11 +54,13 @@ export class NetworkInfoService {
   /**
    * Reads the interfaces again and builds the advertisement for `port` (the
    * port actually bound, which differs from the option when it is 0). The
-   * result is cached for {@link current}; its warnings are logged.
+   * result is cached for {@link current}; its warnings are logged. `scheme` is `https`
+   * when the server speaks TLS.
    */
-  advertise(port: number): Advertisement {
+  advertise(port: number, scheme: 'http' | 'https' = this.scheme): Advertisement {
+    this.scheme = scheme;
     const candidates = rankCandidates(this.source.read());
-    const addresses = candidates.map((candidate) => ({ ...candidate, url: `http://${candidate.address}:${port}` }));
+    const addresses = candidates.map((candidate) => ({ ...candidate, url: `${scheme}://${candidate.address}:${port}` }));
     const warnings: string[] = [];
 
     const { candidate, warning } = chooseDisplayed(candidates, this.options.displayedAddress);
@@ -66,7 +69,7 @@ export class NetworkInfoService {
     }
     const publicUrl = this.publicUrl(warnings);
     let displayedAddress = candidate?.address ?? FALLBACK_ADDRESS;
-    let url = `http://${displayedAddress}:${port}`;
+    let url = `${scheme}://${displayedAddress}:${port}`;
     if (publicUrl !== undefined) {
       url = publicUrl.url;
       displayedAddress = publicUrl.host;

@@ -62,3 +62,19 @@ export const waitingImage = once(() => renderWaitingImage());
 
 /** favicon.ico, drawn once and reused at every START. */
 export const favicon = once(renderFavicon);
+
+/** The installed app's icon (web app manifest): the favicon's ring, drawn at `size` pixels square. */
+async function renderAppIcon(size: number): Promise<Buffer> {
+  // Content inside the central 80 % so launchers that crop to a circle (maskable) keep it.
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${size}" viewBox="0 0 100 100">
+  <rect width="100" height="100" fill="#0b1020"/>
+  <circle cx="50" cy="50" r="22" fill="none" stroke="#c33" stroke-width="7"/>
+  <circle cx="50" cy="50" r="7" fill="#fff"/></svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
+}
+
+/** The app icons manifest.webmanifest names, by web-folder path; each drawn once and reused at every START. */
+export const appIcons: [path: string, render: () => Promise<Buffer>][] = [192, 512].map((size) => [
+  `icons/app-${size}.png`,
+  once(() => renderAppIcon(size)),
+]);

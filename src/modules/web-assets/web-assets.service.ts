@@ -8,7 +8,7 @@ import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
-import { favicon, waitingImage } from './generated-images.js';
+import { appIcons, favicon, waitingImage } from './generated-images.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
@@ -148,6 +148,10 @@ export class WebAssetsService {
       }
       await this.storage.writeAtomic(join(web, 'favicon.ico'), await favicon());
       this.published.add('favicon.ico');
+      for (const [relative, render] of appIcons) {
+        await this.storage.writeAtomic(join(web, relative), await render());
+        this.published.add(relative);
+      }
       // The waiting image until the first publish; after a STOP, the session's image (the
       // files may have been removed while stopped).
       const current = this.hot.get(IMAGE_FILE);

@@ -143,7 +143,6 @@
     setInterval(tick, 1000);
     requestImage();
     connect();
-    requestWakeLock();
   }
 
   // ------------------------------------------------------------ connection
@@ -242,6 +241,14 @@
         received.new_image += 1;
         requestImage();
         break;
+      case 'hello':
+      case 'viewers':
+      case 'notice':
+        // Sessions: the viewer count and operator notices (session.js).
+        if (window.stackcastSession) {
+          window.stackcastSession.onMessage(message);
+        }
+        break;
       case 'disconnect':
         received.disconnect += 1;
         stoppedByServer = true;
@@ -297,7 +304,6 @@
     } else {
       wakeUp();
     }
-    requestWakeLock();
   }
 
   /** The user is looking (page visible again, network back): reconnect and refresh at once. */
@@ -661,13 +667,6 @@
 
   function pageUrl() {
     return window.location.origin + window.location.pathname;
-  }
-
-  /** Keeps the screen on where the browser allows it (secure contexts only; silently skipped). */
-  function requestWakeLock() {
-    if (navigator.wakeLock && typeof navigator.wakeLock.request === 'function' && !document.hidden) {
-      navigator.wakeLock.request('screen').catch(function () { /* not granted */ });
-    }
   }
 
   function byId(id) {
