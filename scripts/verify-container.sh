@@ -421,7 +421,7 @@ scaleout_checks() {
   dir="$TMP/$project"; port="$(free_port)"; base="http://127.0.0.1:$port"
   COMPOSE_DIRS+=("$dir"); mkdir -p "$dir/deploy"
   cp "$ROOT/$file" "$dir/docker-compose.yml"; cp "$ROOT"/deploy/*.conf "$dir/deploy/"
-  podman image exists localhost/stackcast:latest || podman tag "$IMAGE" localhost/stackcast:latest
+  podman tag "$IMAGE" localhost/stackcast:latest
   printf 'CONTROL_TOKEN=%s\nSTACKCAST_BIND=127.0.0.1\nSTACKCAST_PORT=%s\nPUBLIC_URL=%s\n' "$TOKEN" "$port" "$base" >"$dir/.env"
   # This machine's rlimit quirk, for every service of the file.
   { echo "services:"; for c in $(node -e "const y=require('fs').readFileSync(process.argv[1],'utf8');const m=y.split(/^services:/m)[1];for(const l of m.split('\n')){const k=/^  ([a-z0-9-]+):\s*$/.exec(l);if(k)console.log(k[1])}" "$dir/docker-compose.yml"); do
