@@ -487,7 +487,8 @@ scaleout_checks() {
   code="$(curl -s -o "$TMP/scale-put2.out" -w '%{http_code}' --max-time 30 -X PUT -H "Authorization: Bearer $TOKEN" -H 'Content-Type: image/jpeg' \
     --data-binary @"$TMP/s.jpg" "$base/api/image?stackSize=6")"
   [[ "$code" =~ ^20 ]] && pass "scale-out: publish after the kill ($code)" \
-    || { fail "scale-out: publish after the kill" "got $code"; podman logs --tail 20 "${lbname:-none}" 2>&1 | grep -v '" 20[0-9] '; }
+    || { fail "scale-out: publish after the kill" "got $code"; podman logs --tail 20 "${lbname:-none}" 2>&1 | grep -v '" 20[0-9] '
+      podman ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}} {{.Status}}'; for c in "${replicas[@]}"; do podman logs --tail 5 "$c" 2>&1; done; }
   for ((i = 0; i < 100; i++)); do [[ "$(grep -c '"new_image"' "$TMP/scale-viewer.log")" -ge 2 ]] && break; sleep 0.1; done
   [[ "$(grep -c '"new_image"' "$TMP/scale-viewer.log")" -ge 2 ]] && pass "scale-out: the reconnected viewer got the next new_image" \
     || fail "scale-out: the reconnected viewer got the next new_image" "$(tail -4 "$TMP/scale-viewer.log" | tr '\n' ' ')"
