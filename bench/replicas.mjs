@@ -60,11 +60,21 @@ async function startRedis() {
   return { child, url: `redis://127.0.0.1:${port}` };
 }
 
+// Every viewer of the bench comes from 127.0.0.1: the per-address limits would refuse most.
+const BENCH_LIMITS_ENV = {
+  MAX_VIEWERS: '100000',
+  MAX_VIEWERS_PER_ADDRESS: '100000',
+  MAX_CONNECTIONS: '100000',
+  MAX_CONNECTIONS_PER_ADDRESS: '100000',
+  UPGRADE_BURST: '100000',
+  UPGRADES_PER_SECOND: '100000',
+};
+
 async function startService(env, folders) {
   const port = await freePort();
   const work = mkdtempSync(join(tmpdir(), 'stackcast-bench-replica-'));
   folders.push(work);
-  const child = spawnNode([MAIN], { env: { PORT: String(port), WORK_FOLDER: work, ...env }, inheritEnv: false, cwd: tmpdir(), label: `replica ${port}` });
+  const child = spawnNode([MAIN], { env: { PORT: String(port), WORK_FOLDER: work, ...BENCH_LIMITS_ENV, ...env }, inheritEnv: false, cwd: tmpdir(), label: `replica ${port}` });
   const base = `http://127.0.0.1:${port}`;
   await until(async () => (await fetch(`${base}/status`)).status === 200, `service on ${port}`);
   return { child, port, base };

@@ -114,13 +114,23 @@ async function startIpcServer(label, script, argv) {
   return { label, child, port: ready.port, pids: () => [child.pid], call: ipcClient(child, label) };
 }
 
+const BENCH_LIMITS_ENV = {
+  MAX_VIEWERS: '100000',
+  MAX_VIEWERS_PER_ADDRESS: '100000',
+  MAX_CONNECTIONS: '100000',
+  MAX_CONNECTIONS_PER_ADDRESS: '100000',
+  UPGRADE_BURST: '100000',
+  UPGRADES_PER_SECOND: '100000',
+};
+
 async function startMainJs(dist, workFolder) {
   const port = await freePort();
   // A clean environment and a temp cwd: no .env or CONTROL_TOKEN of the machine leaks in.
   const child = spawnNode([join(dist, 'main.js')], {
     label: 'stackcast',
     cwd: tempDir('stackcast-bench-cwd-'),
-    env: { PORT: String(port), WORK_FOLDER: workFolder },
+    // The limits sized for a star party are raised on purpose: thousands of viewers from 3 addresses.
+    env: { PORT: String(port), WORK_FOLDER: workFolder, ...BENCH_LIMITS_ENV },
     inheritEnv: false,
   });
   children.push(child);

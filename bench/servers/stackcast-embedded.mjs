@@ -17,7 +17,21 @@ const image = await readFile(preload);
 const now = () => Number(process.hrtime.bigint() / 1000n) / 1000;
 
 const app = await NestFactory.create(
-  ImageServerModule.forRoot({ port: 0, host: '127.0.0.1', workFolder, printQrCode: false }),
+  ImageServerModule.forRoot({
+    port: 0,
+    host: '127.0.0.1',
+    workFolder,
+    printQrCode: false,
+    // Binds its own port, as the standalone app does (embedded default: the host's app.listen()).
+    listen: true,
+    // Raised on purpose: thousands of bench viewers from 3 addresses.
+    maxViewers: 100_000,
+    maxViewersPerAddress: 100_000,
+    maxConnections: 100_000,
+    maxConnectionsPerAddress: 100_000,
+    upgradeBurst: 100_000,
+    upgradesPerSecond: 100_000,
+  }),
   { logger: ['error', 'warn'], forceCloseConnections: true },
 );
 app.useWebSocketAdapter(new ViewerWsAdapter(app));

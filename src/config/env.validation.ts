@@ -1,6 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import {
   IsBoolean,
+  IsIn,
   IsInt,
   IsNumber,
   IsOptional,
@@ -15,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN } from './image-server-options.js';
+import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN, RESUME_MODES, type ResumeMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -33,6 +34,13 @@ const RANGE = {
   WATCH_SETTLE_MS: envRange('watchSettleMs'),
   WATCH_POLL_MS: envRange('watchPollIntervalMs'),
   DEMO_INTERVAL_MS: envRange('demoIntervalMs'),
+  MAX_VIEWERS: envRange('maxViewers'),
+  MAX_VIEWERS_PER_ADDRESS: envRange('maxViewersPerAddress'),
+  MAX_CONNECTIONS: envRange('maxConnections'),
+  MAX_CONNECTIONS_PER_ADDRESS: envRange('maxConnectionsPerAddress'),
+  MAX_UPLOADS_IN_FLIGHT: envRange('maxUploadsInFlight'),
+  UPGRADE_BURST: envRange('upgradeBurst'),
+  UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -71,6 +79,14 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: between('WATCH_POLL_MS', 'an integer number of milliseconds'),
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: between('DEMO_INTERVAL_MS', 'an integer number of milliseconds'),
+  MAX_VIEWERS: between('MAX_VIEWERS', 'an integer'),
+  MAX_VIEWERS_PER_ADDRESS: between('MAX_VIEWERS_PER_ADDRESS', 'an integer'),
+  MAX_CONNECTIONS: between('MAX_CONNECTIONS', 'an integer'),
+  MAX_CONNECTIONS_PER_ADDRESS: between('MAX_CONNECTIONS_PER_ADDRESS', 'an integer'),
+  MAX_UPLOADS_IN_FLIGHT: between('MAX_UPLOADS_IN_FLIGHT', 'an integer'),
+  UPGRADE_BURST: between('UPGRADE_BURST', 'an integer'),
+  UPGRADES_PER_SECOND: between('UPGRADES_PER_SECOND', 'a number'),
+  RESUME: `one of ${RESUME_MODES.join(', ')}`,
   TLS_CERT_FILE: 'the path of a PEM certificate, together with TLS_KEY_FILE, and not with TLS_SELF_SIGNED=true',
   TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
   TLS_SELF_SIGNED: '"true" or "false"',
@@ -240,6 +256,52 @@ export class EnvironmentVariables {
   @InRange('DEMO_INTERVAL_MS')
   DEMO_INTERVAL_MS?: number;
 
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_VIEWERS')
+  MAX_VIEWERS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_VIEWERS_PER_ADDRESS')
+  MAX_VIEWERS_PER_ADDRESS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_CONNECTIONS')
+  MAX_CONNECTIONS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_CONNECTIONS_PER_ADDRESS')
+  MAX_CONNECTIONS_PER_ADDRESS?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_UPLOADS_IN_FLIGHT')
+  MAX_UPLOADS_IN_FLIGHT?: number;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('UPGRADE_BURST')
+  UPGRADE_BURST?: number;
+
+  @IsOptional()
+  @Transform(toNumber)
+  @IsNumber()
+  @InRange('UPGRADES_PER_SECOND')
+  UPGRADES_PER_SECOND?: number;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(RESUME_MODES)
+  RESUME?: ResumeMode;
   // Both or neither; a file that cannot be read or a pair that does not match is found at startup (tls.ts).
   @ValidateIf((env: EnvironmentVariables) => env.TLS_CERT_FILE !== undefined || env.TLS_KEY_FILE !== undefined)
   @Transform(blankToUndefined)
@@ -281,14 +343,17 @@ export class EnvironmentVariables {
   LOG_FORMAT?: 'text' | 'json';
 }
 
-/** A URL's user and password replaced, so an error line never shows a secret. */
-function withoutCredentials(value: string): string {
-  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/]*@/i, '$1***@');
-}
+/** Variables whose value is shown by its length only. */
+const SECRETS = new Set<string>(['CONTROL_TOKEN']);
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';
-  const shown = name === 'REDIS_URL' && typeof raw === 'string' ? withoutCredentials(raw) : raw;
+  if (SECRETS.has(name) && typeof raw === 'string') {
+    // A secret is never printed, not even a wrong one: its length is enough to see the mistake.
+    return `${name} (${raw.length} characters) is invalid: expected ${allowed}`;
+  }
+  // A URL's user:password@ is a secret too.
+  const shown = typeof raw === 'string' ? raw.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#@]*@/i, '$1***@') : raw;
   const given = shown === undefined ? '(unset)' : JSON.stringify(shown);
   return `${name}=${given} is invalid: expected ${allowed}`;
 }

@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
 
 /** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
 export type DisplayedAddressChoice =
@@ -77,6 +78,40 @@ export interface ImageServerOptions {
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
   demoIntervalMs: number;
+  /** Open HTTP/WebSocket connections in all. Default 4096, or the open-files limit less 128 when lower. */
+  maxConnections: number;
+  /** Open connections from one address (a phone uses about 8). Default 64. */
+  maxConnectionsPerAddress: number;
+  /** Time a client has to send its request headers. Default 15 000 ms. */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, body included. Default 120 000 ms. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. Default 5000 ms. */
+  keepAliveTimeoutMs: number;
+  /** A client reading a response slower than this (over `slowClientWindowMs`) is cut off. Default 1024 B/s. */
+  minReadBytesPerSecond: number;
+  /** The window the read rate is measured over. Default 20 000 ms. */
+  slowClientWindowMs: number;
+  /** Viewers (`/ws` connections) in all; more are refused with 503. Default 1000. */
+  maxViewers: number;
+  /** Viewers from one address; more are refused with 503. Default 8. */
+  maxViewersPerAddress: number;
+  /** `/ws` upgrades one address may make in a burst; then `upgradesPerSecond` (429 beyond). Default 10. */
+  upgradeBurst: number;
+  /** Upgrades per second one address regains after its burst. Default 2. */
+  upgradesPerSecond: number;
+  /** `PUT /api/image` uploads handled at once. Default 2. */
+  maxUploadsInFlight: number;
+  /** Uploads waiting for a slot; beyond them 503 with `Retry-After`. Default 4. */
+  maxUploadsQueued: number;
+  /** How often the network interfaces are read again to follow an address change; 0: never. Default 10 000 ms. */
+  addressRefreshMs: number;
+  /**
+   * What START does with an image and data.json left in the web folder by an earlier run:
+   * `auto` keeps them (image, metrics) when data.json's `UPDATED` is less than 12 hours old,
+   * `always` keeps them whatever their age, `never` writes the waiting image. Default `auto`.
+   */
+  resume: ResumeMode;
   /**
    * Scale-out: a redis:// or rediss:// URL shared by every replica. Versions, images and
    * announcements then go through Redis. Unset: one process, nothing shared.
@@ -93,6 +128,12 @@ export interface ImageServerOptions {
   viewerCountIntervalMs: number;
 }
 
+/** See {@link ImageServerOptions.resume}. */
+export type ResumeMode = 'auto' | 'always' | 'never';
+export const RESUME_MODES: readonly ResumeMode[] = ['auto', 'always', 'never'];
+/** `resume: 'auto'` keeps a session whose last image is younger than this. */
+export const RESUME_MAX_AGE_MS = 12 * 3600 * 1000;
+
 export const DEFAULT_PORT = 8000;
 export const DEFAULT_WORK_FOLDER = './work';
 export const DEFAULT_DISCONNECT_GRACE_MS = 2000;
@@ -105,6 +146,20 @@ export const DEFAULT_MAX_IMAGE_SIZE = 4096;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
+export const DEFAULT_MAX_CONNECTIONS = 4096;
+export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
+export const DEFAULT_HEADERS_TIMEOUT_MS = 15_000;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
+export const DEFAULT_KEEP_ALIVE_TIMEOUT_MS = 5000;
+export const DEFAULT_MIN_READ_BYTES_PER_SECOND = 1024;
+export const DEFAULT_SLOW_CLIENT_WINDOW_MS = 20_000;
+export const DEFAULT_MAX_VIEWERS = 1000;
+export const DEFAULT_MAX_VIEWERS_PER_ADDRESS = 8;
+export const DEFAULT_UPGRADE_BURST = 10;
+export const DEFAULT_UPGRADES_PER_SECOND = 2;
+export const DEFAULT_MAX_UPLOADS_IN_FLIGHT = 2;
+export const DEFAULT_MAX_UPLOADS_QUEUED = 4;
+export const DEFAULT_ADDRESS_REFRESH_MS = 10_000;
 export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
 export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
@@ -137,6 +192,21 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
+    maxConnections: partial.maxConnections ?? defaultMaxConnections(),
+    maxConnectionsPerAddress: partial.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+    headersTimeoutMs: partial.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS,
+    requestTimeoutMs: partial.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+    keepAliveTimeoutMs: partial.keepAliveTimeoutMs ?? DEFAULT_KEEP_ALIVE_TIMEOUT_MS,
+    minReadBytesPerSecond: partial.minReadBytesPerSecond ?? DEFAULT_MIN_READ_BYTES_PER_SECOND,
+    slowClientWindowMs: partial.slowClientWindowMs ?? DEFAULT_SLOW_CLIENT_WINDOW_MS,
+    maxViewers: partial.maxViewers ?? DEFAULT_MAX_VIEWERS,
+    maxViewersPerAddress: partial.maxViewersPerAddress ?? DEFAULT_MAX_VIEWERS_PER_ADDRESS,
+    upgradeBurst: partial.upgradeBurst ?? DEFAULT_UPGRADE_BURST,
+    upgradesPerSecond: partial.upgradesPerSecond ?? DEFAULT_UPGRADES_PER_SECOND,
+    maxUploadsInFlight: partial.maxUploadsInFlight ?? DEFAULT_MAX_UPLOADS_IN_FLIGHT,
+    maxUploadsQueued: partial.maxUploadsQueued ?? DEFAULT_MAX_UPLOADS_QUEUED,
+    addressRefreshMs: partial.addressRefreshMs ?? DEFAULT_ADDRESS_REFRESH_MS,
+    resume: partial.resume ?? 'auto',
     redisUrl: partial.redisUrl,
     redisNamespace: partial.redisNamespace ?? DEFAULT_REDIS_NAMESPACE,
     metricsPublic: partial.metricsPublic ?? false,
@@ -174,11 +244,41 @@ export const OPTION_RANGES = {
   watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
   watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },
   demoIntervalMs: { min: 100, max: 3_600_000, integer: false },
+  maxConnections: { min: 16, max: 1_000_000, integer: true },
+  maxConnectionsPerAddress: { min: 2, max: 1_000_000, integer: true },
+  headersTimeoutMs: { min: 100, max: 600_000, integer: false },
+  requestTimeoutMs: { min: 100, max: 3_600_000, integer: false },
+  keepAliveTimeoutMs: { min: 100, max: 600_000, integer: false },
+  minReadBytesPerSecond: { min: 0, max: 1024 ** 3, integer: false },
+  slowClientWindowMs: { min: 100, max: 600_000, integer: false },
+  maxViewers: { min: 1, max: 1_000_000, integer: true },
+  maxViewersPerAddress: { min: 1, max: 1_000_000, integer: true },
+  upgradeBurst: { min: 1, max: 1_000_000, integer: true },
+  upgradesPerSecond: { min: 0.01, max: 1_000_000, integer: false },
+  maxUploadsInFlight: { min: 1, max: 64, integer: true },
+  maxUploadsQueued: { min: 0, max: 1024, integer: true },
+  addressRefreshMs: { min: 0, max: 3_600_000, integer: false },
   viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */
 export const ENV_PORT_MIN = 1024;
+
+/** The soft limit on open files, or undefined off Linux. */
+function openFilesLimit(): number | undefined {
+  try {
+    const line = /^Max open files\s+(\d+)/m.exec(readFileSync('/proc/self/limits', 'utf8'));
+    return line ? Number(line[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** 4096, or less when the process may open fewer files: the cap must bite before EMFILE does. */
+function defaultMaxConnections(): number {
+  const files = openFilesLimit();
+  return files === undefined ? DEFAULT_MAX_CONNECTIONS : Math.max(16, Math.min(DEFAULT_MAX_CONNECTIONS, files - 128));
+}
 
 function optionProblems(options: ImageServerOptions): string[] {
   const problems: string[] = [];
@@ -187,6 +287,9 @@ function optionProblems(options: ImageServerOptions): string[] {
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {
       problems.push(`${name}=${typeof value === 'number' ? String(value) : JSON.stringify(value)} is invalid: expected ${integer ? 'an integer' : 'a number'} from ${min} to ${max}`);
     }
+  }
+  if (!RESUME_MODES.includes(options.resume)) {
+    problems.push(`resume=${JSON.stringify(options.resume)} is invalid: expected ${RESUME_MODES.join(', ')}`);
   }
   return problems;
 }

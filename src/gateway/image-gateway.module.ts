@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { HttpLimitsModule } from '../modules/lifecycle/http-limits.module.js';
 import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
 import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
 import { MetricsModule } from '../modules/metrics/metrics.module.js';
@@ -12,7 +13,7 @@ import { ViewerSessions } from './viewer-sessions.service.js';
  * all of them, their sessions and notices, and the guarded `/api/clients` / `/api/messages` routes.
  */
 @Module({
-  imports: [ViewerGateModule, ControlGuardModule, MetricsModule],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, MetricsModule],
   providers: [BroadcastService, ViewerSessions, ImageGateway],
   controllers: [ViewerSessionsController],
   exports: [BroadcastService, ViewerSessions],

@@ -12,8 +12,10 @@ import {
   IMAGE_SERVER_OPTIONS,
   type ImageServerOptions,
 } from '../config/image-server-options.js';
+import { HttpLimits } from '../modules/lifecycle/http-limits.js';
 import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
+import { UpgradeLimiter } from './upgrade-limiter.js';
 import { ViewerSessions } from './viewer-sessions.service.js';
 
 const MAX_PENDING_AUTO_PONGS = 16;
@@ -40,17 +42,30 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly broadcast: BroadcastService,
     private readonly gate: ViewerGate,
+    private readonly limits: HttpLimits,
     private readonly sessions: ViewerSessions,
   ) {}
 
   afterInit(server: WebSocketServer): void {
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
-    server.options.verifyClient = (_info, done) => {
-      if (this.gate.acceptsViewers) {
+    const limiter = new UpgradeLimiter(this.options, this.limits.refusals);
+    server.options.verifyClient = (info, done) => {
+      if (!this.gate.acceptsViewers) {
+        done(false, 503, 'Service Unavailable');
+        return;
+      }
+      const connection = this.limits.connectionRefusal(info.req);
+      if (connection !== undefined) {
+        done(false, 503, connection, { 'Retry-After': '10' });
+        return;
+      }
+      // Last: an admitted upgrade is counted as a viewer.
+      const refusal = limiter.admit(info.req);
+      if (refusal === undefined) {
         done(true);
       } else {
-        done(false, 503, 'Service Unavailable');
+        done(false, refusal.code, refusal.message, refusal.headers);
       }
     };
   }

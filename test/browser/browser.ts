@@ -104,6 +104,8 @@ export async function openViewer(
 ): Promise<OpenedPage> {
   const context = await browser.newContext({ viewport, ...options });
   const page = await context.newPage();
+  // Injected by the browser, not by the page: the viewer's CSP forbids eval'd strings.
+  await page.addInitScript({ content: `window.__readCanvasColour = ${readCanvasColour.toString()};` });
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
   page.on('console', (message) => {
@@ -158,7 +160,12 @@ export function canvasColour(page: Page, box: Box = CENTRE): Promise<(Colour & {
   return page.evaluate(readCanvasColour, box);
 }
 
-/** Runs in the page (also inlined into waitForFunction), so it must stay self-contained. */
+/** What {@link openViewer} installs in the page. */
+interface InPage {
+  __readCanvasColour: typeof readCanvasColour;
+}
+
+/** Runs in the page (also installed there by openViewer), so it must stay self-contained. */
 function readCanvasColour(box: { x: number; y: number; width: number; height: number }): { r: number; g: number; b: number; a: number } | null {
   const canvas = document.querySelector<HTMLCanvasElement>('#viewer .openseadragon-canvas canvas');
   const ctx = canvas?.getContext('2d', { willReadFrequently: true });
@@ -250,15 +257,15 @@ export async function waitForImageShown(page: Page, jpeg: Buffer, { width, timeo
 
 export async function waitForCanvasColour(page: Page, colour: Colour, options: { box?: Box; timeout?: number; tolerance?: number } = {}): Promise<void> {
   const { box = CENTRE, timeout = 15_000, tolerance = 14 } = options;
-  const fn = `(() => {
-    const read = ${readCanvasColour.toString()};
-    const c = read(${JSON.stringify(box)});
-    const want = ${JSON.stringify(colour)};
-    const t = ${tolerance};
-    return !!c && c.a === 255 && Math.abs(c.r - want.r) <= t && Math.abs(c.g - want.g) <= t && Math.abs(c.b - want.b) <= t;
-  })()`;
   try {
-    await page.waitForFunction(fn, undefined, { timeout });
+    await page.waitForFunction(
+      ({ box: area, want, t }) => {
+        const c = (window as unknown as InPage).__readCanvasColour(area);
+        return !!c && c.a === 255 && Math.abs(c.r - want.r) <= t && Math.abs(c.g - want.g) <= t && Math.abs(c.b - want.b) <= t;
+      },
+      { box, want: colour, t: tolerance },
+      { timeout },
+    );
   } catch (error) {
     const seen = await canvasColour(page, box).catch(() => null);
     throw new Error(`canvas never showed ${JSON.stringify(colour)} (last seen ${JSON.stringify(seen)}): ${String(error)}`);
@@ -270,19 +277,19 @@ export async function waitForCanvasColour(page: Page, colour: Colour, options: {
  * {@link recordedFrames}: it is what a person would have seen, frame by frame.
  */
 export async function recordFrames(page: Page, box: Box = CENTRE): Promise<void> {
-  await page.evaluate(`(() => {
-    const read = ${readCanvasColour.toString()};
-    window.__frames = [];
-    window.__recording = true;
-    const step = () => {
-      if (!window.__recording) {
+  await page.evaluate((area) => {
+    const w = window as unknown as InPage & { __frames: unknown[]; __recording: boolean };
+    w.__frames = [];
+    w.__recording = true;
+    const step = (): void => {
+      if (!w.__recording) {
         return;
       }
-      window.__frames.push(read(${JSON.stringify(box)}));
+      w.__frames.push(w.__readCanvasColour(area));
       requestAnimationFrame(step);
     };
     requestAnimationFrame(step);
-  })()`);
+  }, box);
 }
 
 export function recordedFrames(page: Page): Promise<Array<(Colour & { a: number }) | null>> {

@@ -8,6 +8,23 @@ import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { expectUpgradeRefused, RecordingClient } from '../helpers/ws-client.js';
 
+/**
+ * Resolves once process `pid` has mapped sharp's native library: main.ts installed its
+ * signal handlers before importing the app, and Nest has not created it yet.
+ */
+async function waitUntilLoadingTheApp(pid: number, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const maps = await readFile(`/proc/${pid}/maps`, 'utf8').catch(() => '');
+    if (maps.includes('sharp')) {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new Error(`process ${pid} did not load the app within ${timeoutMs} ms`);
+}
+
+
 interface StopAnswer {
   status: string;
   clients: number;
@@ -117,9 +134,12 @@ describe('lifecycle of the built service (node dist/main.js)', () => {
   it('a signal right after launch, while Nest is still loading, exits 0', async () => {
     const temp = await makeTempFolder();
     cleanups.push(() => temp.remove());
-    for (const delayMs of [150, 600]) {
+    // While the app's modules load (a loaded machine may take longer than any fixed delay
+    // to get there), and once more a little later, while Nest is still starting.
+    for (const delayMs of [0, 450]) {
       const run = runService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, `work-${delayMs}`) });
       cleanups.push(() => Promise.resolve(run.child.kill('SIGKILL')));
+      await waitUntilLoadingTheApp(run.child.pid!);
       await new Promise((r) => setTimeout(r, delayMs));
       run.child.kill('SIGTERM');
       expect(await run.exited, `SIGTERM after ${delayMs} ms`).toBe(0);

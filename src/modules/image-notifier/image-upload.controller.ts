@@ -7,6 +7,7 @@ import {
   Inject,
   PayloadTooLargeException,
   Put,
+  ServiceUnavailableException,
   Query,
   Req,
   Res,
@@ -20,10 +21,12 @@ import express, { type Request, type Response } from 'express';
 import type { ValidationError } from 'class-validator';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
-import { InvalidMetricsError, WebAssetsService } from '../web-assets/web-assets.service.js';
+import { HttpLimits } from '../lifecycle/http-limits.js';
+import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-assets/web-assets.service.js';
 import { formatOfMediaType, MEDIA_TYPES } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
+import { UploadSlots } from './upload-slots.js';
 import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
 const ACCEPTED_TYPES = Object.values(MEDIA_TYPES);
@@ -61,14 +64,17 @@ function readBody(parse: BodyParser, req: Request, res: Response, limit: number)
 @UseGuards(ControlGuard)
 export class ImageUploadController {
   private readonly rawBody: BodyParser;
+  private readonly slots: UploadSlots;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly notifier: ImageNotifier,
     private readonly assets: WebAssetsService,
+    private readonly limits: HttpLimits,
   ) {
     // The Content-Type was checked before: take the body whatever it declares.
     this.rawBody = express.raw({ type: () => true, limit: options.maxImageBytes });
+    this.slots = new UploadSlots(options.maxUploadsInFlight, options.maxUploadsQueued);
   }
 
   /** Answers once the files are on disk and `new_image` has been sent. */
@@ -83,6 +89,8 @@ export class ImageUploadController {
   @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
   @ApiResponse({ status: 415, description: 'Not image/jpeg, image/png or image/tiff, or the bytes are another format' })
   @ApiResponse({ status: 422, description: 'A damaged or truncated image' })
+  @ApiResponse({ status: 503, description: 'Too many uploads at once (Retry-After), or the web folder cannot be written (read-only)' })
+  @ApiResponse({ status: 507, description: 'The disk of the web folder is full' })
   @HttpCode(200)
   async upload(
     @Req() req: Request,
@@ -101,18 +109,32 @@ export class ImageUploadController {
       req.resume();
       throw new PayloadTooLargeException(`image of ${declaredLength} bytes is over the limit of ${this.options.maxImageBytes} bytes`);
     }
-    const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
-    if (body.length === 0) {
-      throw new BadRequestException('the request body is empty: send the image bytes');
+    // Bodies are read only with a slot: queued uploads cost a socket, not their bytes.
+    const release = await this.slots.acquire(new Promise<void>((resolve) => res.once('close', resolve)));
+    if (release === undefined) {
+      this.limits.refusals.refused('upload', req.socket.remoteAddress ?? '?', `${this.options.maxUploadsInFlight} uploads in flight and ${this.options.maxUploadsQueued} waiting`);
+      res.setHeader('Retry-After', '2');
+      res.setHeader('Connection', 'close');
+      throw new ServiceUnavailableException('too many uploads at once: try again shortly');
     }
+    let bytes: number;
     try {
-      // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
-      await this.notifier.publish(body, metrics, { declaredFormat });
-    } catch (err) {
-      throw toHttpError(err);
+      const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
+      if (body.length === 0) {
+        throw new BadRequestException('the request body is empty: send the image bytes');
+      }
+      try {
+        // The bytes must be what the header says: a PNG sent as image/jpeg is a client bug worth reporting.
+        await this.notifier.publish(body, metrics, { declaredFormat });
+      } catch (err) {
+        throw toHttpError(err);
+      }
+      bytes = body.length;
+    } finally {
+      release();
     }
     const session = this.assets.session;
-    return { published: true, bytes: body.length, stackSize: session.stackSize, exposure: session.exposureSeconds };
+    return { published: true, bytes, stackSize: session.stackSize, exposure: session.exposureSeconds };
   }
 }
 
@@ -124,6 +146,11 @@ function toHttpError(err: unknown): unknown {
   }
   if (err instanceof InvalidMetricsError) {
     return new BadRequestException(err.message);
+  }
+  if (err instanceof WebFolderError) {
+    // 507 when space can be freed; 503 while the folder cannot be written at all.
+    const status = err.problem === 'full' ? HttpStatus.INSUFFICIENT_STORAGE : HttpStatus.SERVICE_UNAVAILABLE;
+    return new HttpException(`could not publish the image: ${err.message}; the previous image is still served`, status);
   }
   if (err instanceof HttpException) {
     return err;

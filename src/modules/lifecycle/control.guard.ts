@@ -77,7 +77,12 @@ export class ControlGuard implements CanActivate {
   constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
 
   canActivate(context: ExecutionContext): boolean {
-    const req = context.switchToHttp().getRequest<Request>();
+    this.authorize(context.switchToHttp().getRequest<Request>());
+    return true;
+  }
+
+  /** Throws the 401 or 403 a control call gets, or returns when it may go ahead. */
+  authorize(req: Pick<Request, 'headers' | 'socket'>): void {
     const token = this.options.controlToken;
     if (token !== undefined) {
       const header = req.headers.authorization ?? '';
@@ -85,7 +90,7 @@ export class ControlGuard implements CanActivate {
       if (!match || !sameSecret(match[1].trim(), token)) {
         throw new UnauthorizedException('a valid "Authorization: Bearer <CONTROL_TOKEN>" header is required');
       }
-      return true;
+      return;
     }
     if (!isLoopback(req.socket.remoteAddress)) {
       throw new ForbiddenException('control calls are accepted from this machine only; set CONTROL_TOKEN to allow others');
@@ -94,6 +99,15 @@ export class ControlGuard implements CanActivate {
     if (refusal !== undefined) {
       throw new ForbiddenException(`without CONTROL_TOKEN, control calls are accepted from this machine only: ${refusal}`);
     }
-    return true;
+  }
+
+  /** True when `req` passes {@link authorize} (for answers that differ by caller, such as /status). */
+  isAuthorized(req: Pick<Request, 'headers' | 'socket'>): boolean {
+    try {
+      this.authorize(req);
+      return true;
+    } catch {
+      return false;
+    }
   }
 }

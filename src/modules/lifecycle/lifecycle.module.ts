@@ -4,6 +4,8 @@ import { NetworkInfoModule } from '../network-info/network-info.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ControlController } from './control.controller.js';
 import { ControlGuardModule } from './control-guard.module.js';
+import { HttpHardening } from './http-hardening.service.js';
+import { HttpLimitsModule } from './http-limits.module.js';
 import { ServerLifecycle } from './server-lifecycle.service.js';
 import { ViewerGateModule } from './viewer-gate.module.js';
 
@@ -12,8 +14,8 @@ import { ViewerGateModule } from './viewer-gate.module.js';
  * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
  */
 @Module({
-  imports: [ViewerGateModule, ControlGuardModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
-  providers: [ServerLifecycle],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
+  providers: [ServerLifecycle, HttpHardening],
   controllers: [ControlController],
   exports: [ServerLifecycle, ControlGuardModule],
 })

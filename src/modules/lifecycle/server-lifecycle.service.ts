@@ -15,8 +15,9 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ViewerSessions } from '../../gateway/viewer-sessions.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
-import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { HttpHardening } from './http-hardening.service.js';
+import { HttpLimits } from './http-limits.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
 import { ViewerGate, type LifecycleState } from './viewer-gate.js';
 
@@ -52,7 +53,8 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly broadcast: BroadcastService,
     private readonly network: NetworkInfoService,
     private readonly gate: ViewerGate,
-    private readonly hotFiles: HotFileResponder,
+    private readonly front: HttpHardening,
+    private readonly limits: HttpLimits,
     private readonly sessions: ViewerSessions,
   ) {}
 
@@ -141,7 +143,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       this.gate.set('stopped');
       return;
     }
-    this.hotFiles.install(this.httpServer());
+    this.front.install(this.httpServer());
     this.readvertiseOnHostListen();
     this.broadcast.open();
     this.gate.set('running');
@@ -189,6 +191,8 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   private bind(): Promise<number> {
     const server = this.adapterHost.httpAdapter.getHttpServer() as Server;
     const { port, host } = this.options;
+    // Caps, timeouts and the slow-reader sweep apply to the server this module binds.
+    this.limits.limitServer(server);
     return new Promise((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void => {
         server.off('listening', onListening);

@@ -1,5 +1,5 @@
 import { isIPv4 } from 'node:net';
-import { Inject, Injectable, Logger } from '@nestjs/common';
+import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import QRCode from 'qrcode';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { type AddressClass, chooseDisplayed, classifyIPv4, rankCandidates } from './address-ranking.js';
@@ -41,9 +41,11 @@ const FALLBACK_ADDRESS = '127.0.0.1';
 
 /** Works out the advertised URL from the interfaces and the displayed-address settings, and draws its QR codes. */
 @Injectable()
-export class NetworkInfoService {
+export class NetworkInfoService implements OnModuleDestroy {
   private readonly logger = new Logger(NetworkInfoService.name);
   private cached: Advertisement | undefined;
+  private port: number | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
   private scheme: 'http' | 'https' = 'http';
 
   constructor(
@@ -59,6 +61,57 @@ export class NetworkInfoService {
    */
   advertise(port: number, scheme: 'http' | 'https' = this.scheme): Advertisement {
     this.scheme = scheme;
+    const advertisement = this.build(port);
+    for (const message of advertisement.warnings) {
+      this.logger.warn(message);
+    }
+    this.cached = advertisement;
+    this.port = port;
+    this.startRefresh();
+    return advertisement;
+  }
+
+  /**
+   * Reads the interfaces again (every `addressRefreshMs` once advertised): a laptop that
+   * changed networks gets its new address in `/status` and the QR code. Logs the change,
+   * a warning when the advertised address is gone, and only warnings not already given.
+   */
+  refresh(): Advertisement | undefined {
+    const previous = this.cached;
+    if (this.port === undefined || previous === undefined) {
+      return previous;
+    }
+    const next = this.build(this.port);
+    const known = new Set(previous.warnings);
+    for (const message of next.warnings.filter((w) => !known.has(w))) {
+      this.logger.warn(message);
+    }
+    const stillThere = next.addresses.some((entry) => entry.address === previous.displayedAddress);
+    if (!stillThere && previous.addresses.some((entry) => entry.address === previous.displayedAddress)) {
+      this.logger.warn(`the advertised address ${previous.displayedAddress} is gone from this machine's interfaces`);
+    }
+    if (next.url !== previous.url) {
+      this.logger.log(`the network changed: now advertising ${next.url} (was ${previous.url})`);
+    }
+    this.cached = next;
+    return next;
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.refreshTimer);
+    this.refreshTimer = undefined;
+  }
+
+  private startRefresh(): void {
+    if (this.refreshTimer !== undefined || this.options.addressRefreshMs <= 0) {
+      return;
+    }
+    this.refreshTimer = setInterval(() => this.refresh(), this.options.addressRefreshMs);
+    this.refreshTimer.unref();
+  }
+
+  private build(port: number): Advertisement {
+    const scheme = this.scheme;
     const candidates = rankCandidates(this.source.read());
     const addresses = candidates.map((candidate) => ({ ...candidate, url: `${scheme}://${candidate.address}:${port}` }));
     const warnings: string[] = [];
@@ -86,12 +139,7 @@ export class NetworkInfoService {
       );
     }
 
-    const advertisement: Advertisement = { url, displayedAddress, limitedAccess, addresses, warnings: [...new Set(warnings)] };
-    for (const message of advertisement.warnings) {
-      this.logger.warn(message);
-    }
-    this.cached = advertisement;
-    return advertisement;
+    return { url, displayedAddress, limitedAccess, addresses, warnings: [...new Set(warnings)] };
   }
 
   /** The last advertisement, or a fresh one for the configured port when none was made yet. */
@@ -137,9 +185,20 @@ export class NetworkInfoService {
       warnings.push(`PUBLIC_URL=${url} is not an absolute URL; ignored.`);
       return undefined;
     }
+    const parsed = new URL(url);
     // WHATWG URL keeps IPv6 hosts bracketed ("[::1]"); the displayed address should not be.
-    return { url, host: new URL(url).hostname.replace(/^\[(.*)\]$/, '$1') };
+    const host = parsed.hostname.replace(/^\[(.*)\]$/, '$1');
+    if (parsed.username === '' && parsed.password === '') {
+      return { url, host };
+    }
+    warnings.push('PUBLIC_URL holds credentials (user:password@); they are left out of the advertised URL.');
+    return { url: withoutCredentials(url), host };
   }
+}
+
+/** `url` without its `user:password@`, otherwise as written. */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, '$1');
 }
 
 function isLoopbackHost(host: string): boolean {

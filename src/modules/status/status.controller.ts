@@ -1,14 +1,25 @@
-import { Controller, Get, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Req, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
+import { ControlGuard } from '../lifecycle/control.guard.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
 import type { DemoStatus } from '../sources/demo-source.service.js';
 import type { WatchStatus } from '../sources/folder-watch.service.js';
 import { ImageSources, type ImageSourceKind } from '../sources/image-sources.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
-import { WebAssetsService } from '../web-assets/web-assets.service.js';
+import { WebAssetsService, type StorageProblem } from '../web-assets/web-assets.service.js';
+import { anonymousStatus, type AnonymousStatusBody } from './status-exposure.js';
+
+const STORAGE_WARNINGS: Record<StorageProblem, string> = {
+  full: 'the disk of the web folder is full: publishes fail until space is freed; the previous image is still served',
+  'read-only': 'the web folder cannot be written: publishes fail; the previous image is still served',
+  missing: 'the web folder or its viewer files are gone: the next publish creates them again',
+  failed: 'the last write to the web folder failed: see the log',
+};
 
 /** The body of `GET /status`. */
 export interface StatusBody {
@@ -19,6 +30,8 @@ export interface StatusBody {
   limitedAccess: boolean;
   addresses: AdvertisedAddress[];
   warnings: string[];
+  /** `ok`, or why the web folder cannot be written (see the warnings). */
+  storage: 'ok' | StorageProblem;
   clients: number;
   stackSize: number;
   exposure: string;
@@ -39,7 +52,8 @@ export interface StatusBody {
 @ApiTags('status')
 @Controller()
 export class StatusController {
-  private readonly startedAt = Date.now();
+  // Monotonic: a clock stepped back must not make the uptime negative.
+  private readonly startedAt = performance.now();
 
   constructor(
     private readonly lifecycle: ServerLifecycle,
@@ -47,16 +61,21 @@ export class StatusController {
     private readonly assets: WebAssetsService,
     private readonly sources: ImageSources,
     private readonly cluster: ClusterService,
+    private readonly control: ControlGuard,
   ) {}
 
-  /** 200 while running; 503 with the same body while starting, stopping or stopped. */
+  /**
+   * 200 while running; 503 with the same body while starting, stopping or stopped.
+   * Callers without control access get {@link anonymousStatus}: no paths, interfaces or warnings.
+   */
   @Get('status')
-  @ApiOperation({ summary: 'State, advertised address, viewers and session metrics' })
+  @ApiOperation({ summary: 'State, advertised address, viewers and session metrics (paths, interfaces and warnings for control callers only)' })
   @ApiResponse({ status: 200, description: 'Running' })
   @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
-  status(): StatusBody {
+  async status(@Req() req: Request): Promise<StatusBody | AnonymousStatusBody> {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
+    const storage = (await this.assets.storageProblem()) ?? 'ok';
     const body: StatusBody = {
       status: this.lifecycle.state,
       port: this.lifecycle.port,
@@ -64,24 +83,26 @@ export class StatusController {
       displayedAddress: ad.displayedAddress,
       limitedAccess: ad.limitedAccess,
       addresses: ad.addresses,
-      warnings: ad.warnings,
+      warnings: storage === 'ok' ? ad.warnings : [...ad.warnings, STORAGE_WARNINGS[storage]],
+      storage,
       clients: this.broadcast.count,
       stackSize: session.stackSize,
       exposure: formatExposure(session.exposureSeconds),
       exposureSeconds: session.exposureSeconds,
       imagesPublished: session.imagesPublished,
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
-      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
       cluster: this.cluster.status(),
     };
+    const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {
       case 'running':
-        return body;
+        return answer;
       case 'starting':
       case 'stopping':
       case 'stopped':
-        throw new ServiceUnavailableException(body);
+        throw new ServiceUnavailableException(answer);
       default: {
         const unreachable: never = body.status;
         throw new Error(`unknown state ${String(unreachable)}`);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Stats } from 'node:fs';
 
@@ -25,7 +25,7 @@ export class FileStorage {
    * all of them as they were.
    */
   async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string])[]): Promise<void> {
-    const temps = files.map(([path]) => join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`));
+    const temps = files.map(([path]) => tempBeside(path));
     try {
       await Promise.all(files.map(([, data], i) => writeFile(temps[i], data)));
       for (const [i, [path]] of files.entries()) {
@@ -38,16 +38,61 @@ export class FileStorage {
   }
 
   /**
-   * Removes the temp files that an interrupted write left in `folder` (a crash between
-   * write and rename): those of processes that no longer run.
+   * Keeps a copy of `path` as `aside` (a hard link, or a copy where links are not
+   * supported), replacing the older one atomically; nothing when `path` is missing.
    */
-  async removeStaleTemps(folder: string): Promise<void> {
-    const names = await readdir(folder);
-    const stale = names.filter((name) => {
-      const pid = /^\..+\.(\d+)\.[0-9a-f]+\.tmp$/.exec(name)?.[1];
-      return pid !== undefined && !isRunning(Number(pid));
-    });
+  async keepAside(path: string, aside: string): Promise<void> {
+    const temp = tempBeside(aside);
+    try {
+      await link(path, temp);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') {
+        return;
+      }
+      if (code !== 'EPERM' && code !== 'EXDEV' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') {
+        throw err;
+      }
+      await copyFile(path, temp);
+    }
+    try {
+      await rename(temp, aside);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+  }
+
+  /** Renames `from` over `to` (same folder). */
+  rename(from: string, to: string): Promise<void> {
+    return rename(from, to);
+  }
+
+  /**
+   * Removes the temp files an interrupted write left in `folder` (a crash between write
+   * and rename). Call only while no write of this process is under way (START): then
+   * this PID's temps are stale too (a container's PID 1 restarted); another process's
+   * are left alone while it runs and for `otherProcessGraceMs` after their last change.
+   */
+  async removeStaleTemps(folder: string, otherProcessGraceMs = 10 * 60_000): Promise<string[]> {
+    const stale: string[] = [];
+    for (const name of await readdir(folder)) {
+      const pid = TEMP_NAME.exec(name)?.[1];
+      if (pid === undefined) {
+        continue;
+      }
+      const owner = Number(pid);
+      if (owner === process.pid || !isRunning(owner)) {
+        stale.push(name);
+        continue;
+      }
+      const age = await stat(join(folder, name)).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > otherProcessGraceMs) {
+        stale.push(name);
+      }
+    }
     await Promise.all(stale.map((name) => rm(join(folder, name), { force: true })));
+    return stale;
   }
 
   async ensureFolder(path: string): Promise<void> {
@@ -65,6 +110,14 @@ export class FileStorage {
   stat(path: string): Promise<Stats> {
     return stat(path);
   }
+}
+
+/** `.<name>.<pid>.<hex>.tmp`: the temp names {@link tempBeside} makes, and only those. */
+const TEMP_NAME = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/** A temp name beside `path` (same folder, so same filesystem) that the web routes never serve. */
+function tempBeside(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
 }
 
 function isRunning(pid: number): boolean {

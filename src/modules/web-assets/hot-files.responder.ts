@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ViewerGate } from '../lifecycle/viewer-gate.js';
 import { WebAssetsService, type ServedFile } from './web-assets.service.js';
 
@@ -14,17 +14,13 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   });
 }
 
-type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** Servers whose 'request' event already answers the hot files (one module per server). */
-const serversWithHotPath = new WeakSet<Server>();
-
 /**
  * web_image.jpg and data.json from memory (ETag/304, `Cache-Control: no-cache`). After
- * each new_image every phone asks for both at once, so {@link install} (called by
- * ServerLifecycle at START) answers them from the HTTP server's 'request' event, ahead of
- * Express's router and body parsers. Anything else, and these two while not running, goes
- * on to Express, so STOP's 503 and the 404s are decided in one place (WebFolderMiddleware).
+ * each new_image every phone asks for both at once, so the request front (HttpHardening,
+ * installed by ServerLifecycle at START) answers them through {@link answer} from the HTTP
+ * server's 'request' event, ahead of Express's router and body parsers. Anything else, and
+ * these two while not running, goes on to Express, so STOP's 503 and the 404s are decided
+ * in one place (WebFolderMiddleware).
  * The host app's own Express middleware (CORS, logging) does not see these two files.
  */
 @Injectable()
@@ -33,24 +29,6 @@ export class HotFileResponder {
     private readonly assets: WebAssetsService,
     private readonly gate: ViewerGate,
   ) {}
-
-  /** Puts the fast answer in front of the server's request listeners; once per server. */
-  install(server: Server | undefined): void {
-    if (!server || typeof server.listeners !== 'function' || serversWithHotPath.has(server)) {
-      return;
-    }
-    const downstream = server.listeners('request') as RequestListener[];
-    serversWithHotPath.add(server);
-    server.removeAllListeners('request');
-    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-      if (this.answer(req, res)) {
-        return;
-      }
-      for (const listener of downstream) {
-        listener.call(server, req, res);
-      }
-    });
-  }
 
   /** Sends a file kept in memory: 304 when the client's validator matches. */
   send(req: IncomingMessage, res: ServerResponse, file: ServedFile): void {
@@ -62,7 +40,7 @@ export class HotFileResponder {
   }
 
   /** True when `req` was a GET/HEAD of a hot file and has been answered. */
-  private answer(req: IncomingMessage, res: ServerResponse): boolean {
+  answer(req: IncomingMessage, res: ServerResponse): boolean {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !this.gate.acceptsViewers) {
       return false;
     }

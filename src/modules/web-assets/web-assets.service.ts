@@ -1,17 +1,21 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SerialQueue } from '../../common/serial-queue.js';
-import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
 import { appIcons, favicon, waitingImage } from './generated-images.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
+/** The image of the publish before the last, kept so a kill between the two renames can be undone at START. */
+const PREVIOUS_IMAGE_FILE = '.web_image.previous.jpg';
+/** data.json keys this service writes; any other key (VERSION) is carried over as it is. */
+const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256']);
 
 /** Session metrics, absolute values (not increments). */
 export interface SessionMetrics {
@@ -44,12 +48,40 @@ export interface SessionState {
   lastImageAt: Date | undefined;
 }
 
-/** The work or web folder cannot be created or written (permissions, a file in the way). */
+/** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
+export type StorageProblem = 'full' | 'read-only' | 'missing' | 'failed';
+
+function storageProblem(err: Error): StorageProblem {
+  switch ((err as NodeJS.ErrnoException).code) {
+    case 'ENOSPC':
+    case 'EDQUOT':
+      return 'full';
+    case 'EROFS':
+    case 'EACCES':
+    case 'EPERM':
+      return 'read-only';
+    case 'ENOENT':
+      return 'missing';
+    default:
+      return 'failed';
+  }
+}
+
+/** The work or web folder cannot be created or written (disk full, read-only, permissions, a file in the way). */
 export class WebFolderError extends Error {
   override name = 'WebFolderError';
+  readonly problem: StorageProblem;
 
   constructor(folder: string, cause: Error) {
-    super(`Cannot use the folder ${folder}: ${cause.message}`, { cause });
+    const problem = storageProblem(cause);
+    const what: Record<StorageProblem, string> = {
+      full: `The disk of the folder ${folder} is full`,
+      'read-only': `The folder ${folder} is read-only or not writable`,
+      missing: `The folder ${folder} is missing`,
+      failed: `Cannot use the folder ${folder}`,
+    };
+    super(`${what[problem]} (${cause.message})`, { cause });
+    this.problem = problem;
   }
 }
 
@@ -77,6 +109,12 @@ export class WebAssetsService {
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
   private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
   private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined };
+  /** SHA-256 of web_image.jpg as last written: data.json names the image it belongs to. */
+  private imageDigest = '';
+  /** data.json keys of other features (VERSION), read at the first START and written back as they were. */
+  private carried: Record<string, unknown> = {};
+  /** The last write's failure, until a write succeeds again. */
+  private problem: StorageProblem | undefined;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
@@ -119,50 +157,175 @@ export class WebAssetsService {
     return this.queue.drained();
   }
 
+  /** The web folder's state for /status: a write failure, or viewer files gone from disk. */
+  async storageProblem(): Promise<StorageProblem | undefined> {
+    if (this.problem !== undefined) {
+      return this.problem;
+    }
+    try {
+      await this.storage.stat(join(this.options.webFolder, 'index.html'));
+      return undefined;
+    } catch {
+      return 'missing';
+    }
+  }
+
   /**
    * START: writes index.html and the viewer sources, favicon.ico, icons/*.png and
-   * openseadragon.min.js, then the waiting image and data.json unless this session
-   * already has an image (a START after a STOP keeps what was published meanwhile).
+   * openseadragon.min.js. At the first START of the process, an image and data.json left by
+   * an earlier run are kept when `resume` allows ({@link resumable}); otherwise the waiting
+   * image and zeros. A START after a STOP keeps what was published meanwhile.
    */
   publishStatic(): Promise<void> {
     return this.exclusive(async () => {
       const web = this.options.webFolder;
       try {
         await this.storage.ensureFolder(this.options.workFolder);
-        await this.storage.ensureFolder(join(web, 'icons'));
+        await this.publishViewerFiles();
+        const removed = await this.storage.removeStaleTemps(web);
+        if (removed.length > 0) {
+          this.logger.log(`removed ${removed.length} temp file(s) an interrupted write left behind`);
+        }
+        const current = this.hot.get(IMAGE_FILE);
+        if (current) {
+          // After a STOP, the session's image (the files may have been removed while stopped).
+          await this.storage.writeAtomic(join(web, IMAGE_FILE), current.body);
+        } else {
+          const resumed = await this.resumable();
+          if (resumed) {
+            Object.assign(this.state, resumed.state);
+            this.setImage(resumed.image, resumed.state.lastImageAt ?? new Date());
+          } else {
+            const image = await waitingImage();
+            await this.storage.writeAtomic(join(web, IMAGE_FILE), image);
+            this.setImage(image, new Date());
+          }
+        }
+        await this.writeDataFile(this.state);
       } catch (err) {
-        throw new WebFolderError(web, err as Error);
+        throw err instanceof WebFolderError ? err : new WebFolderError(web, err as Error);
       }
-      await this.storage.removeStaleTemps(web);
-      const copy = async (relative: string, source: string): Promise<void> => {
-        await this.storage.writeAtomic(join(web, relative), await this.storage.readFile(source));
-        this.published.add(relative);
-      };
-      for (const name of await readdir(VIEWER_SOURCE)) {
-        await copy(name, join(VIEWER_SOURCE, name));
-      }
-      const osd = openSeadragonBuild();
-      await copy('openseadragon.min.js', join(osd, 'openseadragon.min.js'));
-      for (const icon of (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'))) {
-        await copy(`icons/${icon}`, join(osd, 'images', icon));
-      }
-      await this.storage.writeAtomic(join(web, 'favicon.ico'), await favicon());
-      this.published.add('favicon.ico');
-      for (const [relative, render] of appIcons) {
-        await this.storage.writeAtomic(join(web, relative), await render());
-        this.published.add(relative);
-      }
-      // The waiting image until the first publish; after a STOP, the session's image (the
-      // files may have been removed while stopped).
-      const current = this.hot.get(IMAGE_FILE);
-      const image = current?.body ?? (await waitingImage());
-      await this.storage.writeAtomic(join(web, IMAGE_FILE), image);
-      if (!current) {
-        this.hot.set(IMAGE_FILE, this.served(image, JPEG_TYPE, new Date()));
-      }
-      await this.writeDataFile(this.state);
+      this.problem = undefined;
       this.logger.log(`web folder ready: ${web}`);
     });
+  }
+
+  /** The viewer's files: index.html and its sources, favicon.ico, icons/*.png, openseadragon.min.js. */
+  private async publishViewerFiles(): Promise<void> {
+    const web = this.options.webFolder;
+    await this.storage.ensureFolder(join(web, 'icons'));
+    const copy = async (relative: string, source: string): Promise<void> => {
+      await this.storage.writeAtomic(join(web, relative), await this.storage.readFile(source));
+      this.published.add(relative);
+    };
+    for (const name of await readdir(VIEWER_SOURCE)) {
+      await copy(name, join(VIEWER_SOURCE, name));
+    }
+    const osd = openSeadragonBuild();
+    await copy('openseadragon.min.js', join(osd, 'openseadragon.min.js'));
+    for (const icon of (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'))) {
+      await copy(`icons/${icon}`, join(osd, 'images', icon));
+    }
+    await this.storage.writeAtomic(join(web, 'favicon.ico'), await favicon());
+    this.published.add('favicon.ico');
+    for (const [relative, render] of appIcons) {
+      await this.storage.writeAtomic(join(web, relative), await render());
+      this.published.add(relative);
+    }
+  }
+
+  /**
+   * The session an earlier run left in the web folder, when `resume` allows and data.json
+   * names the image beside it by its digest. A kill between the image's rename and
+   * data.json's leaves the new image with the old data.json: the image kept aside before
+   * the renames is the one data.json names, and it is put back. Anything else: undefined.
+   */
+  private async resumable(): Promise<{ image: Buffer; state: SessionState } | undefined> {
+    const web = this.options.webFolder;
+    let data: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse((await this.storage.readFile(join(web, DATA_FILE))).toString('utf8'));
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+        return undefined;
+      }
+      data = parsed as Record<string, unknown>;
+    } catch {
+      return undefined; // no data.json yet, or not ours
+    }
+    this.carried = Object.fromEntries(Object.entries(data).filter(([key]) => !OWN_KEYS.has(key)));
+    const updated = typeof data.UPDATED === 'string' ? Date.parse(data.UPDATED) : Number.NaN;
+    const stackSize = data.STACK_SIZE;
+    const exposureSeconds = typeof data.EXPO === 'string' ? parseExposure(data.EXPO) : undefined;
+    const mode = this.options.resume;
+    if (mode === 'never' || Number.isNaN(updated) || typeof data.IMAGE_SHA256 !== 'string') {
+      return undefined; // not wanted, or the waiting image of a run that got no image
+    }
+    if (mode === 'auto' && Date.now() - updated >= RESUME_MAX_AGE_MS) {
+      this.logger.log(`the last image (${data.UPDATED as string}) is over 12 hours old: starting with the waiting image (RESUME=always keeps it)`);
+      return undefined;
+    }
+    if (typeof stackSize !== 'number' || !Number.isSafeInteger(stackSize) || stackSize < 0 || exposureSeconds === undefined) {
+      this.logger.warn(`data.json holds no valid STACK_SIZE and EXPO: starting with the waiting image`);
+      return undefined;
+    }
+    const image = await this.imageNamed(data.IMAGE_SHA256);
+    if (!image) {
+      this.logger.warn('web_image.jpg is not the image data.json names, and no kept image is: starting with the waiting image');
+      return undefined;
+    }
+    this.logger.log(`resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}`);
+    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated) } };
+  }
+
+  /** web_image.jpg when its digest is `digest`; else the image kept aside, put back in its place. */
+  private async imageNamed(digest: string): Promise<Buffer | undefined> {
+    const web = this.options.webFolder;
+    const read = (name: string): Promise<Buffer | undefined> => this.storage.readFile(join(web, name)).catch(() => undefined);
+    const image = await read(IMAGE_FILE);
+    if (image && sha256(image) === digest) {
+      return image;
+    }
+    const previous = await read(PREVIOUS_IMAGE_FILE);
+    if (previous && sha256(previous) === digest) {
+      await this.storage.keepAside(join(web, PREVIOUS_IMAGE_FILE), join(web, IMAGE_FILE));
+      this.logger.warn('the last publish was cut between its two files: back to the one before, whose image and data.json are complete');
+      return previous;
+    }
+    return undefined;
+  }
+
+  /**
+   * Runs a write of the web folder. A folder removed meanwhile is recreated with the
+   * viewer's files and the write tried once more; a failure is a {@link WebFolderError}
+   * (disk full, read-only...) logged once per kind until a write succeeds again.
+   */
+  private async written(write: () => Promise<void>): Promise<void> {
+    const web = this.options.webFolder;
+    try {
+      try {
+        await write();
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
+          throw err;
+        }
+        this.logger.warn(`the web folder ${web} was removed: creating it again with the viewer's files`);
+        await this.publishViewerFiles();
+        await write();
+      }
+    } catch (err) {
+      const failure = new WebFolderError(web, err as Error);
+      if (failure.problem !== this.problem) {
+        this.logger.error(`${failure.message}; the previous image is still served`);
+      } else {
+        this.logger.debug(failure.message);
+      }
+      this.problem = failure.problem;
+      throw failure;
+    }
+    if (this.problem !== undefined) {
+      this.logger.log(`the web folder ${web} is writable again`);
+      this.problem = undefined;
+    }
   }
 
   /**
@@ -176,15 +339,20 @@ export class WebAssetsService {
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
     };
-    const json = dataJson(next);
+    const digest = sha256(jpeg);
+    const json = this.dataJson(next, digest);
     const web = this.options.webFolder;
-    await this.storage.writeAllAtomic([
-      [join(web, IMAGE_FILE), jpeg],
-      [join(web, DATA_FILE), json],
-    ]);
+    await this.written(async () => {
+      // data.json is renamed last and names its image: START can tell a cut publish.
+      await this.storage.keepAside(join(web, IMAGE_FILE), join(web, PREVIOUS_IMAGE_FILE));
+      await this.storage.writeAllAtomic([
+        [join(web, IMAGE_FILE), jpeg],
+        [join(web, DATA_FILE), json],
+      ]);
+    });
     // Memory follows the disk only once both files are in place.
     Object.assign(this.state, next);
-    this.hot.set(IMAGE_FILE, this.served(jpeg, JPEG_TYPE, at));
+    this.setImage(jpeg, at);
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
   }
 
@@ -198,16 +366,32 @@ export class WebAssetsService {
     const path = join(this.options.webFolder, IMAGE_FILE);
     const body = await this.storage.readFile(path);
     const { mtime } = await this.storage.stat(path);
-    this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, mtime));
+    this.setImage(body, mtime);
     await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date() });
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
   private async writeDataFile(next: SessionState): Promise<void> {
-    const json = dataJson(next);
-    await this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json);
+    const json = this.dataJson(next, this.imageDigest);
+    await this.written(() => this.storage.writeAtomic(join(this.options.webFolder, DATA_FILE), json));
     Object.assign(this.state, next);
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, new Date()));
+  }
+
+  private setImage(body: Buffer, lastModified: Date): void {
+    this.imageDigest = sha256(body);
+    this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, lastModified));
+  }
+
+  /** data.json as ALS writes it, plus the time of the last image, the digest of the image it goes with, and other features' keys. */
+  private dataJson(state: SessionState, imageDigest: string): string {
+    return JSON.stringify({
+      ...this.carried,
+      STACK_SIZE: state.stackSize,
+      EXPO: formatExposure(state.exposureSeconds),
+      UPDATED: state.lastImageAt?.toISOString() ?? null,
+      IMAGE_SHA256: imageDigest,
+    });
   }
 
   private served(body: Buffer, contentType: string, lastModified: Date): ServedFile {
@@ -222,13 +406,14 @@ export class WebAssetsService {
   }
 }
 
-/** data.json as ALS writes it, plus the time of the last image. */
-function dataJson(state: SessionState): string {
-  return JSON.stringify({
-    STACK_SIZE: state.stackSize,
-    EXPO: formatExposure(state.exposureSeconds),
-    UPDATED: state.lastImageAt?.toISOString() ?? null,
-  });
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** EXPO back to seconds ("26:03:04" -> 93784), or undefined when it is not H:MM:SS. */
+function parseExposure(expo: string): number | undefined {
+  const parts = /^(\d+):([0-5]\d):([0-5]\d)$/.exec(expo);
+  return parts ? Number(parts[1]) * 3600 + Number(parts[2]) * 60 + Number(parts[3]) : undefined;
 }
 
 function mergeMetrics(current: SessionState, metrics: SessionMetrics): Pick<SessionState, 'stackSize' | 'exposureSeconds'> {

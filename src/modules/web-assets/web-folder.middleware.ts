@@ -81,12 +81,13 @@ export class WebFolderMiddleware implements NestMiddleware {
   }
 
   private async sendFromDisk(relative: string, req: Request, res: Response, next: NextFunction): Promise<void> {
-    const root = await this.realRoot();
+    let root: string;
     let target: string;
     try {
+      root = await this.realRoot();
       target = await this.assets.realpathIn(relative);
     } catch {
-      next(); // removed from the folder since START: Nest answers 404
+      next(); // removed from the folder (or the folder itself) since START: Nest answers 404
       return;
     }
     if (!target.startsWith(root + sep)) {
