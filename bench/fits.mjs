@@ -3,10 +3,11 @@
 //
 //   node bench/fits.mjs [runs]
 //
-// A 4000x3000 linear 16-bit FITS (grey and RGB) and a 32-bit float RGB one: read, auto-stretch
-// (statistics from a subsample + the transfer function), sharp JPEG encode at the default
-// size and quality; next to a 16-bit RGB TIFF of the same pixels through ImageConverter
-// (today's path, no stretch) and through stretchIfLinear + encode. Wall clock and CPU time.
+// 4000x3000 linear FITS (16-bit and 32-bit float, grey and RGB) to the published JPEG through
+// ImageConverter.toPublishable (the publish path: sniff, read, statistics from a subsample,
+// lookup-table / one-pass stretch to 8 bits, sharp JPEG encode at the default size and
+// quality), then split into its two steps; next to a 16-bit RGB TIFF of the same pixels with
+// STRETCH=never (no stretch) and auto (stretchIfLinear). Wall clock and CPU time.
 import 'reflect-metadata';
 import sharp from 'sharp';
 import { encodeFits } from '../test/fixtures/fits-writer.mjs';
@@ -14,9 +15,7 @@ import { encodeTiff } from '../test/fixtures/tiff-writer.mjs';
 import { median } from './lib/stats.mjs';
 
 const dist = new URL('../dist/', import.meta.url);
-const { readFits } = await import(new URL('modules/sources/fits-reader.js', dist).href);
-const { applyStretch, autoStretchParameters, channelStatistics } = await import(new URL('modules/image-notifier/auto-stretch.js', dist).href);
-const { fitsToSharpInput, stretchIfLinear } = await import(new URL('modules/image-notifier/fits-intake.js', dist).href);
+const { fitsToSharpInput } = await import(new URL('modules/image-notifier/fits-intake.js', dist).href);
 const { ImageConverter } = await import(new URL('modules/image-notifier/image-converter.service.js', dist).href);
 const { resolveImageServerOptions } = await import(new URL('index.js', dist).href);
 
@@ -41,7 +40,11 @@ function sky(channels, full) {
 }
 
 const encode = ({ data, raw }) =>
-  sharp(data, { raw }).resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true }).jpeg({ quality }).toBuffer();
+  sharp(data, { raw })
+    .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
+    .toColourspace(raw.channels === 1 ? 'b-w' : 'srgb')
+    .jpeg({ quality })
+    .toBuffer();
 
 const now = () => performance.now();
 const fmt = (v) => `${median(v).toFixed(0).padStart(4)} ms (min ${Math.min(...v).toFixed(0)}, max ${Math.max(...v).toFixed(0)})`;
@@ -77,33 +80,28 @@ async function measure(name, steps) {
 const files = {
   'FITS 16-bit grey': encodeFits({ width: WIDTH, height: HEIGHT, channels: 1, bitpix: 16, data: sky(1, 65535) }),
   'FITS 16-bit RGB': encodeFits({ width: WIDTH, height: HEIGHT, channels: 3, bitpix: 16, data: sky(3, 65535) }),
+  'FITS 32-bit float grey': encodeFits({ width: WIDTH, height: HEIGHT, channels: 1, bitpix: -32, data: sky(1, 1) }),
   'FITS 32-bit float RGB': encodeFits({ width: WIDTH, height: HEIGHT, channels: 3, bitpix: -32, data: sky(3, 1) }),
 };
 console.log(`${WIDTH}x${HEIGHT}, JPEG quality ${quality}, max size ${max}; node ${process.version}, sharp ${sharp.versions.sharp}, libvips ${sharp.versions.vips}`);
 
+const converter = new ImageConverter(options);
 for (const [name, bytes] of Object.entries(files)) {
-  await measure(`${name} (${(bytes.length / 1e6).toFixed(0)} MB), step by step`, {
-    'read (readFits)': () => readFits(bytes),
-    'statistics (subsample)': (img) => ({ img, stats: channelStatistics(img.data, img.channels, img.range) }),
-    'stretch to 8 bits': ({ img, stats }) => ({
-      data: applyStretch(img.data, img.channels, img.range, autoStretchParameters(stats)),
-      raw: { width: img.width, height: img.height, channels: img.channels },
-    }),
-    'sharp JPEG encode': encode,
+  await measure(`${name} (${(bytes.length / 1e6).toFixed(0)} MB): ImageConverter.toPublishable (STRETCH=auto)`, {
+    toPublishable: () => converter.toPublishable(bytes),
   });
-  await measure(`${name}: fitsToSharpInput + encode`, {
-    fitsToSharpInput: () => fitsToSharpInput(bytes, 'auto'),
+  await measure(`${name}: the same, step by step`, {
+    'fitsToSharpInput (read + stretch)': () => fitsToSharpInput(bytes, 'auto'),
     'sharp JPEG encode': encode,
   });
 }
 
 const rgb16 = sky(3, 65535);
 const tiff = encodeTiff({ width: WIDTH, height: HEIGHT, channels: 3, bits: 16, data: Uint16Array.from(rgb16, Math.round) });
-const converter = new ImageConverter(options);
-await measure(`TIFF 16-bit RGB (${(tiff.length / 1e6).toFixed(0)} MB): ImageConverter.toPublishable, no stretch`, {
-  toPublishable: () => converter.toPublishable(tiff),
+const never = new ImageConverter(resolveImageServerOptions({ stretch: 'never' }));
+await measure(`TIFF 16-bit RGB (${(tiff.length / 1e6).toFixed(0)} MB): ImageConverter.toPublishable, STRETCH=never`, {
+  toPublishable: () => never.toPublishable(tiff),
 });
-await measure('TIFF 16-bit RGB: stretchIfLinear + encode', {
-  stretchIfLinear: () => stretchIfLinear(sharp(tiff), 'auto'),
-  'sharp JPEG encode': encode,
+await measure('TIFF 16-bit RGB: ImageConverter.toPublishable, STRETCH=auto (stretched)', {
+  toPublishable: () => converter.toPublishable(tiff),
 });

@@ -416,6 +416,9 @@ scaleout_checks() {
   fi
   if [[ -z "$file" ]]; then say "scale-out topology: no compose file for it in this checkout yet (SCALE_COMPOSE_FILE=...): not run"; return; fi
   command -v podman-compose >/dev/null || { fail "scale-out: podman-compose" "not installed"; return; }
+  if [[ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" == cni && ! -x /usr/lib/cni/dnsname ]]; then
+    fail "scale-out: service names between containers" "podman's CNI needs the dnsname plugin: apt-get install golang-github-containernetworking-plugin-dnsname"; return
+  fi
   local project="$RUN_ID-scale" dir port base code i c t0 lbname served killed other
   local -a replicas=()
   dir="$TMP/$project"; port="$(free_port)"; base="http://127.0.0.1:$port"

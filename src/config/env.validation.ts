@@ -16,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN, RESUME_MODES, type ResumeMode } from './image-server-options.js';
+import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN, RESUME_MODES, STRETCH_MODES, type ResumeMode, type StretchMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -90,6 +90,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   TLS_CERT_FILE: 'the path of a PEM certificate, together with TLS_KEY_FILE, and not with TLS_SELF_SIGNED=true',
   TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
   TLS_SELF_SIGNED: '"true" or "false"',
+  STRETCH: `one of ${STRETCH_MODES.join(', ')}`,
   REDIS_URL: 'a redis:// or rediss:// URL, e.g. redis://redis:6379',
   REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
   METRICS_PUBLIC: '"true" or "false"',
@@ -331,6 +332,11 @@ export class EnvironmentVariables {
   @Transform(toBoolean)
   @IsBoolean()
   TLS_SELF_SIGNED?: boolean;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(STRETCH_MODES)
+  STRETCH?: StretchMode;
 
   @IsOptional()
   @Transform(toBoolean)

@@ -35,6 +35,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     upgradeBurst: env.UPGRADE_BURST,
     upgradesPerSecond: env.UPGRADES_PER_SECOND,
     resume: env.RESUME,
+    stretch: env.STRETCH,
     redisUrl: env.REDIS_URL,
     redisNamespace: env.REDIS_NAMESPACE,
     metricsPublic: env.METRICS_PUBLIC,

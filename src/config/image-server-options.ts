@@ -1,6 +1,15 @@
 import { resolve } from 'node:path';
 import { readFileSync } from 'node:fs';
 
+/**
+ * When images get PixInsight's auto-STF stretch: `auto` when their statistics say linear
+ * (deeper than 8 bits, channel medians below 12 % of full scale), `always`, or `never`.
+ */
+export type StretchMode = 'auto' | 'always' | 'never';
+
+/** The allowed `stretch` values (and `STRETCH` in the environment). */
+export const STRETCH_MODES: readonly StretchMode[] = ['auto', 'always', 'never'];
+
 /** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
 export type DisplayedAddressChoice =
   /** The best-ranked candidate (private LAN first, loopback last). */
@@ -56,8 +65,8 @@ export interface ImageServerOptions {
    */
   maxImageSize: number;
   /**
-   * A stacker's output to follow: a file, or a folder where the newest JPEG, PNG or TIFF
-   * wins. Each new complete image there is published. Unset: no watch. It may not exist
+   * A stacker's output to follow: a file, or a folder where the latest JPEG, PNG, TIFF or
+   * FITS to arrive wins. Each new complete image there is published. Unset: no watch. It may not exist
    * yet; it is picked up when it appears. Not together with `demo`.
    */
   watchPath?: string;
@@ -67,13 +76,18 @@ export interface ImageServerOptions {
    */
   watchSettleMs: number;
   /**
-   * Interval of the fallback scan of `watchPath`: change events cover local disks, the
-   * scan covers network shares (where they are not delivered) and a folder that is
-   * missing or was recreated. Default 1000 ms.
+   * How often the watch checks what `watchPath` is (missing, recreated, a file or a
+   * folder), and its polling interval on network shares, where change events are not
+   * delivered. Default 1000 ms.
    */
   watchPollIntervalMs: number;
   /** Exposure of each watched image, in seconds: EXPO = images published by the watch × this. Default 0. */
   watchExposureSeconds: number;
+  /**
+   * Auto-stretch of linear images (FITS, 16-bit or float PNG / TIFF; never 8-bit JPEG):
+   * `auto` stretches images whose statistics say linear, `always`, `never`. Default `auto`.
+   */
+  stretch: StretchMode;
   /** Publish a synthetic live stack (a star field and a galaxy getting cleaner) for a first run without a telescope. Default false. */
   demo: boolean;
   /** Time between two demo frames. Default 3000 ms. */
@@ -190,6 +204,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     watchSettleMs: partial.watchSettleMs ?? DEFAULT_WATCH_SETTLE_MS,
     watchPollIntervalMs: partial.watchPollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS,
     watchExposureSeconds: partial.watchExposureSeconds ?? 0,
+    stretch: partial.stretch ?? 'auto',
     demo: partial.demo ?? false,
     demoIntervalMs: partial.demoIntervalMs ?? DEFAULT_DEMO_INTERVAL_MS,
     maxConnections: partial.maxConnections ?? defaultMaxConnections(),
@@ -282,6 +297,9 @@ function defaultMaxConnections(): number {
 
 function optionProblems(options: ImageServerOptions): string[] {
   const problems: string[] = [];
+  if (!STRETCH_MODES.includes(options.stretch)) {
+    problems.push(`stretch=${JSON.stringify(options.stretch)} is invalid: expected one of ${STRETCH_MODES.join(', ')}`);
+  }
   for (const [name, { min, max, integer }] of Object.entries(OPTION_RANGES) as [keyof ImageServerOptions, OptionRange][]) {
     const value = options[name];
     if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max || (integer && !Number.isInteger(value))) {

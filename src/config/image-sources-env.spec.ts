@@ -75,6 +75,13 @@ describe('image conversion and source settings', () => {
     expect(() => resolveImageServerOptions({ demo: true, watchPath: '/data/out' })).toThrow(/demo.*watchPath/);
   });
 
+  it('takes STRETCH as auto, always or never (default auto), and names the allowed values otherwise', () => {
+    expect(resolveImageServerOptions().stretch).toBe('auto');
+    expect(validateEnv({ STRETCH: 'never' }).STRETCH).toBe('never');
+    expect(errorLines({ STRETCH: 'on' })).toEqual(['STRETCH="on" is invalid: expected one of auto, always, never']);
+    expect(() => resolveImageServerOptions({ stretch: 'on' as 'auto' })).toThrow(/stretch="on" is invalid: expected one of auto, always, never/);
+  });
+
   it('lists the new variables among those the service reads', () => {
     for (const name of ['JPEG_QUALITY', 'MAX_IMAGE_SIZE', 'WATCH_PATH', 'WATCH_EXPOSURE', 'WATCH_SETTLE_MS', 'WATCH_POLL_MS', 'DEMO', 'DEMO_INTERVAL_MS']) {
       expect(ENVIRONMENT_VARIABLE_NAMES).toContain(name);

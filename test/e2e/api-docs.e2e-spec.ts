@@ -31,7 +31,7 @@ describe('GET /api/docs', () => {
       '/status',
     ]);
     const put = doc.paths['/api/image'].put;
-    expect(Object.keys(put.requestBody?.content ?? {}).sort()).toEqual(['image/jpeg', 'image/png', 'image/tiff']);
+    expect(Object.keys(put.requestBody?.content ?? {}).sort()).toEqual(['application/fits', 'image/fits', 'image/jpeg', 'image/png', 'image/tiff']);
     expect(put.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['query:exposure', 'query:stackSize']);
     expect(Object.keys(put.responses).sort()).toEqual(['200', '400', '401', '403', '413', '415', '422', '503', '507']);
     expect(Object.keys(doc.paths['/status'].get.responses).sort()).toEqual(['200', '503']);

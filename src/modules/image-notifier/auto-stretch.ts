@@ -4,11 +4,9 @@
  * 0.25, channels linked. Pure functions over linear pixel values.
  */
 
-/** Whether to stretch: `auto` when the statistics say linear, `always`, or `never`. */
-export type StretchMode = 'auto' | 'always' | 'never';
+import type { StretchMode } from '../../config/image-server-options.js';
 
-/** The stretch modes, for validating a setting. */
-export const STRETCH_MODES: readonly StretchMode[] = ['auto', 'always', 'never'];
+export type { StretchMode };
 
 /** The span of input values that maps to 0..1 (black..white) before the stretch. */
 export interface ValueRange {
@@ -157,7 +155,8 @@ export function applyStretch(
   return out;
 }
 
-interface Transfer {
+/** A transfer function folded for fast loops: t = a·x + b, then MTF(m, t) scaled to `full`. */
+export interface Transfer {
   a: number;
   b: number;
   m: number;
@@ -166,7 +165,7 @@ interface Transfer {
 }
 
 /** x → t = (x − low)/span, then (t − shadows)/(highlights − shadows), folded into one a·x + b; then MTF. */
-function transfer(range: ValueRange, { shadows, midtones: m, highlights }: StretchParameters, full: number): Transfer {
+export function transfer(range: ValueRange, { shadows, midtones: m, highlights }: StretchParameters, full: number): Transfer {
   const scale = 1 / (range.high - range.low);
   const a = scale / (highlights - shadows);
   const b = (-range.low * scale - shadows) / (highlights - shadows);

@@ -1,6 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
+import type { FitsMetrics } from './fits-reader.js';
 import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from './image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
@@ -15,6 +17,10 @@ export interface PublishableImage {
   sourceFormat: ImageFormat;
   /** True when `jpeg` is the input, byte for byte. */
   passedThrough: boolean;
+  /** True when the auto-stretch was applied (see `stretch` in the options). */
+  stretched: boolean;
+  /** Stack size and exposure from a FITS header (empty for other formats). */
+  headerMetrics: FitsMetrics;
 }
 
 /**
@@ -26,14 +32,17 @@ export interface PublishableImage {
  */
 const FAIL_ON = { jpeg: 'warning', png: 'error', tiff: 'error' } as const;
 
+type SharpFormat = keyof typeof FAIL_ON;
+
 /** Decoding a JPEG to 1/8 scale still reads every entropy-coded block, so it proves the file whole. */
 const CHECK_DECODE_SIZE = 64;
 
 /**
- * Turns any accepted image (JPEG, PNG, TIFF; 8 or 16 bits, grey or colour) into the
+ * Turns any accepted image (JPEG, PNG, TIFF, FITS; 8 to 32 bits, grey or colour) into the
  * JPEG the viewers get: refuses unknown or damaged input with an `ImageRejectedError`,
  * passes a JPEG that is already fine through untouched, and otherwise decodes, applies
- * the orientation, downsizes to `maxImageSize` and encodes at `jpegQuality`.
+ * the orientation, auto-stretches linear data (option `stretch`; never an 8-bit JPEG),
+ * downsizes to `maxImageSize` and encodes at `jpegQuality`.
  */
 @Injectable()
 export class ImageConverter {
@@ -53,10 +62,16 @@ export class ImageConverter {
     // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
-      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image (unknown file signature)');
+      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image, nor a FITS file (unknown file signature)');
     }
     if (declaredFormat !== undefined && declaredFormat !== format) {
       throw new ImageRejectedError('unsupported-type', `Content-Type is ${MEDIA_TYPES[declaredFormat]} but the body is a ${MEDIA_TYPES[format]} image`);
+    }
+    if (format === 'fits') {
+      // The reader checks the whole structure and throws ImageRejectedError before any encode.
+      const fits = fitsToSharpInput(input, this.options.stretch);
+      const { data, info } = await this.encodeRaw(fits);
+      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
     checkStructure(format, input);
     const meta = await readMetadata(format, input);
@@ -66,11 +81,11 @@ export class ImageConverter {
       if (verifyPixels) {
         await decodeFully(format, input);
       }
-      return { jpeg: input, width, height, sourceFormat: format, passedThrough: true };
+      return { jpeg: input, width, height, sourceFormat: format, passedThrough: true, stretched: false, headerMetrics: {} };
     }
     try {
-      const { data, info } = await this.convert(format, input, meta);
-      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false };
+      const { data, info, stretched } = await this.convert(format, input, meta);
+      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {} };
     } catch (err) {
       throw damaged(format, err);
     }
@@ -84,24 +99,42 @@ export class ImageConverter {
     return fits && upright && plain;
   }
 
-  private async convert(format: ImageFormat, input: Buffer, meta: Metadata): Promise<{ data: Buffer; info: OutputInfo }> {
+  private async convert(format: SharpFormat, input: Buffer, meta: Metadata): Promise<{ data: Buffer; info: OutputInfo; stretched: boolean }> {
     const max = this.options.maxImageSize;
+    const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
-    let image = sharp(input, { failOn: FAIL_ON[format] })
-      // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
-      .rotate()
-      .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
+    let upright = sharp(input, { failOn: FAIL_ON[format] }).rotate();
     if (meta.hasAlpha) {
-      image = image.flatten({ background: '#000000' });
+      upright = upright.flatten({ background: '#000000' });
     }
+    // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
+    const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
+    const stretched = mayStretch ? await stretchIfLinear(upright, mode) : undefined;
+    if (stretched) {
+      return { ...(await this.encodeRaw(stretched)), stretched: true };
+    }
+    const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
     if (meta.depth === 'float' || meta.depth === 'double') {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
-      return floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality);
+      return { ...(await floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality)), stretched: false };
     }
     // 16-bit grey or RGB comes down to 8 bits in libvips' colourspace conversion (a
     // rescale, not a clip). Grey stays grey: a third of the bytes, the same look.
-    return image
+    const encoded = await image
       .toColourspace(grey ? 'b-w' : 'srgb')
+      .jpeg({ quality: this.options.jpegQuality })
+      .toBuffer({ resolveWithObject: true });
+    return { ...encoded, stretched: false };
+  }
+
+  /** 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp. */
+  private encodeRaw({ data, raw }: RawPixels): Promise<{ data: Buffer; info: OutputInfo }> {
+    const max = this.options.maxImageSize;
+    return sharp(data, { raw })
+      .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
+      // Grey stays a one-channel JPEG (libvips would otherwise write it as sRGB).
+      .toColourspace(raw.channels === 1 ? 'b-w' : 'srgb')
       .jpeg({ quality: this.options.jpegQuality })
       .toBuffer({ resolveWithObject: true });
   }
@@ -130,7 +163,7 @@ function floatToJpeg(data: Buffer, info: OutputInfo, quality: number): Promise<{
     .toBuffer({ resolveWithObject: true });
 }
 
-function checkStructure(format: ImageFormat, input: Buffer): void {
+function checkStructure(format: SharpFormat, input: Buffer): void {
   switch (format) {
     case 'jpeg':
       // The signature and the end-of-image marker; the header is read with the metadata.
@@ -147,7 +180,7 @@ function checkStructure(format: ImageFormat, input: Buffer): void {
   }
 }
 
-async function readMetadata(format: ImageFormat, input: Buffer): Promise<Metadata> {
+async function readMetadata(format: SharpFormat, input: Buffer): Promise<Metadata> {
   let meta: Metadata;
   try {
     meta = await sharp(input, { failOn: FAIL_ON[format] }).metadata();
@@ -164,7 +197,7 @@ async function readMetadata(format: ImageFormat, input: Buffer): Promise<Metadat
 }
 
 /** Decodes every pixel (cheaply: JPEG shrink-on-load), for an image published as it is. */
-async function decodeFully(format: ImageFormat, input: Buffer): Promise<void> {
+async function decodeFully(format: SharpFormat, input: Buffer): Promise<void> {
   try {
     await sharp(input, { failOn: FAIL_ON[format] })
       .resize({ width: CHECK_DECODE_SIZE, height: CHECK_DECODE_SIZE, fit: 'inside' })
@@ -175,9 +208,9 @@ async function decodeFully(format: ImageFormat, input: Buffer): Promise<void> {
   }
 }
 
-const NAMES: Record<ImageFormat, string> = { jpeg: 'JPEG', png: 'PNG', tiff: 'TIFF' };
+const NAMES: Record<SharpFormat, string> = { jpeg: 'JPEG', png: 'PNG', tiff: 'TIFF' };
 
-function damaged(format: ImageFormat, err: unknown): ImageRejectedError {
+function damaged(format: SharpFormat, err: unknown): ImageRejectedError {
   if (err instanceof ImageRejectedError) {
     return err;
   }

@@ -25,6 +25,11 @@ export interface PublishOptions {
   verify?: 'full' | 'header';
   /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
   declaredFormat?: ImageFormat;
+  /**
+   * Metrics used only where neither `metrics` nor the image's own header (FITS) give a
+   * value: the folder watch counts images, but a stacker's header knows better.
+   */
+  fallbackMetrics?: ImageMetrics;
 }
 
 /**
@@ -46,11 +51,12 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   ) {}
 
   /**
-   * Publishes a JPEG, PNG or TIFF (8 or 16 bits per channel, grey or colour): writes it as
-   * web_image.jpg and the metrics to data.json (both atomically), then broadcasts
+   * Publishes a JPEG, PNG, TIFF or FITS (8 to 32 bits per channel, grey or colour): writes
+   * it as web_image.jpg and the metrics to data.json (both atomically), then broadcasts
    * `{"type":"new_image"}`. A JPEG within `maxImageSize` is written byte for byte; other
-   * images are converted (orientation applied, downsized to `maxImageSize`, JPEG quality
-   * `jpegQuality`). Metrics left out keep their current values.
+   * images are converted (orientation applied, linear data auto-stretched per the `stretch`
+   * option, downsized to `maxImageSize`, JPEG quality `jpegQuality`). Metrics left out come
+   * from a FITS header (stack size, exposure) when it has them, else keep their current values.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
@@ -117,10 +123,16 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       verifyPixels: (options.verify ?? 'full') === 'full',
       declaredFormat: options.declaredFormat,
     });
+    // A FITS header's stack size and exposure fill in what the caller left out.
+    const withHeader = (result: PublishableImage): ImageMetrics => ({
+      ...definedOnly(options.fallbackMetrics ?? {}),
+      ...definedOnly(result.headerMetrics),
+      ...definedOnly(metrics),
+    });
     if (this.cluster.enabled) {
       // 2-3 on every replica: Redis versions it; each replica writes and announces it.
       const result = await converting;
-      await this.cluster.store(result.jpeg, metrics);
+      await this.cluster.store(result.jpeg, withHeader(result));
       return result;
     }
     // Its rejection is taken in its turn below, maybe only after earlier publishes.
@@ -128,7 +140,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     // 2. In call order (the web folder's one queue): write both files, then 3. announce.
     return this.assets.exclusive(async () => {
       const result = await converting;
-      await this.assets.writeImage(result.jpeg, metrics);
+      await this.assets.writeImage(result.jpeg, withHeader(result));
       this.broadcast.broadcast({ type: 'new_image' });
       return result;
     });
@@ -138,7 +150,19 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     this.logger.debug(
       result.passedThrough
         ? `published a ${result.width}x${result.height} JPEG as it is (${result.jpeg.length} bytes) in ${ms} ms`
-        : `published a ${result.sourceFormat} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
+        : `published a ${result.sourceFormat}${result.stretched ? ', auto-stretched,' : ''} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
     );
   }
+}
+
+/** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */
+function definedOnly(metrics: ImageMetrics): ImageMetrics {
+  const out: ImageMetrics = {};
+  if (metrics.stackSize !== undefined) {
+    out.stackSize = metrics.stackSize;
+  }
+  if (metrics.exposureSeconds !== undefined) {
+    out.exposureSeconds = metrics.exposureSeconds;
+  }
+  return out;
 }

@@ -23,13 +23,13 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { HttpLimits } from '../lifecycle/http-limits.js';
 import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-assets/web-assets.service.js';
-import { formatOfMediaType, MEDIA_TYPES } from './image-format.js';
+import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from './image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { UploadSlots } from './upload-slots.js';
 import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
-const ACCEPTED_TYPES = Object.values(MEDIA_TYPES);
+const ACCEPTED_TYPES = [...ACCEPTED_MEDIA_TYPES];
 
 /** One string naming every bad query value, so the answer says which variable and what is allowed. */
 const queryPipe = new ValidationPipe({
@@ -57,7 +57,7 @@ function readBody(parse: BodyParser, req: Request, res: Response, limit: number)
   });
 }
 
-/** `PUT /api/image`: publish a JPEG, PNG or TIFF over HTTP, for stackers that can run a command or a script. */
+/** `PUT /api/image`: publish a JPEG, PNG, TIFF or FITS over HTTP, for stackers that can run a command or a script. */
 @ApiTags('control')
 @ApiBearerAuth()
 @Controller('api')
@@ -79,7 +79,13 @@ export class ImageUploadController {
 
   /** Answers once the files are on disk and `new_image` has been sent. */
   @Put('image')
-  @ApiOperation({ summary: 'Publish an image', description: 'The body is the image bytes. Answers once web_image.jpg and data.json are on disk and `new_image` is sent.' })
+  @ApiOperation({
+    summary: 'Publish an image',
+    description:
+      'The body is the image bytes: JPEG, PNG, TIFF or FITS (image/fits or application/fits). Linear images (FITS, 16-bit or float PNG / TIFF) are auto-stretched per STRETCH. ' +
+      'stackSize and exposure left out of the query come from a FITS header (STACKCNT, NCOMBINE or IMGCOUNT; LIVETIME, or EXPTIME / EXPOSURE × stack size). ' +
+      'Answers once web_image.jpg and data.json are on disk and `new_image` is sent.',
+  })
   @ApiConsumes(...ACCEPTED_TYPES)
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiOkResponse({ type: PublishedDto })
@@ -87,8 +93,8 @@ export class ImageUploadController {
   @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
   @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
   @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
-  @ApiResponse({ status: 415, description: 'Not image/jpeg, image/png or image/tiff, or the bytes are another format' })
-  @ApiResponse({ status: 422, description: 'A damaged or truncated image' })
+  @ApiResponse({ status: 415, description: 'Not one of the accepted types, the bytes are another format, or a FITS this service does not read (tile-compressed .fz, more than 3 planes)' })
+  @ApiResponse({ status: 422, description: 'A damaged or truncated image (a FITS cut short or with no END card)' })
   @ApiResponse({ status: 503, description: 'Too many uploads at once (Retry-After), or the web folder cannot be written (read-only)' })
   @ApiResponse({ status: 507, description: 'The disk of the web folder is full' })
   @HttpCode(200)

@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import helmet from 'helmet';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { formatOfMediaType, MEDIA_TYPES } from '../image-notifier/image-format.js';
+import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../image-notifier/image-format.js';
 import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { HttpLimits } from './http-limits.js';
 
@@ -107,7 +107,7 @@ export class HttpHardening {
   private checkUploadType(req: IncomingMessage, res: ServerResponse, express: () => void): void {
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     if (formatOfMediaType(type) === undefined) {
-      answer(res, 415, `Content-Type must be one of ${Object.values(MEDIA_TYPES).join(', ')}, got "${type || '(none)'}"`);
+      answer(res, 415, `Content-Type must be one of ${ACCEPTED_MEDIA_TYPES.join(', ')}, got "${type || '(none)'}"`);
       return;
     }
     express();

@@ -6,6 +6,7 @@ import { basename, join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
 import type { ImageNotifier } from '../image-notifier/image-notifier.service.js';
+import { FileWatcher } from './file-watcher.js';
 import { FolderWatchService } from './folder-watch.service.js';
 
 /** The watch, counting the image files it stats. */
@@ -61,7 +62,7 @@ describe('FolderWatchService on a folder holding a night of frames', () => {
     const published: string[] = [];
     const notifier = { publish: vi.fn((bytes: Buffer) => Promise.resolve(void published.push(bytes.toString()))) } as unknown as ImageNotifier;
     const options = resolveImageServerOptions({ watchPath: folder, workFolder: join(temp, 'work'), watchSettleMs: 50, watchPollIntervalMs: 1000 });
-    watch = new CountingWatch(options, notifier);
+    watch = new CountingWatch(options, notifier, new FileWatcher());
     watch.start();
     await waitUntil(() => published.length === 1, 10_000, 'the newest frame');
     expect(published).toEqual([`frame ${FRAMES - 1}`]);

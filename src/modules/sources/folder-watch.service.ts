@@ -5,135 +5,139 @@ import {
   type OnApplicationBootstrap,
   type OnModuleDestroy,
 } from '@nestjs/common';
-import { watch, type FSWatcher, type Stats } from 'node:fs';
+import { constants, type Stats } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ImageNotifier } from '../image-notifier/image-notifier.service.js';
+import { ImageRejectedError } from '../image-notifier/image-rejected.error.js';
 import { IMAGE_FILE } from '../web-assets/web-assets.service.js';
-import {
-  candidateOf,
-  comesAfter,
-  isWatchedImageName,
-  mapWithLimit,
-  newestFirst,
-  type HandledFile,
-  type WatchCandidate,
-} from './watch-scan.js';
+import { FileWatcher, type FolderWatch } from './file-watcher.js';
+import { candidateOf, isWatchedImageName, pickNewest, type WatchCandidate } from './watch-scan.js';
 
 /** What `WATCH_PATH` is right now. */
 export type WatchTarget = 'folder' | 'file' | 'missing';
+
+/**
+ * Why a file was not published: `damaged` (the converter found it cut or corrupt once it
+ * had settled), `refused` (not a format the service takes), `unreadable` (a symlink loop,
+ * a FIFO, a folder named like an image, a permission denied), `failed` (the publish itself).
+ */
+export type WatchSkipKind = 'damaged' | 'refused' | 'unreadable' | 'failed';
 
 /** The watch as `/status` reports it. */
 export interface WatchStatus {
   path: string;
   target: WatchTarget;
-  /** True while change events arrive from the OS; the periodic scan runs either way. */
+  /** True while the folder is watched (OS change events, or polling on a network share). */
   changeEvents: boolean;
+  /** True when the watch stats the folder every `pollIntervalMs` instead (network share, or no OS watch available). */
+  polling: boolean;
   settleMs: number;
   pollIntervalMs: number;
   exposurePerImageSeconds: number;
   /** Images the watch published in this session (the STACK_SIZE it reports). */
   imagesPublished: number;
-  /** Files that could not be published (damaged, unreadable), each logged. */
+  /** Files and entries that could not be published, each logged (rate-limited). */
   filesSkipped: number;
+  /** `filesSkipped` by kind. */
+  skippedBy: Record<WatchSkipKind, number>;
   lastFile: string | null;
-  lastSkipped: { file: string; reason: string; at: string } | null;
+  lastSkipped: { file: string; kind: WatchSkipKind; reason: string; at: string } | null;
 }
-
-/**
- * Change events come in bursts (one per chunk a stacker writes); they are gathered into
- * one scan after this long. Small next to any settle time, so it adds little latency.
- */
-const EVENT_COALESCE_MS = 20;
 
 /**
  * A file that took the place of another under the same name (a new inode: an atomic
  * writer's rename) counts as complete once unchanged for a quarter of the settle time, at
- * most this long. A rename puts a whole file there at once; the short wait is for the odd
- * writer that deletes the file and writes a new one, whose size would still be growing.
- * It lets a stacker that replaces its output faster than the settle time be followed.
+ * most this long: a rename puts a whole file there at once.
  */
 const RENAME_SETTLE_MAX_MS = 100;
 
-/** Files newer than the last one published that are followed until they settle, newest first. */
-const MAX_FOLLOWED = 16;
+/** At most one skip is logged as a warning this often; the others go to debug and are counted in the next warning. */
+const SKIP_LOG_EVERY_MS = 10_000;
 
-/**
- * Of the files known from earlier scans, this many of the newest are looked at again at
- * each scan: a stacker rewriting its latest file in place is seen without change events.
- */
-const RESTAT_NEWEST = 4;
+/** Signatures of this many files published or skipped are kept: the same file renamed is not news. */
+const HANDLED_MEMORY = 64;
 
-/** Stats run side by side, this many at a time (on a network share each is a round trip). */
-const STAT_CONCURRENCY = 8;
+/** Watch-limit errors after which change events are replaced by polling. */
+const NO_OS_WATCH = new Set(['ENOSPC', 'EMFILE', 'ENFILE', 'ENOSYS']);
 
-/** Every file of the folder is looked at again this often, in case a change was missed. */
-const FULL_SCAN_EVERY_MS = 30_000;
-
-/** A file of the watch as it was last looked at. */
-interface Followed {
+/** A file of the watched folder as it was last seen. */
+interface Tracked {
   seen: WatchCandidate;
-  /** When (performance.now) it was first seen with its current signature. */
-  since: number;
-  /** It is another file than the one seen before under its name, and unchanged since it appeared. */
+  /** Arrival number of its last change (0: it was there before the watch began); only grows. */
+  arrival: number;
+  /** When (performance.now) its last change was seen. */
+  changedAt: number;
+  /** It is another file than the one seen before under its name (a rename into place). */
   replaced: boolean;
-  /** The scan that looked at it last: only what the current scan saw can be taken. */
-  scan: number;
+  /** Start of the current try window while it waits to be taken; undefined when it waits for nothing. */
+  windowStart: number | undefined;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** The folder watch open now: the folder, what it is for, and its first listing. */
+interface OpenWatch {
+  key: string;
+  folder: string;
+  handle: FolderWatch | undefined;
+  accepts: (name: string) => boolean;
+  ready: boolean;
+  /** Every name chokidar (or a listing) reported and not removed since. */
+  reported: Set<string>;
+  /** Names reported before the first listing was done: statted together, then `ready`. */
+  initial: Set<string>;
 }
 
 /**
- * Follows `watchPath` (a file, or a folder where the newest image wins) and publishes
- * each image a stacker finishes writing there, once, in order.
+ * Follows `watchPath` (a file, or a folder where the latest image wins) and publishes each
+ * image a stacker finishes writing there, in the order the changes arrive.
  *
- * "Finished" means: the file's identity, size and modification time stayed the same for
- * `watchSettleMs`, and while it was read. A file that replaced another under the same name
- * (a rename into place: a new inode) needs only a quarter of that, at most 100 ms. Each
- * file is followed on its own, so a stacker adding a new file more often than the settle
- * time still gets published: the newest file that has settled is taken, never one older
- * than the last taken, and a newer file still being written waits for its own turn. A
- * rename keeps inode, size and mtime, so a file taken under one name is not taken again
- * under the next. Temp names are never taken (see `isWatchedImageName`). A file that still
- * cannot be decoded (damaged, or a writer that paused longer than the settle time) is
- * logged and skipped until it changes again; the watch goes on.
- *
- * Change events (fs.watch) make it prompt on local disks and say which names changed; a
- * scan stats those, new names, the files still settling and the newest few, in parallel,
- * not every file of a folder holding a night of frames. A periodic scan covers network
- * shares, where events are not delivered, and a folder that does not exist yet or was
- * deleted and recreated; every file is looked at again every 30 s.
+ * Change events come from chokidar (`FileWatcher`; polling on network shares). Files are
+ * ordered by arrival, never by their modification times, so a file dated in the future or
+ * a clock stepped back never holds later ones up; of what a folder holds when the watch
+ * begins, only the newest by modification time is taken. A file is read whole once
+ * unchanged for `watchSettleMs` (a file renamed into place: a quarter of that, at most
+ * 100 ms), and published if the converter takes it; a file that never settles (rewritten
+ * in place faster than that) is tried at most once per settle time and published whenever
+ * the read holds a complete image. Nothing that arrived before the last published file is
+ * taken after it. Every skip (damaged once settled, another format, unreadable) is logged,
+ * rate-limited, and counted; the file is tried again when it changes.
  */
 @Injectable()
 export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly logger = new Logger('FolderWatch');
   private running = false;
-  private pollTimer: NodeJS.Timeout | undefined;
-  private scanTimer: NodeJS.Timeout | undefined;
-  private scanDueAt = Infinity;
-  private scanning: Promise<void> | undefined;
-  private rescanRequested = false;
-  private watcher: { folder: string; identity: string; handle: FSWatcher } | undefined;
+  private targetTimer: NodeJS.Timeout | undefined;
+  private checking: Promise<void> | undefined;
+  private recheckRequested = false;
+  private lastTargetError: string | undefined;
   private target: WatchTarget | undefined;
-  /** The image files of the watch by name, as last seen; which folder (or file) they belong to. */
-  private files = new Map<string, Followed>();
-  private filesOf: string | undefined;
-  /** Names change events reported since the last scan. */
-  private readonly changed = new Set<string>();
-  private fullScanDue = true;
-  private lastFullScanAt = -Infinity;
-  private scans = 0;
-  /** The last file published or skipped: nothing at or before it is taken again. */
-  private handled: HandledFile | undefined;
+  private watch: OpenWatch | undefined;
+  /** Set once OS change events failed: every later watch polls. */
+  private forcePolling = false;
+  /** The files of the open watch, by name. */
+  private readonly files = new Map<string, Tracked>();
+  private arrivals = 0;
+  /** Arrival of the last file published or skipped: nothing that arrived before it is taken. */
+  private handledArrival = 0;
+  /** Signatures (inode, size, mtime) of the files handled lately, oldest first. */
+  private readonly handledSignatures = new Set<string>();
+  /** Reads and publishes, one at a time, so they land in the order they were taken. */
+  private takes: Promise<void> = Promise.resolve();
   private published = 0;
   private skipped = 0;
+  private readonly skippedBy: Record<WatchSkipKind, number> = { damaged: 0, refused: 0, unreadable: 0, failed: 0 };
   private lastFile: string | null = null;
   private lastSkipped: WatchStatus['lastSkipped'] = null;
-  private lastScanError: string | undefined;
+  private lastSkipWarnAt = -Infinity;
+  private skipsSinceWarn = 0;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly notifier: ImageNotifier,
+    private readonly fileWatcher: FileWatcher,
   ) {}
 
   get enabled(): boolean {
@@ -148,20 +152,18 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     return join(this.options.webFolder, IMAGE_FILE);
   }
 
-  private get renameSettleMs(): number {
-    return Math.min(RENAME_SETTLE_MAX_MS, this.options.watchSettleMs / 4);
-  }
-
   status(): WatchStatus {
     return {
       path: this.options.watchPath ?? '',
       target: this.target ?? 'missing',
-      changeEvents: this.watcher !== undefined,
+      changeEvents: this.watch?.handle !== undefined,
+      polling: this.watch?.handle?.polling ?? false,
       settleMs: this.options.watchSettleMs,
       pollIntervalMs: this.options.watchPollIntervalMs,
       exposurePerImageSeconds: this.options.watchExposureSeconds,
       imagesPublished: this.published,
       filesSkipped: this.skipped,
+      skippedBy: { ...this.skippedBy },
       lastFile: this.lastFile,
       lastSkipped: this.lastSkipped,
     };
@@ -187,26 +189,23 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       return;
     }
     this.running = true;
-    this.logger.log(
-      `watching ${this.options.watchPath} for new images (settle ${this.options.watchSettleMs} ms, scan every ${this.options.watchPollIntervalMs} ms)`,
-    );
-    this.pollTimer = setInterval(() => this.requestScan(), this.options.watchPollIntervalMs);
-    this.requestScan();
+    this.logger.log(`watching ${this.options.watchPath} for new images (settle ${this.options.watchSettleMs} ms)`);
+    // What WATCH_PATH is (folder, file, missing, recreated) is checked on this timer; its content through the watch.
+    this.targetTimer = setInterval(() => this.requestTargetCheck(), this.options.watchPollIntervalMs);
+    this.requestTargetCheck();
   }
 
-  /** Stops every timer and the OS watcher, then waits for a publish in progress to end. */
+  /** Stops the timers and the folder watch, then waits for a publish in progress to end. */
   async stop(): Promise<void> {
     this.running = false;
-    clearInterval(this.pollTimer);
-    clearTimeout(this.scanTimer);
-    this.pollTimer = undefined;
-    this.scanTimer = undefined;
-    this.scanDueAt = Infinity;
-    this.closeWatcher();
-    await this.scanning;
+    clearInterval(this.targetTimer);
+    this.targetTimer = undefined;
+    await this.checking;
+    await this.closeWatch();
+    await this.takes;
   }
 
-  /** The stat of every path the watch looks at (a seam for tests that count them). */
+  /** The stat of every path the watch looks at; undefined when it does not exist (a seam for tests that count them). */
   protected async statPath(path: string): Promise<Stats | undefined> {
     try {
       return await stat(path);
@@ -218,237 +217,379 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     }
   }
 
-  /** One scan at a time; a request during a scan runs one more right after it. */
-  private requestScan(): void {
+  private requestTargetCheck(): void {
     if (!this.running) {
       return;
     }
-    if (this.scanning) {
-      this.rescanRequested = true;
+    if (this.checking) {
+      this.recheckRequested = true;
       return;
     }
-    this.scanning = this.scanWhileRequested().finally(() => (this.scanning = undefined));
+    this.checking = this.checkTargetWhileRequested().finally(() => (this.checking = undefined));
   }
 
-  /** Scans again in `delayMs`, unless a scan is already due sooner. */
-  private scanIn(delayMs: number): void {
-    const due = performance.now() + delayMs;
-    if (!this.running || due >= this.scanDueAt) {
-      return;
-    }
-    clearTimeout(this.scanTimer);
-    this.scanDueAt = due;
-    this.scanTimer = setTimeout(() => {
-      this.scanTimer = undefined;
-      this.scanDueAt = Infinity;
-      this.requestScan();
-    }, delayMs);
-  }
-
-  private async scanWhileRequested(): Promise<void> {
+  private async checkTargetWhileRequested(): Promise<void> {
     do {
-      this.rescanRequested = false;
+      this.recheckRequested = false;
       try {
-        await this.scan();
-        this.lastScanError = undefined;
+        await this.checkTarget();
+        this.lastTargetError = undefined;
       } catch (err) {
-        // Say it once, not at every poll (a share gone away, a permission denied).
+        // Said once, not at every check (a share gone away, a permission denied).
         const message = (err as Error).message;
-        if (message !== this.lastScanError) {
-          this.logger.warn(`cannot scan ${this.options.watchPath}: ${message}`);
-          this.lastScanError = message;
+        if (message !== this.lastTargetError) {
+          this.logger.warn(`cannot look at ${this.options.watchPath}: ${message}`);
+          this.lastTargetError = message;
         }
       }
-    } while (this.rescanRequested && this.running);
+    } while (this.recheckRequested && this.running);
+  }
+
+  /** Opens the watch that fits what `watchPath` is now: the folder, or the parent of a file (or of what is not there yet). */
+  private async checkTarget(): Promise<void> {
+    const path = this.options.watchPath!;
+    const stats = await this.statPath(path);
+    if (stats?.isDirectory()) {
+      this.setTarget('folder');
+      await this.ensureWatch(path, `folder ${stats.dev}:${stats.ino}`, (name) => isWatchedImageName(name) && join(path, name) !== this.ownImage);
+      await this.relist();
+      return;
+    }
+    this.setTarget(stats?.isFile() ? 'file' : 'missing');
+    const parent = dirname(path);
+    const parentStats = await this.statPath(parent);
+    if (parentStats?.isDirectory()) {
+      const name = basename(path);
+      await this.ensureWatch(parent, `parent ${parentStats.dev}:${parentStats.ino}`, (entry) => entry === name);
+      await this.relist();
+    } else {
+      await this.closeWatch();
+    }
+  }
+
+  private async ensureWatch(folder: string, key: string, accepts: (name: string) => boolean): Promise<void> {
+    if (this.watch?.key === key) {
+      return;
+    }
+    await this.closeWatch();
+    const polling = this.forcePolling || (await this.fileWatcher.isNetworkFolder(folder));
+    // A check that ends after stop() must not open a new watch.
+    if (!this.running || this.watch !== undefined) {
+      return;
+    }
+    const open: OpenWatch = { key, folder, handle: undefined, accepts, ready: false, reported: new Set(), initial: new Set() };
+    this.watch = open;
+    open.handle = this.fileWatcher.watchFolder(
+      folder,
+      { accepts, usePolling: polling, intervalMs: this.options.watchPollIntervalMs },
+      {
+        entry: (path, initial) => this.onEntry(open, basename(path), initial),
+        folder: (path) => this.onFolder(open, path),
+        removed: (path) => this.onRemoved(open, path),
+        ready: () => void this.onReady(open),
+        error: (err) => this.onWatchError(open, err),
+      },
+    );
+    this.logger.debug(`watching ${folder}${open.handle.polling ? ` by polling every ${this.options.watchPollIntervalMs} ms` : ''}`);
   }
 
   /**
-   * Takes the newest file that has settled and comes after the last one handled; files
-   * newer than it that are still settling are looked at again when their time is up.
+   * chokidar can miss a file that appears while it lists the folder: names it never
+   * reported are looked at here, at each check of the target (a readdir, no stat).
    */
-  private async scan(): Promise<void> {
-    const scanId = ++this.scans;
+  private async relist(): Promise<void> {
+    const open = this.watch;
+    if (!open?.ready) {
+      return;
+    }
+    let names: string[];
+    try {
+      names = await readdir(open.folder);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      if (open !== this.watch) {
+        return;
+      }
+      if (!open.reported.has(name) && open.accepts(name)) {
+        open.reported.add(name);
+        await this.observe(open, name);
+      }
+    }
+  }
+
+  private async closeWatch(): Promise<void> {
+    const open = this.watch;
+    this.watch = undefined;
+    for (const file of this.files.values()) {
+      clearTimeout(file.timer);
+    }
+    this.files.clear();
+    await open?.handle?.close();
+  }
+
+  private onEntry(open: OpenWatch, name: string, initial: boolean): void {
+    if (open !== this.watch) {
+      return;
+    }
+    open.reported.add(name);
+    if (initial || !open.ready) {
+      open.initial.add(name);
+      return;
+    }
+    void this.observe(open, name);
+  }
+
+  /**
+   * The first listing: every file is statted once; the newest by modification time may be
+   * news (a stacker's output from before the start), the others are history.
+   */
+  private async onReady(open: OpenWatch): Promise<void> {
+    const seen: WatchCandidate[] = [];
+    for (const name of open.initial) {
+      const candidate = open === this.watch ? await this.look(open, name) : undefined;
+      if (candidate) {
+        seen.push(candidate);
+      }
+    }
+    if (open !== this.watch) {
+      return;
+    }
+    open.ready = true;
+    open.initial.clear();
+    for (const candidate of seen) {
+      if (!this.files.has(candidate.name)) {
+        this.files.set(candidate.name, { seen: candidate, arrival: 0, changedAt: performance.now(), replaced: false, windowStart: undefined, timer: undefined });
+      }
+    }
+    const newest = pickNewest(seen.filter((c) => !this.handledSignatures.has(c.signature) && this.files.get(c.name)?.arrival === 0));
+    if (newest) {
+      this.arrive(newest, false);
+    }
+  }
+
+  private onFolder(open: OpenWatch, path: string): void {
+    if (open !== this.watch) {
+      return;
+    }
+    open.reported.add(basename(path));
+    if (path === this.options.watchPath) {
+      this.requestTargetCheck();
+    } else {
+      this.skipEntry(basename(path), 'unreadable', 'a folder, not an image file');
+    }
+  }
+
+  private onRemoved(open: OpenWatch, path: string): void {
+    if (open !== this.watch) {
+      return;
+    }
+    open.reported.delete(basename(path));
+    const file = this.files.get(basename(path));
+    clearTimeout(file?.timer);
+    this.files.delete(basename(path));
+    if (path === open.folder) {
+      this.requestTargetCheck();
+    }
+  }
+
+  private onWatchError(open: OpenWatch, err: NodeJS.ErrnoException): void {
+    if (open !== this.watch) {
+      return;
+    }
+    if (err.path !== undefined && dirname(err.path) === open.folder && err.path !== open.folder) {
+      // One entry chokidar could not stat (a symlink loop, a permission denied): the others go on.
+      open.reported.add(basename(err.path));
+      this.skipEntry(basename(err.path), 'unreadable', err.message);
+      return;
+    }
+    if (!this.forcePolling && err.code !== undefined && NO_OS_WATCH.has(err.code)) {
+      this.logger.warn(`no change events for ${open.folder} (${err.message}); polling every ${this.options.watchPollIntervalMs} ms`);
+      this.forcePolling = true;
+      void this.closeWatch().then(() => this.requestTargetCheck());
+      return;
+    }
+    this.logger.warn(`watch on ${open.folder}: ${err.message}`);
+  }
+
+  /** Stats `name`: the file as it is now, or undefined (gone, or not a file: skipped). */
+  private async look(open: OpenWatch, name: string): Promise<WatchCandidate | undefined> {
+    const path = join(open.folder, name);
+    let stats: Stats | undefined;
+    try {
+      stats = await this.statPath(path);
+    } catch (err) {
+      this.skipEntry(name, 'unreadable', (err as Error).message);
+      return undefined;
+    }
+    if (!stats) {
+      this.forget(name);
+      return undefined;
+    }
+    if (!stats.isFile()) {
+      this.skipEntry(name, 'unreadable', `not a regular file (${stats.isDirectory() ? 'a folder' : stats.isFIFO() ? 'a FIFO' : 'a device or socket'})`);
+      return undefined;
+    }
+    return candidateOf(path, name, stats);
+  }
+
+  /** A change event for `name`: if the file is not what it was, it arrives now. */
+  private async observe(open: OpenWatch, name: string): Promise<void> {
+    const candidate = await this.look(open, name);
+    if (!candidate || open !== this.watch) {
+      return;
+    }
+    const known = this.files.get(name);
+    if (known?.seen.signature === candidate.signature) {
+      return;
+    }
+    this.arrive(candidate, known !== undefined && known.seen.identity !== candidate.identity);
+  }
+
+  /** Notes a new version of a file with the next arrival number, and when to try it. */
+  private arrive(candidate: WatchCandidate, replaced: boolean): void {
     const now = performance.now();
-    await this.look(scanId);
-    let waitMs = Infinity;
-    for (const file of this.followed()) {
-      if (file.scan !== scanId) {
-        // Not looked at in this scan (it just moved up the list): the next one will.
-        waitMs = Math.min(waitMs, EVENT_COALESCE_MS);
-        continue;
-      }
-      const left = (file.replaced ? this.renameSettleMs : this.options.watchSettleMs) - (now - file.since);
-      if (left <= 0) {
-        await this.take(file);
-        break;
-      }
-      waitMs = Math.min(waitMs, left);
-    }
-    if (waitMs < Infinity) {
-      this.scanIn(Math.max(1, waitMs));
-    }
+    const file = this.files.get(candidate.name) ?? { seen: candidate, arrival: 0, changedAt: now, replaced, windowStart: undefined, timer: undefined };
+    file.seen = candidate;
+    file.arrival = ++this.arrivals;
+    file.changedAt = now;
+    file.replaced = replaced;
+    file.windowStart ??= now;
+    this.files.set(candidate.name, file);
+    this.schedule(file);
   }
 
-  /** The files that may still be published, newest first, at most {@link MAX_FOLLOWED}. */
-  private followed(): Followed[] {
-    return [...this.files.values()]
-      .filter((file) => comesAfter(file.seen, this.handled))
-      .sort((a, b) => newestFirst(a.seen, b.seen))
-      .slice(0, MAX_FOLLOWED);
+  private settleFor(file: Tracked): number {
+    return file.replaced ? Math.min(RENAME_SETTLE_MAX_MS, this.options.watchSettleMs / 4) : this.options.watchSettleMs;
   }
 
-  private async take(file: Followed): Promise<void> {
-    const candidate = file.seen;
+  /** Tries `file` once it settled, or at the end of its try window if it keeps changing. */
+  private schedule(file: Tracked): void {
+    const now = performance.now();
+    file.windowStart ??= now;
+    const due = Math.min(file.changedAt + this.settleFor(file), file.windowStart + this.options.watchSettleMs);
+    clearTimeout(file.timer);
+    file.timer = setTimeout(() => {
+      file.timer = undefined;
+      this.takes = this.takes.then(() => this.take(file)).catch((err: Error) => this.logger.error(`watch: ${err.message}`));
+    }, Math.max(0, due - now));
+  }
+
+  private forget(name: string): void {
+    clearTimeout(this.files.get(name)?.timer);
+    this.files.delete(name);
+  }
+
+  /** Reads `file` whole and publishes it, unless something that arrived later was already taken. */
+  private async take(file: Tracked): Promise<void> {
+    const open = this.watch;
+    if (!this.running || !open || this.files.get(file.seen.name) !== file || file.timer !== undefined) {
+      // Stopped, gone, or changed again since its timer fired: its new timer will come.
+      return;
+    }
+    if (file.arrival <= this.handledArrival || this.handledSignatures.has(file.seen.signature)) {
+      // Older than the last file taken, or a file already taken, renamed (same inode, size and mtime).
+      file.windowStart = undefined;
+      return;
+    }
+    const { seen: candidate, arrival } = file;
+    const triedAt = performance.now();
+    // Refusals count as skips only after a full settle time: a "renamed" file may be a writer
+    // that deleted and recreated it, still writing. The timer may fire a hair early.
+    const settled = triedAt - file.changedAt >= this.options.watchSettleMs - 1;
     let bytes: Buffer | undefined;
     try {
       bytes = await readIfUnchanged(candidate);
     } catch (err) {
       if (isMissing(err)) {
-        // Gone between the scan and the read (renamed or deleted): look again.
-        this.changed.add(candidate.name);
-        this.rescanRequested = true;
-        return;
+        // Renamed or deleted since: the watch reports what is there now.
+        this.forget(candidate.name);
+      } else {
+        this.skipFile(candidate, arrival, 'unreadable', (err as Error).message);
       }
-      this.skip(candidate, (err as Error).message);
       return;
     }
     if (!bytes) {
-      // Changed since it was seen, or while it was read: not finished after all.
-      this.changed.add(candidate.name);
-      this.rescanRequested = true;
+      // Changed since it was seen, or while it was read (an event may have been coalesced).
+      const now = await this.look(open, candidate.name);
+      if (now && this.files.get(candidate.name) === file && file.arrival === arrival) {
+        if (now.signature !== candidate.signature) {
+          this.arrive(now, now.identity !== candidate.identity);
+        } else {
+          file.windowStart = performance.now();
+          this.schedule(file);
+        }
+      }
       return;
     }
-    this.handled = { name: candidate.name, signature: candidate.signature, mtimeMs: candidate.mtimeMs };
     const stackSize = this.published + 1;
     try {
-      await this.notifier.publish(bytes, {
-        stackSize,
-        exposureSeconds: stackSize * this.options.watchExposureSeconds,
-      });
+      // A FITS stack's header (STACKCNT, LIVETIME...) wins over the watch's own count.
+      const counted = { stackSize, exposureSeconds: stackSize * this.options.watchExposureSeconds };
+      await this.notifier.publish(bytes, {}, { fallbackMetrics: counted });
     } catch (err) {
-      this.skip(candidate, (err as Error).message);
+      if (!settled && err instanceof ImageRejectedError) {
+        // Read in the middle of a rewrite: tried again once it settles, or in the next window.
+        this.logger.debug(`${candidate.name} is not complete yet (${err.message}); trying again`);
+        this.tried(file, arrival, triedAt, true);
+        return;
+      }
+      this.skipFile(candidate, arrival, skipKindOf(err), (err as Error).message);
+      this.tried(file, arrival, triedAt, false);
       return;
     }
+    this.markHandled(candidate.signature, arrival);
     this.published = stackSize;
     this.lastFile = candidate.name;
     this.logger.log(`published ${candidate.name} (${bytes.length} bytes), image ${stackSize} of the session`);
+    this.tried(file, arrival, triedAt, false);
   }
 
-  private skip(candidate: WatchCandidate, reason: string): void {
-    this.handled = { name: candidate.name, signature: candidate.signature, mtimeMs: candidate.mtimeMs };
+  /** After a try: the next one no sooner than a settle time later; none if nothing changed and `again` is false. */
+  private tried(file: Tracked, arrival: number, triedAt: number, again: boolean): void {
+    if (this.files.get(file.seen.name) !== file) {
+      return;
+    }
+    file.windowStart = triedAt;
+    if (again || file.arrival !== arrival) {
+      this.schedule(file);
+    } else {
+      file.windowStart = undefined;
+    }
+  }
+
+  /** `candidate` as it was read: the tracked file may have changed since (a newer version that must still be tried). */
+  private skipFile(candidate: WatchCandidate, arrival: number, kind: WatchSkipKind, reason: string): void {
+    this.markHandled(candidate.signature, arrival);
+    this.skipEntry(candidate.name, kind, reason);
+  }
+
+  private markHandled(signature: string, arrival: number): void {
+    this.handledArrival = arrival;
+    this.handledSignatures.delete(signature);
+    this.handledSignatures.add(signature);
+    if (this.handledSignatures.size > HANDLED_MEMORY) {
+      this.handledSignatures.delete(this.handledSignatures.values().next().value!);
+    }
+  }
+
+  /** Counts and logs a skip: a warning at most every {@link SKIP_LOG_EVERY_MS}, the others at debug level. */
+  private skipEntry(name: string, kind: WatchSkipKind, reason: string): void {
     this.skipped++;
-    this.lastSkipped = { file: candidate.name, reason, at: new Date().toISOString() };
-    this.logger.warn(`skipped ${candidate.name}: ${reason}; waiting for the next image`);
-  }
-
-  /** What `watchPath` is now, an OS watcher on the right folder, and its files seen again. */
-  private async look(scan: number): Promise<void> {
-    const path = this.options.watchPath!;
-    const stats = await this.statPath(path);
-    if (stats?.isDirectory()) {
-      this.setTarget('folder');
-      this.ensureWatcher(path, stats);
-      this.useFilesOf(`folder ${stats.dev}:${stats.ino}`);
-      await this.lookInFolder(path, scan);
-      return;
-    }
-    // A file, or nothing yet: watch the folder it is (or will be) in, if that exists.
-    const parent = dirname(path);
-    const parentStats = await this.statPath(parent);
-    if (parentStats?.isDirectory()) {
-      this.ensureWatcher(parent, parentStats);
-    } else {
-      this.closeWatcher();
-    }
-    if (stats?.isFile() && path !== this.ownImage) {
-      this.setTarget('file');
-      this.useFilesOf('file');
-      this.changed.clear();
-      this.record(candidateOf(path, basename(path), stats), scan);
-      return;
-    }
-    this.setTarget('missing');
-    this.useFilesOf(undefined);
-  }
-
-  /**
-   * Lists the folder and stats only what can matter: new names, names change events
-   * reported, the files still followed and the newest few known; every file at the first
-   * scan of a folder and every {@link FULL_SCAN_EVERY_MS}.
-   */
-  private async lookInFolder(folder: string, scan: number): Promise<void> {
-    let entries;
-    try {
-      entries = await readdir(folder, { withFileTypes: true });
-    } catch (err) {
-      if (isMissing(err)) {
-        this.files.clear();
-        return;
-      }
-      throw err;
-    }
-    const names = entries
-      .filter((entry) => !entry.isDirectory() && isWatchedImageName(entry.name) && join(folder, entry.name) !== this.ownImage)
-      .map((entry) => entry.name);
-    const present = new Set(names);
-    for (const name of this.files.keys()) {
-      if (!present.has(name)) {
-        this.files.delete(name);
-      }
-    }
-    let wanted: string[];
+    this.skippedBy[kind]++;
+    this.lastSkipped = { file: name, kind, reason, at: new Date().toISOString() };
+    const line = `skipped ${name} (${kind}): ${reason}; waiting for the next image`;
     const now = performance.now();
-    if (this.fullScanDue || now - this.lastFullScanAt >= FULL_SCAN_EVERY_MS) {
-      this.fullScanDue = false;
-      this.lastFullScanAt = now;
-      wanted = names;
-    } else {
-      const some = new Set(names.filter((name) => !this.files.has(name) || this.changed.has(name)));
-      const known = [...this.files.values()].sort((a, b) => newestFirst(a.seen, b.seen));
-      known.slice(0, RESTAT_NEWEST).forEach((file) => some.add(file.seen.name));
-      this.followed().forEach((file) => some.add(file.seen.name));
-      wanted = [...some];
-    }
-    // Events from now on are for the next scan.
-    this.changed.clear();
-    const seen = await mapWithLimit(wanted, STAT_CONCURRENCY, async (name) => {
-      const path = join(folder, name);
-      return { name, path, stats: await this.statPath(path) };
-    });
-    for (const { name, path, stats } of seen) {
-      if (stats?.isFile()) {
-        this.record(candidateOf(path, name, stats), scan);
-      } else {
-        this.files.delete(name);
-      }
-    }
-  }
-
-  /** Notes what a file looks like now; its settle time starts again when that changed. */
-  private record(candidate: WatchCandidate, scan: number): void {
-    const before = this.files.get(candidate.name);
-    if (before?.seen.signature === candidate.signature) {
-      before.seen = candidate;
-      before.scan = scan;
+    if (now - this.lastSkipWarnAt < SKIP_LOG_EVERY_MS) {
+      this.skipsSinceWarn++;
+      this.logger.debug(line);
       return;
     }
-    this.files.set(candidate.name, {
-      seen: candidate,
-      since: performance.now(),
-      replaced: before !== undefined && before.seen.identity !== candidate.identity,
-      scan,
-    });
-  }
-
-  /** Forgets the files seen when the watch now looks at another folder, or at a file. */
-  private useFilesOf(key: string | undefined): void {
-    if (key === this.filesOf) {
-      return;
-    }
-    this.filesOf = key;
-    this.files.clear();
-    this.changed.clear();
-    this.fullScanDue = true;
+    const more = this.skipsSinceWarn > 0 ? ` (${this.skipsSinceWarn} more skipped before, see /status)` : '';
+    this.logger.warn(line + more);
+    this.lastSkipWarnAt = now;
+    this.skipsSinceWarn = 0;
   }
 
   private setTarget(target: WatchTarget): void {
@@ -463,67 +604,28 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       this.logger.log(`${this.options.watchPath} is here (a ${target})`);
     }
   }
+}
 
-  /**
-   * Keeps one fs.watch on `folder`. The identity check replaces it when the folder was
-   * deleted and recreated: a watcher on the old inode would never fire again.
-   */
-  private ensureWatcher(folder: string, stats: Stats): void {
-    const identity = `${stats.dev}:${stats.ino}`;
-    // `running` is checked for a scan that ends after stop(): it must not open a new watcher.
-    if (!this.running || (this.watcher?.folder === folder && this.watcher.identity === identity)) {
-      return;
-    }
-    this.closeWatcher();
-    try {
-      const handle = watch(folder, { persistent: false }, (_event, name) => {
-        if (name === null) {
-          // The OS could not say which file: look at all of them.
-          this.fullScanDue = true;
-          this.scanIn(EVENT_COALESCE_MS);
-          return;
-        }
-        if (this.concerns(folder, String(name))) {
-          this.changed.add(String(name));
-          this.scanIn(EVENT_COALESCE_MS);
-        }
-      });
-      handle.on('error', (err) => {
-        this.logger.debug(`change events on ${folder} stopped (${err.message}); the periodic scan goes on`);
-        this.closeWatcher();
-        this.fullScanDue = true;
-        this.requestScan();
-      });
-      this.watcher = { folder, identity, handle };
-    } catch (err) {
-      // Too many watches (ENOSPC), a share that does not support them: the scan still runs.
-      this.logger.debug(`no change events for ${folder} (${(err as Error).message}); scanning every ${this.options.watchPollIntervalMs} ms`);
-    }
+function skipKindOf(err: unknown): WatchSkipKind {
+  if (err instanceof ImageRejectedError) {
+    return err.reason === 'unsupported-type' ? 'refused' : 'damaged';
   }
-
-  /** Whether an event on `name` in `folder` can change what the watch publishes. */
-  private concerns(folder: string, name: string): boolean {
-    const path = this.options.watchPath!;
-    // In the watched folder, images (a rename into place reports the new name too);
-    // in the parent of a watched file or of a folder still to come, that one name.
-    return folder === path ? isWatchedImageName(name) : name === basename(path);
-  }
-
-  private closeWatcher(): void {
-    this.watcher?.handle.close();
-    this.watcher = undefined;
-  }
+  return 'failed';
 }
 
 /**
  * The bytes of the file `candidate` was, if it still is that file (same inode, size and
  * mtime, checked on the open file before and after reading); undefined if it changed.
- * Reading through one open file keeps a rename over the path during the read harmless.
+ * Reading through one open file keeps a rename over the path during the read harmless;
+ * O_NONBLOCK keeps a FIFO swapped in under the name from blocking the open.
  */
 async function readIfUnchanged(candidate: WatchCandidate): Promise<Buffer | undefined> {
-  const file = await open(candidate.path, 'r');
+  const file = await open(candidate.path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const same = async (): Promise<boolean> => candidateOf(candidate.path, candidate.name, await file.stat()).signature === candidate.signature;
+    const same = async (): Promise<boolean> => {
+      const now = await file.stat();
+      return now.isFile() && candidateOf(candidate.path, candidate.name, now).signature === candidate.signature;
+    };
     if (!(await same())) {
       return undefined;
     }

@@ -1,15 +1,15 @@
 import type { Stats } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { candidateOf, comesAfter, isWatchedImageName, mapWithLimit, newestFirst, pickNewest } from './watch-scan.js';
+import { candidateOf, isSirilLiveStackFrame, isWatchedImageName, newestFirst, pickNewest } from './watch-scan.js';
 
 const stats = (ino: number, size: number, mtimeMs: number): Stats => ({ dev: 1, ino, size, mtimeMs }) as Stats;
 
 describe('isWatchedImageName', () => {
-  it('takes JPEG, PNG and TIFF names in any case, and leaves hidden and temp files out', () => {
-    for (const name of ['stack.jpg', 'STACK.JPEG', 'a.png', 'b.tif', 'c.TIFF', 'tmp_stack.tif', 'temp.png', 'M31.temperature.tif', 'stack.v2.tif']) {
+  it('takes JPEG, PNG, TIFF and FITS names in any case, and leaves hidden and temp files out', () => {
+    for (const name of ['stack.jpg', 'STACK.JPEG', 'a.png', 'b.tif', 'c.TIFF', 'tmp_stack.tif', 'temp.png', 'M31.temperature.tif', 'stack.v2.tif', 'stack.fits', 'M42.fit', 'Stacked_M31.FTS']) {
       expect(isWatchedImageName(name), name).toBe(true);
     }
-    for (const name of ['.stack.jpg.part', '.hidden.png', 'stack.tif.tmp', 'notes.txt', 'stack.fits', 'jpg', 'stack.jpg~']) {
+    for (const name of ['.stack.jpg.part', '.hidden.png', 'stack.tif.tmp', 'notes.txt', 'stack.fz', 'jpg', 'stack.jpg~', 'stack.tmp.fit']) {
       expect(isWatchedImageName(name), name).toBe(false);
     }
   });
@@ -46,43 +46,16 @@ describe('candidateOf', () => {
   });
 });
 
-describe('comesAfter', () => {
-  const handledOf = (c: ReturnType<typeof candidateOf>) => ({ name: c.name, signature: c.signature, mtimeMs: c.mtimeMs });
-  const published = candidateOf('/w/0005.jpg', '0005.jpg', stats(5, 100, 5000));
-
-  it('takes anything before the first file is handled', () => {
-    expect(comesAfter(published, undefined)).toBe(true);
-  });
-
-  it('takes newer files, and never an older one or the handled file again, even renamed', () => {
-    const handled = handledOf(published);
-    expect(comesAfter(candidateOf('/w/0006.jpg', '0006.jpg', stats(6, 100, 6000)), handled)).toBe(true);
-    expect(comesAfter(candidateOf('/w/0004.jpg', '0004.jpg', stats(4, 100, 4000)), handled)).toBe(false);
-    expect(comesAfter(published, handled)).toBe(false);
-    expect(comesAfter(candidateOf('/w/stack.jpg', 'stack.jpg', stats(5, 100, 5000)), handled)).toBe(false);
-  });
-
-  it('on a tie of times (coarse clocks), takes a later name or the same name rewritten, not an earlier name', () => {
-    const handled = handledOf(published);
-    expect(comesAfter(candidateOf('/w/0006.jpg', '0006.jpg', stats(6, 100, 5000)), handled)).toBe(true);
-    expect(comesAfter(candidateOf('/w/0005.jpg', '0005.jpg', stats(5, 120, 5000)), handled)).toBe(true);
-    expect(comesAfter(candidateOf('/w/0004.jpg', '0004.jpg', stats(4, 100, 5000)), handled)).toBe(false);
-  });
-});
-
-describe('mapWithLimit', () => {
-  it('keeps the order of the items and never runs more than the limit at a time', async () => {
-    let running = 0;
-    let most = 0;
-    const out = await mapWithLimit([5, 1, 4, 2, 3, 0, 6], 3, async (n) => {
-      running++;
-      most = Math.max(most, running);
-      await new Promise((resolve) => setTimeout(resolve, n));
-      running--;
-      return n * 10;
-    });
-    expect(out).toEqual([50, 10, 40, 20, 30, 0, 60]);
-    expect(most).toBe(3);
-    expect(await mapWithLimit([], 3, () => Promise.resolve(1))).toEqual([]);
+describe('Siril live stacking', () => {
+  it('takes the stack live_stack_00001.fit, and leaves out its input frames and their processed copies', () => {
+    for (const name of ['live_stack_00001.fit', 'LIVE_STACK_00001.FITS', 'live_stack.fit', 'my_live_stack.fit']) {
+      expect(isSirilLiveStackFrame(name), name).toBe(false);
+      expect(isWatchedImageName(name), name).toBe(true);
+    }
+    for (const name of ['live_stack_00002.fit', 'live_stack_00137.fits', 'r_live_stack_00001.fit', 'r_live_stack_00002.fit', 'pp_live_stack_00003.fts']) {
+      expect(isSirilLiveStackFrame(name), name).toBe(true);
+      expect(isWatchedImageName(name), name).toBe(false);
+    }
+    expect(isWatchedImageName('live_stack.seq')).toBe(false);
   });
 });

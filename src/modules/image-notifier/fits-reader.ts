@@ -73,6 +73,32 @@ export function isFits(bytes: Uint8Array): boolean {
 
 /** Reads the first image of a FITS file; throws `FitsError` for anything it cannot show. */
 export function readFits(bytes: Uint8Array, options: FitsReadOptions = {}): FitsImage {
+  return decodeFitsImage(locateFitsImage(bytes, options));
+}
+
+/**
+ * Where the first image of a FITS file is and how to read it, with every card checked and
+ * the data proven complete, but no pixel decoded: for callers that map the stored values
+ * themselves (a lookup table per stored 16-bit value is faster than floats).
+ */
+export interface FitsImageLayout {
+  width: number;
+  height: number;
+  channels: 1 | 3;
+  bitpix: FitsBitpix;
+  bzero: number;
+  bscale: number;
+  /** The stored value of blank pixels (integer BITPIX only). */
+  blank?: number;
+  /** Rows stored top row first (`ROWORDER = 'TOP-DOWN'`); FITS' default is bottom-up. */
+  topDown: boolean;
+  /** The stored samples as in the file: big-endian, one plane after the other. */
+  pixels: Uint8Array;
+  header: Map<string, FitsValue>;
+}
+
+/** Finds the first image of a FITS file (see {@link readFits}); throws `FitsError`. */
+export function locateFitsImage(bytes: Uint8Array, options: FitsReadOptions = {}): FitsImageLayout {
   const maxPixels = options.maxPixels ?? DEFAULT_MAX_PIXELS;
   if (!isFits(bytes)) {
     throw new FitsError('not a FITS file (it does not start with SIMPLE = T)', 'unsupported');
@@ -86,7 +112,7 @@ export function readFits(bytes: Uint8Array, options: FitsReadOptions = {}): Fits
     const xtension = hdu === 0 ? 'PRIMARY' : String(header.get('XTENSION') ?? '').trim();
     const naxis = intCard(header, 'NAXIS', 0, 999);
     if ((xtension === 'PRIMARY' || xtension === 'IMAGE') && naxis > 0) {
-      return readImage(bytes, header, dataStart, naxis, maxPixels);
+      return imageLayout(bytes, header, dataStart, naxis, maxPixels);
     }
     offset = dataStart + padded(dataSize(header, naxis, xtension));
   }
@@ -172,7 +198,7 @@ function padded(size: number): number {
   return Math.ceil(size / BLOCK) * BLOCK;
 }
 
-function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart: number, naxis: number, maxPixels: number): FitsImage {
+function imageLayout(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart: number, naxis: number, maxPixels: number): FitsImageLayout {
   const bitpix = intCard(header, 'BITPIX', -64, 64);
   if (bitpix !== 8 && bitpix !== 16 && bitpix !== 32 && bitpix !== -32 && bitpix !== -64) {
     throw new FitsError(`unsupported FITS BITPIX ${bitpix} (8, 16, 32, -32 and -64 are read)`, 'unsupported');
@@ -193,9 +219,8 @@ function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart:
   if (width > maxPixels || height > maxPixels || width * height * planes > maxPixels) {
     throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'unsupported');
   }
-  const pixels = width * height;
   const bytesPer = Math.abs(bitpix) / 8;
-  const need = pixels * planes * bytesPer;
+  const need = width * height * planes * bytesPer;
   if (dataStart + need > bytes.length) {
     throw new FitsError(`truncated FITS: the header announces ${need} bytes of pixels, the file holds ${Math.max(0, bytes.length - dataStart)}`);
   }
@@ -203,8 +228,15 @@ function readImage(bytes: Uint8Array, header: Map<string, FitsValue>, dataStart:
   const bscale = numberCard(header, 'BSCALE', 1);
   const blank = bitpix > 0 && typeof header.get('BLANK') === 'number' ? (header.get('BLANK') as number) : undefined;
   const topDown = String(header.get('ROWORDER') ?? '').trim().toUpperCase() === 'TOP-DOWN';
+  const pixels = bytes.subarray(dataStart, dataStart + need);
+  return { width, height, channels: planes, bitpix, bzero, bscale, blank, topDown, pixels, header };
+}
 
-  const samples = nativeSamples(bytes.subarray(dataStart, dataStart + need), bitpix);
+/** Decodes every sample of a located image to physical float values. */
+function decodeFitsImage(layout: FitsImageLayout): FitsImage {
+  const { width, height, channels: planes, bitpix, bzero, bscale, blank, topDown, header } = layout;
+  const pixels = width * height;
+  const samples = nativeSamples(layout.pixels, bitpix);
   const data = new Float32Array(pixels * planes);
   // Blank is compared before scaling; NaN !== NaN, so a missing BLANK never matches.
   const blankRaw = blank ?? NaN;
@@ -288,7 +320,11 @@ function nativeSamples(bytes: Uint8Array, bitpix: FitsBitpix): Float32Array | Fl
   }
 }
 
-function displayRange(bitpix: FitsBitpix, bzero: number, bscale: number, min: number, max: number): { low: number; high: number } {
+/**
+ * The span that maps to black..white before any stretch (see `FitsImage.range`), from the
+ * data's finite minimum and maximum.
+ */
+export function displayRange(bitpix: FitsBitpix, bzero: number, bscale: number, min: number, max: number): { low: number; high: number } {
   if (bitpix === 8 || bitpix === 16) {
     const [rawLow, rawHigh] = bitpix === 8 ? [0, 255] : [-32768, 32767];
     const a = bzero + bscale * rawLow;
@@ -328,7 +364,7 @@ export function fitsMetrics(header: ReadonlyMap<string, FitsValue>): FitsMetrics
   };
   const metrics: FitsMetrics = {};
   const count = card('STACKCNT') ?? card('NCOMBINE') ?? card('IMGCOUNT');
-  if (count !== undefined) {
+  if (count !== undefined && Number.isSafeInteger(Math.round(count))) {
     metrics.stackSize = Math.round(count);
   }
   const live = card('LIVETIME');

@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { applyStretch, autoStretchParameters, channelStatistics, IDENTITY_STRETCH, shouldStretch } from './auto-stretch.js';
+import { fitsToSharpInput } from './fits-intake.js';
 import { FitsError, fitsMetrics, isFits, readFits, type FitsImage } from './fits-reader.js';
 
 const MAKE_FITS = join(import.meta.dirname, '../../../test/fixtures/make-fits.py');
@@ -144,6 +146,30 @@ describe('readFits against astropy', () => {
     expect(cut.kind).toBe('damaged');
     expect(readError(whole.subarray(0, 2880 + 1)).message).toMatch(/^truncated FITS/);
     expect(readError(whole.subarray(0, 600)).message).toMatch(/no END card/);
+  });
+});
+
+describe('fitsToSharpInput (lookup tables, one pass) against readFits + applyStretch', () => {
+  it('gives the same 8-bit pixels for every reference case and stretch mode', async () => {
+    for (const { name } of cases) {
+      const bytes = await fixture(`${name}.fits`);
+      const img = readFits(bytes);
+      const stats = channelStatistics(img.data, img.channels, img.range);
+      for (const mode of ['auto', 'always', 'never'] as const) {
+        const stretched = shouldStretch(mode, stats, Math.abs(img.bitpix));
+        const params = stretched ? autoStretchParameters(stats) : stats.map(() => IDENTITY_STRETCH);
+        const reference = applyStretch(img.data, img.channels, img.range, params, 8);
+        const fast = fitsToSharpInput(bytes, mode);
+        expect(fast.stretched, `${name} ${mode}`).toBe(stretched);
+        expect(fast.raw, name).toEqual({ width: img.width, height: img.height, channels: img.channels });
+        let worst = 0;
+        for (let i = 0; i < reference.length; i++) {
+          worst = Math.max(worst, Math.abs(fast.data[i] - reference[i]));
+        }
+        // Rounding only: the fast path scales stored values in float64, readFits keeps float32.
+        expect(worst, `${name} ${mode}`).toBeLessThanOrEqual(1);
+      }
+    }
   });
 });
 
