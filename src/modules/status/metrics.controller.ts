@@ -1,4 +1,5 @@
 import { Controller, Get, Header, Inject, Res, type CanActivate, type ExecutionContext, Injectable, UseGuards } from '@nestjs/common';
+import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
@@ -17,12 +18,18 @@ export class MetricsGuard implements CanActivate {
   }
 }
 
+@ApiTags('status')
 @Controller()
 export class MetricsController {
   constructor(private readonly metrics: MetricsService) {}
 
   /** Prometheus text format. */
   @Get('metrics')
+  @ApiOperation({ summary: 'Prometheus metrics of this process (control auth unless METRICS_PUBLIC=true)' })
+  @ApiProduces('text/plain')
+  @ApiResponse({ status: 200, description: 'Prometheus text exposition format' })
+  @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
+  @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
   @UseGuards(MetricsGuard)
   @Header('Cache-Control', 'no-store')
   async scrape(@Res({ passthrough: true }) res: Response): Promise<string> {
