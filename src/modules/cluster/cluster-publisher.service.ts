@@ -104,7 +104,12 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
     });
   }
 
-  /** One update from the bus, in the web folder's queue: the image when it changed (else the metrics), then `new_image`. */
+  /**
+   * One update from the bus, in the web folder's queue: the image when it changed (else the
+   * metrics), then `new_image`. Versions hook (not on main yet): cut the pyramid of
+   * `update.image` before the queue, then inside it `VersionStore.advanceTo(update.version)`,
+   * commit the pyramid and write the files as `update.imageVersion`, and announce that version.
+   */
   private async apply(update: ClusterUpdate): Promise<void> {
     let failure: Error | undefined;
     try {
