@@ -34,6 +34,7 @@ describe('validateEnv', () => {
       PUBLIC_URL: 'https://sky.example.org/live',
       CONTROL_TOKEN: '0123456789abcdef',
       MAX_IMAGE_BYTES: '1048576',
+      KEEP_VERSIONS: '6',
       UNRELATED: 'ignored',
     });
     expect(resolveImageServerOptions(optionsFromEnvironment(env))).toMatchObject({
@@ -44,6 +45,7 @@ describe('validateEnv', () => {
       publicUrl: 'https://sky.example.org/live',
       controlToken: '0123456789abcdef',
       maxImageBytes: 1_048_576,
+      keepVersions: 6,
     });
   });
 
@@ -67,6 +69,8 @@ describe('validateEnv', () => {
     ['PUBLIC_URL', 'sky.example.org'],
     ['PUBLIC_URL', 'ftp://sky.example.org'],
     ['MAX_IMAGE_BYTES', '12'],
+    ['KEEP_VERSIONS', '2'],
+    ['KEEP_VERSIONS', '9'],
   ])('%s=%s is refused with one line naming the variable, the value and what is allowed', (name, value) => {
     const lines = errorLines({ [name]: value });
     expect(lines).toHaveLength(1);
@@ -104,6 +108,10 @@ describe('resolveImageServerOptions (options given in code by an embedding app)'
     );
     expect(() => resolveImageServerOptions({ maxImageSize: 10.5 })).toThrow(/maxImageSize=10.5 is invalid/);
     expect(() => resolveImageServerOptions({ disconnectGraceMs: Number.NaN })).toThrow(/disconnectGraceMs=NaN/);
+    expect(() => resolveImageServerOptions({ tileSize: 32, keepVersions: 2 })).toThrow(
+      /tileSize=32 is invalid: expected an integer from 64 to 2048; keepVersions=2 is invalid: expected an integer from 3 to 8/,
+    );
+    expect(() => resolveImageServerOptions({ tileFormat: 'png' as 'jpeg' })).toThrow(/tileFormat="png" is invalid: expected "jpeg" or "webp"/);
   });
 
   it('accepts port 0 (any free port) and the defaults', () => {

@@ -34,6 +34,7 @@ const RANGE = {
   WATCH_SETTLE_MS: envRange('watchSettleMs'),
   WATCH_POLL_MS: envRange('watchPollIntervalMs'),
   DEMO_INTERVAL_MS: envRange('demoIntervalMs'),
+  KEEP_VERSIONS: envRange('keepVersions'),
   MAX_VIEWERS: envRange('maxViewers'),
   MAX_VIEWERS_PER_ADDRESS: envRange('maxViewersPerAddress'),
   MAX_CONNECTIONS: envRange('maxConnections'),
@@ -79,6 +80,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WATCH_POLL_MS: between('WATCH_POLL_MS', 'an integer number of milliseconds'),
   DEMO: '"true" or "false", and not true together with WATCH_PATH (one image source at a time)',
   DEMO_INTERVAL_MS: between('DEMO_INTERVAL_MS', 'an integer number of milliseconds'),
+  KEEP_VERSIONS: between('KEEP_VERSIONS', 'an integer number of versions'),
   MAX_VIEWERS: between('MAX_VIEWERS', 'an integer'),
   MAX_VIEWERS_PER_ADDRESS: between('MAX_VIEWERS_PER_ADDRESS', 'an integer'),
   MAX_CONNECTIONS: between('MAX_CONNECTIONS', 'an integer'),
@@ -257,6 +259,12 @@ export class EnvironmentVariables {
   @InRange('DEMO_INTERVAL_MS')
   DEMO_INTERVAL_MS?: number;
 
+  /** How many versions (`/v/<version>/`) stay on disk. */
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('KEEP_VERSIONS')
+  KEEP_VERSIONS?: number;
   @IsOptional()
   @Transform(toInteger)
   @IsInt()

@@ -27,6 +27,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     watchExposureSeconds: env.WATCH_EXPOSURE,
     demo: env.DEMO,
     demoIntervalMs: env.DEMO_INTERVAL_MS,
+    keepVersions: env.KEEP_VERSIONS,
     maxViewers: env.MAX_VIEWERS,
     maxViewersPerAddress: env.MAX_VIEWERS_PER_ADDRESS,
     maxConnections: env.MAX_CONNECTIONS,

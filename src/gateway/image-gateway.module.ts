@@ -3,6 +3,7 @@ import { HttpLimitsModule } from '../modules/lifecycle/http-limits.module.js';
 import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
 import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
 import { MetricsModule } from '../modules/metrics/metrics.module.js';
+import { WebAssetsModule } from '../modules/web-assets/web-assets.module.js';
 import { BroadcastService } from './broadcast.service.js';
 import { ImageGateway } from './image.gateway.js';
 import { ViewerSessionsController } from './viewer-sessions.controller.js';
@@ -13,7 +14,8 @@ import { ViewerSessions } from './viewer-sessions.service.js';
  * all of them, their sessions and notices, and the guarded `/api/clients` / `/api/messages` routes.
  */
 @Module({
-  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, MetricsModule],
+  // WebAssetsModule for CURRENT_VERSION (hello.version).
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, MetricsModule],
   providers: [BroadcastService, ViewerSessions, ImageGateway],
   controllers: [ViewerSessionsController],
   exports: [BroadcastService, ViewerSessions],

@@ -4,6 +4,7 @@
  */
 export type ServerMessage =
   /** A new image and its data.json are on disk: fetch them. */
+  /** `version`: its pyramid is at `/v/<version>/image.dzi`; absent while only the waiting image is there. */
   | { type: 'new_image'; version?: number }
   /** The server is stopping (or the operator dropped this viewer): close the socket. */
   | { type: 'disconnect' }

@@ -6,6 +6,7 @@ import type { WebSocket } from 'ws';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import { BroadcastService } from './broadcast.service.js';
 import type { ServerMessage } from './server-message.js';
+import { CURRENT_VERSION, type CurrentVersion } from '../modules/web-assets/current-version.js';
 
 /** A connected viewer, as `GET /api/clients` and the events describe it. */
 export interface ViewerInfo {
@@ -39,12 +40,9 @@ export type ViewerEvent =
   | { type: 'viewer.disconnected'; viewer: ViewerInfo }
   | { type: 'server.stopped'; report: ServerStoppedReport };
 
-/**
- * Optional provider: returns the version on screen now (or undefined), so `hello` can
- * carry it. The versions work provides it; without it `hello` has no `version`.
- */
-export const CURRENT_VERSION = 'STACKCAST_CURRENT_VERSION';
-export type CurrentVersionSource = () => number | undefined;
+/** Optional provider (WebAssetsModule's): the version on disk now, so `hello` can carry it. */
+export { CURRENT_VERSION };
+export type CurrentVersionSource = CurrentVersion;
 
 /** Largest client text frame read; a larger one is ignored (ws closes it past `maxClientFrameBytes`). */
 export const MAX_CLIENT_MESSAGE_BYTES = 4096;

@@ -44,9 +44,14 @@ export interface ViewerHook {
   connects: number;
   lastConnectedAt: number;
   nextRetryAt: number;
-  received: { new_image: number; disconnect: number; ignored: number };
+  received: { new_image: number; hello: number; disconnect: number; ignored: number };
   nightMode: boolean;
   worldItems: number;
+  /** Version on screen; 0 for none or the plain web_image.jpg. */
+  version: number;
+  latestVersion: number;
+  loadingVersion: number;
+  versionsShown: number;
   viewer: OsdViewer;
 }
 
@@ -100,23 +105,53 @@ export async function openViewer(
   browser: Browser,
   baseUrl: string,
   viewport: { width: number; height: number } = { width: 1280, height: 800 },
-  options: { deviceScaleFactor?: number; isMobile?: boolean; hasTouch?: boolean } = {},
+  options: { deviceScaleFactor?: number; isMobile?: boolean; hasTouch?: boolean; withoutVersions?: boolean } = {},
 ): Promise<OpenedPage> {
-  const context = await browser.newContext({ viewport, ...options });
+  const { withoutVersions, ...device } = options;
+  const context = await browser.newContext({ viewport, ...device });
   const page = await context.newPage();
   // Injected by the browser, not by the page: the viewer's CSP forbids eval'd strings.
   await page.addInitScript({ content: `window.__readCanvasColour = ${readCanvasColour.toString()};` });
+  if (withoutVersions) {
+    await hideVersions(page);
+  }
   const errors: string[] = [];
   page.on('pageerror', (error) => errors.push(`pageerror: ${error.message}`));
   page.on('console', (message) => {
     const text = message.text();
-    const expected = /WebSocket connection to|Failed to load resource|ERR_CONNECTION_REFUSED|503|image refresh failed/.test(text);
+    // A tile refused during STOP (503) or pruned (404) is retried by the viewer; tests check the canvas.
+    const expected = /WebSocket connection to|Failed to load resource|ERR_CONNECTION_REFUSED|503|image refresh failed|Tile .* failed to load/.test(text);
     if (message.type() === 'error' && !expected) {
       errors.push(`console: ${text}`);
     }
   });
   await page.goto(`${baseUrl}/`);
   return { page, context, errors };
+}
+
+/**
+ * The page sees a server without versions (ALS's, or stackcast before them): `version`
+ * leaves the /ws messages and `VERSION` leaves data.json, so the viewer takes web_image.jpg.
+ */
+export async function hideVersions(page: Page): Promise<void> {
+  await page.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    server.onMessage((message) => {
+      if (typeof message !== 'string') {
+        ws.send(message);
+        return;
+      }
+      const parsed = JSON.parse(message) as Record<string, unknown>;
+      delete parsed.version;
+      ws.send(JSON.stringify(parsed));
+    });
+  });
+  await page.route('**/data.json*', async (route) => {
+    const response = await route.fetch();
+    const json = (await response.json()) as Record<string, unknown>;
+    delete json.VERSION;
+    await route.fulfill({ response, json });
+  });
 }
 
 /** A snapshot of the viewer's test hook. */
@@ -138,6 +173,10 @@ export function hook(page: Page): Promise<Omit<ViewerHook, 'viewer'>> {
       received: s.received,
       nightMode: s.nightMode,
       worldItems: s.worldItems,
+      version: s.version,
+      latestVersion: s.latestVersion,
+      loadingVersion: s.loadingVersion,
+      versionsShown: s.versionsShown,
     };
   });
 }

@@ -30,8 +30,9 @@ describe('the viewer in Chromium, against the real service', () => {
   let browser: Browser;
   const contexts: BrowserContext[] = [];
 
-  async function open(): Promise<OpenedPage> {
-    const opened = await openViewer(browser, server.baseUrl);
+  /** `withoutVersions`: as against a server without versions (ALS's): the plain web_image.jpg path. */
+  async function open(options: { withoutVersions?: boolean } = {}): Promise<OpenedPage> {
+    const opened = await openViewer(browser, server.baseUrl, undefined, options);
     contexts.push(opened.context);
     return opened;
   }
@@ -146,7 +147,7 @@ describe('the viewer in Chromium, against the real service', () => {
   });
 
   it('ends with the last of five images published in quick succession, never going back, never blank', async () => {
-    const { page, errors } = await open();
+    const { page, errors } = await open({ withoutVersions: true });
     const start: Colour = { r: 128, g: 128, b: 128 };
     await server.notifier.publish(await makeJpeg({ width: 1200, height: 900, color: start }), { stackSize: 20 });
     await waitForCanvasColour(page, start);
@@ -217,7 +218,7 @@ describe('the viewer in Chromium, against the real service', () => {
   });
 
   it('never shows an older image over a newer one when an older download is slow', async () => {
-    const { page, errors } = await open();
+    const { page, errors } = await open({ withoutVersions: true });
     const start: Colour = { r: 128, g: 128, b: 128 };
     await server.notifier.publish(await makeJpeg({ width: 800, height: 600, color: start }));
     await waitForCanvasColour(page, start);
@@ -271,7 +272,7 @@ describe('the viewer in Chromium, against the real service', () => {
   });
 
   it('finishes an image download that takes longer than 30 s on a slow link, without starting it over', async () => {
-    const { page, errors } = await open();
+    const { page, errors } = await open({ withoutVersions: true });
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0 && !window.stackcast.busy);
     const colour: Colour = { r: 190, g: 80, b: 140 };
     const jpeg = await makeNoiseJpeg(2200, 1500, colour);

@@ -112,6 +112,21 @@ describe('replicas sharing one Redis (child processes, real redis-server)', { ti
     await until(async () => (await imageOf(a)).equals(await imageOf(b)), 'both replicas on the same image');
     const finalA = await imageOf(a);
     expect(images.filter((img) => img.equals(finalA))).toHaveLength(1);
+
+    // One version sequence: Redis's. Each viewer sees versions only grow, each once, and
+    // every replica serves the announced version's pyramid and names it in data.json.
+    for (const r of [a, b]) {
+      const versions = (): unknown[] => r.viewer.ofType('new_image').map((m) => m.version);
+      await r.viewer.waitFor(() => versions().includes(5), 10_000, 'new_image of version 5');
+      const seen = versions() as number[];
+      expect(seen[0]).toBe(1);
+      expect(seen.every((v, i) => i === 0 || v > (seen[i - 1] ?? 0))).toBe(true);
+      expect(((await (await fetch(`${r.baseUrl}/data.json`)).json()) as { VERSION: number }).VERSION).toBe(5);
+      expect(((await (await fetch(`${r.baseUrl}/status`)).json()) as { version: number }).version).toBe(5);
+      const dzi = await fetch(`${r.baseUrl}/v/5/image.dzi`);
+      expect(dzi.status).toBe(200);
+      expect(await dzi.text()).toMatch(/<Image[^>]*TileSize=/);
+    }
   });
 
   it('Redis down: viewers stay, the last image is served, publishes answer 503; back: resumes without a restart', async () => {

@@ -51,7 +51,7 @@ describe('publishing an image', () => {
     await server.notifier.publish(await makeJpeg({ color: { r: 1, g: 1, b: 1 } }));
     await Promise.all(clients.map((c) => c.waitFor((x) => x.count('new_image') >= 2, 5000, 'second new_image')));
     for (const c of clients) {
-      expect(c.messages.filter((m) => !['hello', 'viewers'].includes((m as { type: string }).type))).toEqual([{ type: 'new_image' }, { type: 'new_image' }]);
+      expect(c.messages.filter((m) => !['hello', 'viewers'].includes((m as { type: string }).type))).toEqual([{ type: 'new_image', version: 1 }, { type: 'new_image', version: 2 }]);
       expect(c.rawFrames.every((f) => !f.isBinary)).toBe(true);
     }
   });

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { averageColour, makeJpeg, type Colour } from '../helpers/images.js';
@@ -24,7 +24,7 @@ interface DataJson {
   EXPO: string;
   UPDATED: string | null;
   IMAGE_SHA256: string;
-  VERSION?: number;
+  VERSION?: number | null;
 }
 
 async function readData(folder: string): Promise<DataJson> {
@@ -71,7 +71,7 @@ describe('restarts keep the session (RESUME)', () => {
     return server;
   }
 
-  it('a new process keeps the image, STACK_SIZE, EXPO and other keys (VERSION) of the last run', async () => {
+  it('a new process keeps the image, STACK_SIZE, EXPO, VERSION and other keys of the last run', async () => {
     const work = await folder();
     const first = await start(work);
     const jpeg = await makeJpeg({ color: colourOf(7) });
@@ -79,31 +79,52 @@ describe('restarts keep the session (RESUME)', () => {
     await first.close();
     // Another feature's key in data.json is carried over, not wiped.
     const data = await readData(work);
-    await writeFile(join(work, 'data.json'), JSON.stringify({ ...data, VERSION: 17 }));
+    expect(data.VERSION).toBe(1);
+    await writeFile(join(work, 'data.json'), JSON.stringify({ ...data, OTHER_FEATURE: 'kept' }));
 
     const second = await start(work);
     const { image, data: after, status } = await served(second.baseUrl);
     expect(image.equals(jpeg)).toBe(true);
     expect(status).toMatchObject({ stackSize: 7, exposure: '1:02:05' });
-    expect(after).toMatchObject({ STACK_SIZE: 7, EXPO: '1:02:05', VERSION: 17, UPDATED: data.UPDATED });
+    expect(after).toMatchObject({ STACK_SIZE: 7, EXPO: '1:02:05', VERSION: 1, OTHER_FEATURE: 'kept', UPDATED: data.UPDATED });
+    expect(status).toMatchObject({ version: 1 });
     // The next publish carries on from there.
     await second.notifier.publish(await makeJpeg({ color: colourOf(8) }), { stackSize: 8 });
-    expect(await readData(work)).toMatchObject({ STACK_SIZE: 8, EXPO: '1:02:05', VERSION: 17 });
+    expect(await readData(work)).toMatchObject({ STACK_SIZE: 8, EXPO: '1:02:05', VERSION: 2, OTHER_FEATURE: 'kept' });
   });
 
-  it('RESUME=never: the waiting image and zeros, VERSION still kept', async () => {
+  it('a resumed image whose pyramid is gone has no version (viewers get web_image.jpg); the numbering carries on', async () => {
+    const work = await folder();
+    const first = await start(work);
+    const jpeg = await makeJpeg({ color: colourOf(5) });
+    await first.notifier.publish(jpeg, { stackSize: 5 });
+    await first.close();
+    await rm(join(work, 'v', '1'), { recursive: true });
+
+    const second = await start(work);
+    const { image, data, status } = await served(second.baseUrl);
+    expect(image.equals(jpeg)).toBe(true);
+    expect(data).toMatchObject({ STACK_SIZE: 5, VERSION: null });
+    expect(status).toMatchObject({ stackSize: 5, version: null });
+    await second.notifier.publish(await makeJpeg({ color: colourOf(6) }));
+    expect(await readData(work)).toMatchObject({ VERSION: 2 });
+  });
+
+  it('RESUME=never: the waiting image and zeros without a version; other keys and the numbering carry on', async () => {
     const work = await folder();
     const first = await start(work);
     const jpeg = await makeJpeg({ color: colourOf(3) });
     await first.notifier.publish(jpeg, { stackSize: 3, exposureSeconds: 30 });
     await first.close();
-    await writeFile(join(work, 'data.json'), JSON.stringify({ ...(await readData(work)), VERSION: 4 }));
+    await writeFile(join(work, 'data.json'), JSON.stringify({ ...(await readData(work)), OTHER_FEATURE: 'kept' }));
 
     const second = await start(work, 'never');
     const { image, data, status } = await served(second.baseUrl);
     expect(image.equals(jpeg)).toBe(false);
     expect(status).toMatchObject({ stackSize: 0, exposure: '0:00:00' });
-    expect(data).toMatchObject({ STACK_SIZE: 0, EXPO: '0:00:00', UPDATED: null, VERSION: 4 });
+    expect(data).toMatchObject({ STACK_SIZE: 0, EXPO: '0:00:00', UPDATED: null, VERSION: null, OTHER_FEATURE: 'kept' });
+    await second.notifier.publish(await makeJpeg({ color: colourOf(4) }));
+    expect(await readData(work)).toMatchObject({ VERSION: 2 });
   });
 
   it('RESUME=auto: a last image over 12 hours old gives the waiting image; RESUME=always keeps it', async () => {

@@ -63,7 +63,7 @@ describe('viewer sessions over /ws and the control routes', () => {
     expect(helloB).toMatchObject({ type: 'hello', viewers: 2 });
     expect(helloA.id).toMatch(UUID);
     expect(helloB.id).not.toBe(helloA.id);
-    // No version provider is configured here: hello carries none rather than a made-up one.
+    // Only the waiting image so far, which has no version: hello carries none rather than a made-up one.
     expect('version' in helloA).toBe(false);
 
     const res = await fetch(`${server.baseUrl}/api/clients`);

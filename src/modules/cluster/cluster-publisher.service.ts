@@ -2,6 +2,8 @@ import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShut
 import type { Subscription } from 'rxjs';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
+import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
+import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { ClusterService } from './cluster.service.js';
 import { ClusterUnavailableError } from './cluster-unavailable.error.js';
@@ -30,6 +32,8 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
     private readonly assets: WebAssetsService,
     private readonly broadcast: BroadcastService,
     private readonly lifecycle: ServerLifecycle,
+    private readonly versions: VersionStore,
+    private readonly pyramids: PyramidBuilder,
   ) {}
 
   /** True with `redisUrl`: publishes go through {@link store} / {@link storeMetrics}. */
@@ -105,25 +109,38 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /**
-   * One update from the bus, in the web folder's queue: the image when it changed (else the
-   * metrics), then `new_image`. Versions hook (not on main yet): cut the pyramid of
-   * `update.image` before the queue, then inside it `VersionStore.advanceTo(update.version)`,
-   * commit the pyramid and write the files as `update.imageVersion`, and announce that version.
+   * One update from the bus: the image when it changed (its pyramid cut first, out of the
+   * queue), else the metrics; then `new_image`. Files, data.json's VERSION and `/v/<n>/` use
+   * Redis's version of the image; the local counter moves up to the update's version.
    */
   private async apply(update: ClusterUpdate): Promise<void> {
     let failure: Error | undefined;
+    let pyramid: PreparedPyramid | undefined;
     try {
+      const { image } = update;
+      const imageVersion = update.imageVersion ?? 0;
+      // After a restart with RESUME, the version on disk may be the one announced.
+      const shown = this.appliedImageVersion ?? this.assets.session.version;
+      if (image !== null && imageVersion !== shown) {
+        pyramid = await this.assets.written(() => this.pyramids.prepare(image));
+      }
       await this.assets.exclusive(async () => {
-        if (update.image !== null && update.imageVersion !== this.appliedImageVersion) {
-          // Checked whole and converted where it was published.
-          await this.assets.writeImage(update.image, update.metrics);
-          this.appliedImageVersion = update.imageVersion;
+        await this.versions.advanceTo(update.version);
+        const prepared = pyramid;
+        if (prepared && image !== null) {
+          await this.assets.written(() => prepared.commit(imageVersion));
+          pyramid = undefined;
+          await this.assets.writeImage(image, update.metrics, imageVersion);
+          this.appliedImageVersion = imageVersion;
         } else {
           await this.assets.writeMetrics(update.metrics);
         }
-        this.broadcast.broadcast({ type: 'new_image' });
+        const { version } = this.assets.session;
+        this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
       });
+      this.pyramids.pruneInBackground((err) => this.logger.warn(`could not remove old versions: ${err.message}`));
     } catch (err) {
+      await pyramid?.discard().catch(() => undefined);
       failure = new Error(`version ${update.version} is stored in Redis but could not be applied here: ${(err as Error).message}`);
       this.logger.error(failure.message);
     }

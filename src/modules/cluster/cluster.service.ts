@@ -1,4 +1,4 @@
-import { Inject, Injectable, Optional, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -6,8 +6,8 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import type { RedisBus, RedisState } from './redis-bus.service.js';
 
 /**
- * Optional provider: the highest version this replica keeps on disk (its highest
- * `/v/<n>`), so a Redis that restarted empty never hands out a version again.
+ * The highest version this replica has seen or keeps on disk (ClusterModule provides it
+ * from the VersionStore), so a Redis that restarted empty never hands out a version again.
  */
 export const LOCAL_VERSION_FLOOR = 'STACKCAST_LOCAL_VERSION_FLOOR';
 export type LocalVersionFloor = () => number;
@@ -31,7 +31,7 @@ export class ClusterService implements OnModuleInit, OnApplicationShutdown {
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     metrics: MetricsService,
-    @Optional() @Inject(LOCAL_VERSION_FLOOR) private readonly floor?: LocalVersionFloor,
+    @Inject(LOCAL_VERSION_FLOOR) private readonly floor: LocalVersionFloor,
   ) {
     if (this.enabled) {
       metrics.gauge('stackcast_redis_up', '1 while this replica reaches Redis (both connections), 0 otherwise', () =>

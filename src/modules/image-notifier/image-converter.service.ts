@@ -87,7 +87,7 @@ export class ImageConverter {
       const { data, info, stretched } = await this.convert(format, input, meta);
       return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {} };
     } catch (err) {
-      throw damaged(format, err);
+      throw damagedImage(format, err);
     }
   }
 
@@ -185,7 +185,7 @@ async function readMetadata(format: SharpFormat, input: Buffer): Promise<Metadat
   try {
     meta = await sharp(input, { failOn: FAIL_ON[format] }).metadata();
   } catch (err) {
-    throw damaged(format, err);
+    throw damagedImage(format, err);
   }
   if (meta.format !== format) {
     throw new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: it decodes as ${meta.format}`);
@@ -204,13 +204,14 @@ async function decodeFully(format: SharpFormat, input: Buffer): Promise<void> {
       .raw()
       .toBuffer();
   } catch (err) {
-    throw damaged(format, err);
+    throw damagedImage(format, err);
   }
 }
 
 const NAMES: Record<SharpFormat, string> = { jpeg: 'JPEG', png: 'PNG', tiff: 'TIFF' };
 
-function damaged(format: SharpFormat, err: unknown): ImageRejectedError {
+/** A decoder's error as the `ImageRejectedError` a sender reads ("damaged JPEG: …", "truncated TIFF: …"). */
+export function damagedImage(format: SharpFormat, err: unknown): ImageRejectedError {
   if (err instanceof ImageRejectedError) {
     return err;
   }

@@ -38,6 +38,8 @@ export interface StatusBody {
   exposureSeconds: number;
   imagesPublished: number;
   lastImageAt: string | null;
+  /** Version of the image on disk (`/v/<version>/`); null while the waiting image is shown. */
+  version: number | null;
   uptimeSeconds: number;
   /** Where images come from: `push` (ImageNotifier / PUT /api/image only), `watch` or `demo`. */
   source: ImageSourceKind;
@@ -91,6 +93,7 @@ export class StatusController {
       exposureSeconds: session.exposureSeconds,
       imagesPublished: session.imagesPublished,
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
+      version: session.version,
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
       cluster: this.cluster.status(),

@@ -1,18 +1,35 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
 import { ViewerGateModule } from '../lifecycle/viewer-gate.module.js';
+import { CURRENT_VERSION, type CurrentVersion } from './current-version.js';
 import { FileStorage } from './file-storage.repository.js';
 import { HotFileResponder } from './hot-files.responder.js';
+import { PyramidBuilder } from './pyramid.js';
+import { VersionFiles } from './version-files.js';
+import { VersionStore } from './version-store.js';
 import { WebAssetsService } from './web-assets.service.js';
 import { WebFolderMiddleware } from './web-folder.middleware.js';
 
 /**
  * The web folder: viewer files, the waiting image, web_image.jpg and data.json (atomic
- * writes, one queue), and serving them (503 while the gate is closed).
+ * writes, one queue), the versions (their numbering, pyramids under `v/`) and serving all
+ * of it (503 while the gate is closed).
  */
 @Module({
   imports: [ViewerGateModule],
-  providers: [FileStorage, WebAssetsService, HotFileResponder],
-  exports: [WebAssetsService, HotFileResponder],
+  providers: [
+    FileStorage,
+    WebAssetsService,
+    HotFileResponder,
+    VersionStore,
+    PyramidBuilder,
+    VersionFiles,
+    {
+      provide: CURRENT_VERSION,
+      useFactory: (assets: WebAssetsService): CurrentVersion => () => assets.session.version ?? undefined,
+      inject: [WebAssetsService],
+    },
+  ],
+  exports: [WebAssetsService, HotFileResponder, VersionStore, PyramidBuilder, CURRENT_VERSION],
 })
 export class WebAssetsModule implements NestModule {
   configure(consumer: MiddlewareConsumer): void {

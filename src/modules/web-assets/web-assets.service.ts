@@ -9,13 +9,16 @@ import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
 import { appIcons, favicon, waitingImage } from './generated-images.js';
+import { compressAsset, compressibleType, type CompressedAsset } from './precompressed.js';
+import { DZI_FILE, PyramidBuilder } from './pyramid.js';
+import { isVersionName, VersionStore, VERSIONS_FOLDER } from './version-store.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
 /** The image of the publish before the last, kept so a kill between the two renames can be undone at START. */
 const PREVIOUS_IMAGE_FILE = '.web_image.previous.jpg';
-/** data.json keys this service writes; any other key (VERSION) is carried over as it is. */
-const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256']);
+/** data.json keys this service writes; any other key is carried over as it is. */
+const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION']);
 
 /** Session metrics, absolute values (not increments). */
 export interface SessionMetrics {
@@ -46,10 +49,43 @@ export interface SessionState {
   /** Images published since the process started (the waiting image excluded). */
   imagesPublished: number;
   lastImageAt: Date | undefined;
+  /** Version of the image on disk (its pyramid is under `v/<version>/`); null for the waiting image. */
+  version: number | null;
 }
 
 /** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
 export type StorageProblem = 'full' | 'read-only' | 'missing' | 'failed';
+
+/** libvips reports a failed write by its message only (no errno code). */
+const LIBVIPS_STORAGE_ERRORS: [RegExp, string][] = [
+  [/No space left on device/i, 'ENOSPC'],
+  [/Disk quota exceeded/i, 'EDQUOT'],
+  [/Read-only file system/i, 'EROFS'],
+  [/Permission denied/i, 'EACCES'],
+  [/No such file or directory/i, 'ENOENT'],
+];
+
+/** The errno code of a filesystem failure (Node's, or named in a libvips message); undefined for any other error. */
+function storageCode(err: unknown): string | undefined {
+  if (!(err instanceof Error)) {
+    return undefined;
+  }
+  const code = (err as NodeJS.ErrnoException).code;
+  if (typeof code === 'string') {
+    return code;
+  }
+  return LIBVIPS_STORAGE_ERRORS.find(([pattern]) => pattern.test(err.message))?.[1];
+}
+
+/** A libvips failure as one line with its errno code (its message spans several lines). */
+function withCode(err: Error, code: string): Error {
+  if ((err as NodeJS.ErrnoException).code !== undefined) {
+    return err;
+  }
+  const pattern = LIBVIPS_STORAGE_ERRORS.find(([, c]) => c === code)?.[0];
+  const line = err.message.split('\n').find((l) => pattern?.test(l) === true) ?? err.message.split('\n')[0];
+  return Object.assign(new Error(line.replace(/^system error:\s*/, ''), { cause: err }), { code });
+}
 
 function storageProblem(err: Error): StorageProblem {
   switch ((err as NodeJS.ErrnoException).code) {
@@ -108,10 +144,12 @@ export class WebAssetsService {
   private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
   private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
-  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined };
+  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
+  /** The viewer's text files with their brotli and gzip forms, made at START. */
+  private readonly compressed = new Map<string, CompressedAsset>();
   /** SHA-256 of web_image.jpg as last written: data.json names the image it belongs to. */
   private imageDigest = '';
-  /** data.json keys of other features (VERSION), read at the first START and written back as they were. */
+  /** data.json keys of other features, read at the first START and written back as they were. */
   private carried: Record<string, unknown> = {};
   /** The last write's failure, until a write succeeds again. */
   private problem: StorageProblem | undefined;
@@ -119,7 +157,14 @@ export class WebAssetsService {
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     private readonly storage: FileStorage,
+    private readonly versions: VersionStore,
+    private readonly pyramids: PyramidBuilder,
   ) {}
+
+  /** A viewer text file (index.html, viewer.js, ...) with its compressed forms; undefined for others. */
+  compressedAsset(relative: string): CompressedAsset | undefined {
+    return this.compressed.get(relative);
+  }
 
   get webFolder(): string {
     return this.options.webFolder;
@@ -201,6 +246,9 @@ export class WebAssetsService {
             this.setImage(image, new Date());
           }
         }
+        // The numbering carries on from the versions on disk, which stay (the newest few).
+        await this.versions.open();
+        await this.pyramids.prune();
         await this.writeDataFile(this.state);
       } catch (err) {
         throw err instanceof WebFolderError ? err : new WebFolderError(web, err as Error);
@@ -215,8 +263,13 @@ export class WebAssetsService {
     const web = this.options.webFolder;
     await this.storage.ensureFolder(join(web, 'icons'));
     const copy = async (relative: string, source: string): Promise<void> => {
-      await this.storage.writeAtomic(join(web, relative), await this.storage.readFile(source));
+      const body = await this.storage.readFile(source);
+      await this.storage.writeAtomic(join(web, relative), body);
       this.published.add(relative);
+      const type = compressibleType(relative);
+      if (type) {
+        this.compressed.set(relative, await compressAsset(body, type));
+      }
     };
     for (const name of await readdir(VIEWER_SOURCE)) {
       await copy(name, join(VIEWER_SOURCE, name));
@@ -273,8 +326,20 @@ export class WebAssetsService {
       this.logger.warn('web_image.jpg is not the image data.json names, and no kept image is: starting with the waiting image');
       return undefined;
     }
-    this.logger.log(`resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}`);
-    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated) } };
+    const version = await this.versionOnDisk(data.VERSION);
+    this.logger.log(
+      `resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}, version ${version ?? 'none'}`,
+    );
+    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version } };
+  }
+
+  /** data.json's VERSION when its pyramid is still on disk; else null (viewers get web_image.jpg). */
+  private async versionOnDisk(value: unknown): Promise<number | null> {
+    if (typeof value !== 'number' || !isVersionName(String(value))) {
+      return null;
+    }
+    const dzi = join(this.options.webFolder, VERSIONS_FOLDER, String(value), DZI_FILE);
+    return (await this.storage.stat(dzi).then(() => true, () => false)) ? value : null;
   }
 
   /** web_image.jpg when its digest is `digest`; else the image kept aside, put back in its place. */
@@ -295,25 +360,31 @@ export class WebAssetsService {
   }
 
   /**
-   * Runs a write of the web folder. A folder removed meanwhile is recreated with the
-   * viewer's files and the write tried once more; a failure is a {@link WebFolderError}
-   * (disk full, read-only...) logged once per kind until a write succeeds again.
+   * Runs a write of the web folder (also outside {@link exclusive}: a version's pyramid). A
+   * folder removed meanwhile is recreated with the viewer's files and the write tried once
+   * more; a storage failure is a {@link WebFolderError} (disk full, read-only...) logged
+   * once per kind until a write succeeds again. Other errors (a damaged image) pass as they are.
    */
-  private async written(write: () => Promise<void>): Promise<void> {
+  async written<T>(write: () => Promise<T>): Promise<T> {
     const web = this.options.webFolder;
+    let result: T;
     try {
       try {
-        await write();
+        result = await write();
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
+        if (storageCode(err) !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
           throw err;
         }
         this.logger.warn(`the web folder ${web} was removed: creating it again with the viewer's files`);
         await this.publishViewerFiles();
-        await write();
+        result = await write();
       }
     } catch (err) {
-      const failure = new WebFolderError(web, err as Error);
+      const code = storageCode(err);
+      if (code === undefined) {
+        throw err;
+      }
+      const failure = new WebFolderError(web, withCode(err as Error, code));
       if (failure.problem !== this.problem) {
         this.logger.error(`${failure.message}; the previous image is still served`);
       } else {
@@ -326,18 +397,21 @@ export class WebAssetsService {
       this.logger.log(`the web folder ${web} is writable again`);
       this.problem = undefined;
     }
+    return result;
   }
 
   /**
-   * Writes a validated JPEG and checked metrics ({@link assertMetrics}) together (both temp files first, then the
-   * renames, image first). Call inside {@link exclusive}.
+   * Writes a validated JPEG and checked metrics ({@link assertMetrics}) together (both temp
+   * files first, then the renames, image first), as `version` (its pyramid already in
+   * place). Call inside {@link exclusive}.
    */
-  async writeImage(jpeg: Buffer, metrics: SessionMetrics = {}): Promise<void> {
+  async writeImage(jpeg: Buffer, metrics: SessionMetrics, version: number): Promise<void> {
     const at = new Date();
     const next: SessionState = {
       ...mergeMetrics(this.state, metrics),
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
+      version,
     };
     const digest = sha256(jpeg);
     const json = this.dataJson(next, digest);
@@ -361,13 +435,20 @@ export class WebAssetsService {
     await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
   }
 
-  /** Takes in a web_image.jpg that a caller wrote itself. Call inside {@link exclusive}. */
-  async reloadImageFromDisk(): Promise<void> {
+  /** web_image.jpg as it is on disk now (a caller wrote it itself), with its modification time. */
+  async readImageFromDisk(): Promise<{ body: Buffer; mtime: Date }> {
     const path = join(this.options.webFolder, IMAGE_FILE);
-    const body = await this.storage.readFile(path);
-    const { mtime } = await this.storage.stat(path);
-    this.setImage(body, mtime);
-    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date() });
+    const [body, { mtime }] = await Promise.all([this.storage.readFile(path), this.storage.stat(path)]);
+    return { body, mtime };
+  }
+
+  /**
+   * Takes in a web_image.jpg that a caller wrote itself ({@link readImageFromDisk}) as
+   * `version`, and writes data.json. Call inside {@link exclusive}.
+   */
+  async takeImageFromDisk(image: { body: Buffer; mtime: Date }, version: number): Promise<void> {
+    this.setImage(image.body, image.mtime);
+    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date(), version });
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
@@ -383,7 +464,7 @@ export class WebAssetsService {
     this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, lastModified));
   }
 
-  /** data.json as ALS writes it, plus the time of the last image, the digest of the image it goes with, and other features' keys. */
+  /** data.json as ALS writes it, plus the time and version of the last image, the digest of the image it goes with, and other features' keys. */
   private dataJson(state: SessionState, imageDigest: string): string {
     return JSON.stringify({
       ...this.carried,
@@ -391,6 +472,7 @@ export class WebAssetsService {
       EXPO: formatExposure(state.exposureSeconds),
       UPDATED: state.lastImageAt?.toISOString() ?? null,
       IMAGE_SHA256: imageDigest,
+      VERSION: state.version,
     });
   }
 

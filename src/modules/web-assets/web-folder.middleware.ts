@@ -4,6 +4,8 @@ import { sep } from 'node:path';
 import serveStatic from 'serve-static';
 import { ViewerGate } from '../lifecycle/viewer-gate.js';
 import { HotFileResponder } from './hot-files.responder.js';
+import { sendCompressed } from './precompressed.js';
+import { isVersionPath, VersionFiles } from './version-files.js';
 import { DATA_FILE, IMAGE_FILE, WebAssetsService } from './web-assets.service.js';
 
 /**
@@ -11,11 +13,12 @@ import { DATA_FILE, IMAGE_FILE, WebAssetsService } from './web-assets.service.js
  * @nestjs/serve-static is not used: its catch-all answers the viewer page with 200 for
  * any missing path, it serves whatever the folder holds, and it knows nothing of STOP. Here:
  * web_image.jpg and data.json come from memory (no disk read per phone, ETag/304,
- * `Cache-Control: no-cache`); the other files go through serve-static (ETag,
- * Last-Modified, ranges) after a realpath check that keeps every answer inside the web
- * folder, symlinks included. A missing file falls through to Nest's 404.
+ * `Cache-Control: no-cache`); the viewer's text files from memory, brotli or gzip; the
+ * versions' files (`/v/...`) by {@link VersionFiles}; the other files through serve-static
+ * (ETag, Last-Modified, ranges) after a realpath check that keeps every answer inside the
+ * web folder, symlinks included. A missing file falls through to Nest's 404.
  *
- * The two hot files are also answered ahead of Express (see {@link HotFileResponder}).
+ * The hot files and `/v/` are also answered ahead of Express (see {@link HotFileResponder}).
  */
 @Injectable()
 export class WebFolderMiddleware implements NestMiddleware {
@@ -26,6 +29,7 @@ export class WebFolderMiddleware implements NestMiddleware {
     private readonly assets: WebAssetsService,
     private readonly gate: ViewerGate,
     private readonly hot: HotFileResponder,
+    private readonly versions: VersionFiles,
   ) {
     this.files = serveStatic(assets.webFolder, {
       dotfiles: 'ignore',
@@ -38,6 +42,15 @@ export class WebFolderMiddleware implements NestMiddleware {
   }
 
   use(req: Request, res: Response, next: NextFunction): void {
+    if (isVersionPath(req.path)) {
+      // Answered by HotFileResponder once installed, except while stopped (503 here).
+      if (!this.gate.acceptsViewers) {
+        stopped(res);
+        return;
+      }
+      this.versions.handle(req, res).catch(next);
+      return;
+    }
     const relative = req.method === 'GET' || req.method === 'HEAD' ? this.viewerFile(req.path) : undefined;
     if (relative === undefined) {
       // Not a file of the viewer: Nest's 404, or a route of the host app when embedded.
@@ -45,7 +58,7 @@ export class WebFolderMiddleware implements NestMiddleware {
       return;
     }
     if (!this.gate.acceptsViewers) {
-      res.status(503).setHeader('Retry-After', '5').json({ statusCode: 503, message: 'stackcast is stopped' });
+      stopped(res);
       return;
     }
     if (relative === IMAGE_FILE || relative === DATA_FILE) {
@@ -94,6 +107,12 @@ export class WebFolderMiddleware implements NestMiddleware {
       next(); // replaced by a symlink leading out of the web folder
       return;
     }
+    // The viewer's text files from memory, brotli or gzip, while they are still on disk.
+    const compressed = this.assets.compressedAsset(relative);
+    if (compressed) {
+      sendCompressed(req, res, compressed);
+      return;
+    }
     this.files(req, res, next);
   }
 
@@ -101,4 +120,8 @@ export class WebFolderMiddleware implements NestMiddleware {
     this.rootReal ??= await this.assets.realpathIn('.');
     return this.rootReal;
   }
+}
+
+function stopped(res: Response): void {
+  res.status(503).setHeader('Retry-After', '5').json({ statusCode: 503, message: 'stackcast is stopped' });
 }

@@ -35,6 +35,10 @@
   var SWAP_TIMEOUT_MS = 15000;
   /** Hidden longer than this (phone locked), the socket may be dead without knowing it: reconnect. */
   var STALE_AFTER_HIDDEN_MS = 15000;
+  /** A version that failed to open (pruned, network) is looked up again after this, doubling. */
+  var VERSION_RETRY_MS = 1000;
+  /** Tiles of the shown version failing (pruned while zoomed in): look for a newer one at most this often. */
+  var TILE_FAILURE_RECHECK_MS = 5000;
 
   applyNightMode(readNightMode());
 
@@ -51,7 +55,7 @@
   var connects = 0;
   var lastConnectedAt = 0;
   var hiddenSince = 0;
-  var received = { new_image: 0, disconnect: 0, ignored: 0 };
+  var received = { new_image: 0, hello: 0, disconnect: 0, ignored: 0 };
 
   // Image pipeline. Each trigger (new_image, connect, page visible) takes the next sequence
   // number; loads run one at a time in that order, and a load only swaps in when its number
@@ -66,6 +70,19 @@
   var lastImageAt = 0;
   var metrics = { stackSize: null, exposure: null };
   var blobUrls = new Map();
+
+  // Versions (servers that announce them): the pyramid of `latestVersion` is opened at
+  // opacity 0 and shown once fully drawn; a newer version abandons a load under way.
+  var latestVersion = 0;
+  var shownVersion = 0;
+  var shownItem = null;
+  var loading = null; // { version, item }
+  var versionsShown = 0;
+  var versionFailures = 0;
+  var versionRetryTimer = 0;
+  var lastTileRecheck = 0;
+  /** data.json of a version not shown yet: applied when that version is. */
+  var pendingData = null;
 
   var viewer = null;
   var els = {};
@@ -105,6 +122,12 @@
       maxZoomPixelRatio: 4,
       visibilityRatio: 0.5,
       crossOriginPolicy: false,
+      // Only the level that fits the screen, not every coarser one first: the swap waits for
+      // a complete frame anyway, and a crowded hotspot pays for every byte.
+      immediateRender: true,
+      // A tile level is drawn once each of its pixels covers at least 0.7 device pixels
+      // (OpenSeadragon counts device pixels): at most ~1.4x the pixels the screen can show.
+      minPixelRatio: 0.7,
       gestureSettingsTouch: { pinchToZoom: true, flickEnabled: true, dblClickToZoom: true },
     });
     viewer.world.addHandler('remove-item', function (event) {
@@ -112,6 +135,22 @@
       if (url) {
         blobUrls.delete(event.item);
         URL.revokeObjectURL(url);
+      }
+      if (event.item === shownItem) {
+        shownItem = null;
+      }
+    });
+    viewer.addHandler('tile-load-failed', function (event) {
+      if (loading && event.tiledImage === loading.item) {
+        // A version that cannot be drawn whole is never shown half: try again, or a newer one.
+        retryVersionLater();
+        return;
+      }
+      // The shown version may have been pruned while zoomed in: what is drawn stays, and
+      // the latest version is looked up (data.json), at most every few seconds.
+      if (event.tiledImage === shownItem && Date.now() - lastTileRecheck > TILE_FAILURE_RECHECK_MS) {
+        lastTileRecheck = Date.now();
+        requestImage();
       }
     });
 
@@ -239,15 +278,23 @@
     switch (type) {
       case 'new_image':
         received.new_image += 1;
+        if (isVersion(message.version)) {
+          // Open the version at once; data.json (its metrics) comes alongside.
+          noteVersion(message.version);
+        }
         requestImage();
         break;
       case 'hello':
+        received.hello += 1;
+        // The version on the server now: opened at once when it is newer than what is shown.
+        if (isVersion(message.version)) {
+          noteVersion(message.version);
+        }
+        notifySession(message);
+        break;
       case 'viewers':
       case 'notice':
-        // Sessions: the viewer count and operator notices (session.js).
-        if (window.stackcastSession) {
-          window.stackcastSession.onMessage(message);
-        }
+        notifySession(message);
         break;
       case 'disconnect':
         received.disconnect += 1;
@@ -261,6 +308,13 @@
       default:
         // Unknown or future messages are not ours to act on.
         received.ignored += 1;
+    }
+  }
+
+  /** Sessions: the viewer count and operator notices (session.js). */
+  function notifySession(message) {
+    if (window.stackcastSession) {
+      window.stackcastSession.onMessage(message);
     }
   }
 
@@ -360,6 +414,25 @@
     }, function () {
       return null;
     });
+    // data.json names the version on disk; only a server without versions (ALS, or no
+    // image yet) makes the viewer download the whole web_image.jpg.
+    var first = await dataPromise;
+    if (first && isVersion(first.VERSION)) {
+      if (first.VERSION < shownVersion) {
+        forgetVersions(); // a new web folder: its numbering started again
+      }
+      if (first.VERSION <= shownVersion) {
+        applyMetrics(first);
+      } else {
+        pendingData = first;
+      }
+      noteVersion(first.VERSION);
+      return;
+    }
+    if (first && latestVersion > 0) {
+      // The server has no version now (restarted with its waiting image): show what it has.
+      forgetVersions();
+    }
     var headers = {};
     if (shownEtag) {
       headers['If-None-Match'] = shownEtag;
@@ -373,6 +446,9 @@
     if (!image.response.ok) {
       applyMetrics(data);
       throw new Error('web_image.jpg: HTTP ' + image.response.status);
+    }
+    if (latestVersion > 0) {
+      return; // a version arrived meanwhile: it wins over the plain image
     }
     var shown = await swapIn(image.body, seq);
     if (shown) {
@@ -451,6 +527,131 @@
     return Math.max(0, now - modified);
   }
 
+  function isVersion(value) {
+    return typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
+  }
+
+  /** A version exists on the server: open it when it is newer than anything seen. */
+  function noteVersion(version) {
+    if (version > latestVersion) {
+      latestVersion = version;
+      versionFailures = 0;
+    }
+    openLatestVersion();
+  }
+
+  /**
+   * Opens `v/<latest>/image.dzi` hidden, with preload, so OpenSeadragon fetches the tiles of
+   * the current view; shows it once fully drawn. A load of an older version is abandoned:
+   * the newest always wins, and a phone waking up goes straight to it.
+   */
+  function openLatestVersion() {
+    var version = latestVersion;
+    if (version <= shownVersion || (loading && loading.version >= version)) {
+      return;
+    }
+    if (loading) {
+      abandonLoading();
+    }
+    clearTimeout(versionRetryTimer);
+    var homeBefore = viewer.world.getItemCount() > 0 ? viewer.viewport.getHomeBounds() : null;
+    var attempt = { version: version, item: null };
+    loading = attempt;
+    viewer.addTiledImage({
+      tileSource: 'v/' + version + '/image.dzi',
+      x: 0,
+      y: 0,
+      width: 1,
+      opacity: 0,
+      preload: true,
+      success: function (event) {
+        if (loading !== attempt) {
+          viewer.world.removeItem(event.item);
+          return;
+        }
+        attempt.item = event.item;
+        if (viewer.world.getItemCount() === 1) {
+          // Nothing on screen yet: fit the view now, so the tiles loaded are the home view's.
+          viewer.viewport.goHome(true);
+        }
+        whenDrawable(event.item).then(function (complete) {
+          if (loading !== attempt) {
+            return;
+          }
+          if (complete) {
+            showVersion(attempt, homeBefore);
+          } else {
+            retryVersionLater();
+          }
+        });
+      },
+      error: function () {
+        if (loading === attempt) {
+          // Pruned before this phone got to it, or the network: ask data.json for the latest.
+          retryVersionLater();
+        }
+      },
+    });
+  }
+
+  function retryVersionLater() {
+    abandonLoading();
+    versionFailures += 1;
+    clearTimeout(versionRetryTimer);
+    var delay = Math.min(RETRY_MAX_MS, VERSION_RETRY_MS * Math.pow(2, versionFailures - 1));
+    versionRetryTimer = setTimeout(requestImage, delay);
+  }
+
+  function forgetVersions() {
+    abandonLoading();
+    clearTimeout(versionRetryTimer);
+    latestVersion = 0;
+    shownVersion = 0;
+    pendingData = null;
+  }
+
+  function abandonLoading() {
+    var attempt = loading;
+    loading = null;
+    if (attempt && attempt.item && viewer.world.getIndexOfItem(attempt.item) !== -1) {
+      viewer.world.removeItem(attempt.item);
+    }
+  }
+
+  function showVersion(attempt, homeBefore) {
+    var item = attempt.item;
+    loading = null;
+    if (viewer.world.getIndexOfItem(item) === -1) {
+      return;
+    }
+    var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
+    item.setPreload(false);
+    item.setOpacity(1);
+    for (var i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
+      var other = viewer.world.getItemAt(i);
+      if (other !== item) {
+        viewer.world.removeItem(other);
+      }
+    }
+    if (atHome) {
+      viewer.viewport.goHome(true);
+    }
+    shownItem = item;
+    shownVersion = attempt.version;
+    // Plain-image loads requested before now are older than this version.
+    shownSeq = Math.max(shownSeq, requestedSeq);
+    versionsShown += 1;
+    imagesShown += 1;
+    versionFailures = 0;
+    lastImageAt = Date.now();
+    if (pendingData && pendingData.VERSION === attempt.version) {
+      applyMetrics(pendingData);
+      pendingData = null;
+    }
+    // A newer version may have been announced while this one was drawing.
+    openLatestVersion();
+  }
+
   /**
    * Double buffering with OpenSeadragon's world: the new image is added on top, invisible
    * (opacity 0) but loading (preload), at the same place (x 0, y 0, width 1). Once it is fully
@@ -516,15 +717,16 @@
     });
   }
 
+  /** Resolves true once `item` is fully drawn, false after SWAP_TIMEOUT_MS without (page visible). */
   function whenDrawable(item) {
     return new Promise(function (resolve) {
       var done = false;
       var timer = 0;
-      function finish() {
+      function finish(complete) {
         if (!done) {
           done = true;
           clearTimeout(timer);
-          resolve();
+          resolve(complete);
         }
       }
       function arm() {
@@ -534,12 +736,14 @@
           if (document.hidden) {
             arm();
           } else {
-            finish();
+            finish(false);
           }
         }, SWAP_TIMEOUT_MS);
       }
       arm();
-      item.whenFullyLoaded(finish);
+      item.whenFullyLoaded(function () {
+        finish(true);
+      });
     });
   }
 
@@ -680,8 +884,8 @@
       /** Sequence number of the image on screen (0: none yet). */
       get imageSeq() { return shownSeq; },
       get requestedSeq() { return requestedSeq; },
-      /** True while an image load is under way (more may follow for requests meanwhile). */
-      get busy() { return pumping; },
+      /** True while an image or version load is under way (more may follow for requests meanwhile). */
+      get busy() { return pumping || loading !== null; },
       get imagesShown() { return imagesShown; },
       get stackSize() { return metrics.stackSize; },
       get exposure() { return metrics.exposure; },
@@ -692,6 +896,11 @@
       get received() { return Object.assign({}, received); },
       get nightMode() { return document.documentElement.classList.contains('night'); },
       get worldItems() { return viewer.world.getItemCount(); },
+      /** Version on screen (0: none, or the plain web_image.jpg of a server without versions). */
+      get version() { return shownVersion; },
+      get latestVersion() { return latestVersion; },
+      get loadingVersion() { return loading ? loading.version : 0; },
+      get versionsShown() { return versionsShown; },
       viewer: viewer,
     });
   }

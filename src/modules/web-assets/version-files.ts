@@ -1,0 +1,104 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { join } from 'node:path';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { VERSIONS_FOLDER } from './version-store.js';
+import { matchesEtag } from './etag.js';
+
+/** `/v/<version>/image.dzi` or `/v/<version>/image_files/<level>/<col>_<row>.<ext>`; nothing else. */
+const VERSION_PATH = /^\/v\/([1-9][0-9]{0,15})\/(image\.dzi|image_files\/(?:0|[1-9][0-9]{0,2})\/(?:0|[1-9][0-9]{0,5})_(?:0|[1-9][0-9]{0,5})\.(jpeg|webp))$/;
+
+const TYPES: Record<string, string> = {
+  dzi: 'application/xml; charset=utf-8',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+};
+
+const IMMUTABLE = 'public, max-age=31536000, immutable';
+
+/** True when a URL path (query stripped) lies under `/v/`: the handler answers it, 404 included. */
+export function isVersionPath(path: string): boolean {
+  return path === '/v' || path.startsWith('/v/');
+}
+
+/**
+ * Serves the files of published versions, `/v/<version>/...`, strictly from
+ * `<webFolder>/v/`: the path must match the Deep Zoom layout exactly (digits only, no
+ * encoding, no dot segments), and the file is opened without following symlinks anywhere
+ * below `v/`. A version folder never changes once announced, so the answer is immutable
+ * with a strong ETag (inode, size, mtime); a pruned or unknown version is a 404.
+ */
+@Injectable()
+export class VersionFiles {
+  private readonly root: string;
+  private rootReal: string | undefined;
+
+  constructor(@Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder'>) {
+    this.root = join(options.webFolder, VERSIONS_FOLDER);
+  }
+
+  /** Answers a GET or HEAD whose path {@link isVersionPath}; any other method gets a 405. */
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Length': '0' }).end();
+      return;
+    }
+    const url = req.url ?? '';
+    const query = url.indexOf('?');
+    const match = VERSION_PATH.exec(query === -1 ? url : url.slice(0, query));
+    if (!match) {
+      notFound(res);
+      return;
+    }
+    const [, version, relative, ext = 'dzi'] = match;
+    const file = await this.openInside(join(version, relative));
+    if (!file) {
+      notFound(res);
+      return;
+    }
+    try {
+      const stats = await file.stat();
+      if (!stats.isFile()) {
+        notFound(res);
+        return;
+      }
+      const etag = `"${version}-${stats.ino.toString(36)}-${stats.size.toString(36)}-${Math.floor(stats.mtimeMs).toString(36)}"`;
+      const common = { 'Cache-Control': IMMUTABLE, ETag: etag, 'Last-Modified': stats.mtime.toUTCString() };
+      if (matchesEtag(req.headers['if-none-match'], etag)) {
+        res.writeHead(304, common).end();
+        return;
+      }
+      const body = req.method === 'HEAD' ? undefined : await file.readFile();
+      res.writeHead(200, { ...common, 'Content-Type': TYPES[ext], 'Content-Length': String(stats.size) }).end(body);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /**
+   * Opens `<root>/<relative>` only when no component below the root is a symlink: the
+   * last one by O_NOFOLLOW, the folders by comparing the real path with the plain one.
+   */
+  private async openInside(relative: string): Promise<FileHandle | undefined> {
+    try {
+      this.rootReal ??= await realpath(this.root);
+      const path = join(this.root, relative);
+      const real = await realpath(path);
+      if (real !== join(this.rootReal, relative)) {
+        return undefined;
+      }
+      return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch {
+      return undefined; // missing (pruned) or not readable: a 404 either way
+    }
+  }
+}
+
+function notFound(res: ServerResponse): void {
+  const body = JSON.stringify({ statusCode: 404, message: 'Not Found' });
+  res
+    .writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-cache' })
+    .end(body);
+}
