@@ -173,7 +173,16 @@ describe('replicas sharing one Redis (child processes, real redis-server)', { ti
 
     const late = await startReplica();
     await until(async () => (await imageOf(late)).equals(img), 'the late replica to show the latest image');
-    expect(await (await fetch(`${late.baseUrl}/data.json`)).json()).toMatchObject({ STACK_SIZE: 7 });
+    expect(await (await fetch(`${late.baseUrl}/data.json`)).json()).toMatchObject({ STACK_SIZE: 7, VERSION: 1 });
+    // The late replica cut version 1's pyramid itself, and says so to a viewer that connects.
+    expect((await fetch(`${late.baseUrl}/v/1/image.dzi`)).status).toBe(200);
+    const hello = await RecordingClient.connect(`ws://127.0.0.1:${late.port}/ws`);
+    try {
+      await hello.waitFor((c) => c.count('hello') >= 1, 5000, 'hello');
+      expect(hello.ofType('hello')[0]?.version).toBe(1);
+    } finally {
+      hello.socket.terminate();
+    }
   });
 
   it('GET /metrics: Prometheus text with the viewers, publishes and Redis state', async () => {
