@@ -469,7 +469,11 @@ scaleout_checks() {
   [[ "$datas" == "$(printf '5 %.0s' "${replicas[@]}")" ]] && pass "scale-out: every replica's data.json has STACK_SIZE 5" || fail "scale-out: data.json on every replica" "$datas"
   read -r -a v <<<"$vers"
   if [[ "${v[0]}" == - ]]; then say "scale-out: /status has no version field in this checkout (versions not merged): compared the image and data.json only"
-  elif [[ "$(printf '%s\n' "${v[@]}" | sort -u | wc -l)" == 1 ]]; then pass "scale-out: every replica answers version ${v[0]}"
+  elif [[ "$(printf '%s\n' "${v[@]}" | sort -u | wc -l)" == 1 ]]; then
+    pass "scale-out: every replica answers version ${v[0]}"
+    local dzis=""; for c in "${replicas[@]}"; do in_replica "$c" "/v/${v[0]}/image.dzi" | grep -q '<Image' && dzis+="ok "; done
+    [[ "$dzis" == "$(printf 'ok %.0s' "${replicas[@]}")" ]] && pass "scale-out: every replica serves /v/${v[0]}/image.dzi (its own pyramid)" \
+      || fail "scale-out: /v/${v[0]}/image.dzi on every replica" "$dzis"
   else fail "scale-out: replicas agree on the version" "$vers"; fi
 
   # Kill the replica behind this client (the balancer hashes the client address): the viewer reconnects.
