@@ -618,12 +618,11 @@
     }
   }
 
-  function showVersion(attempt, homeBefore) {
-    var item = attempt.item;
-    loading = null;
-    if (viewer.world.getIndexOfItem(item) === -1) {
-      return;
-    }
+  /**
+   * Makes the loaded hidden `item` the one on screen: opaque, every other image removed in
+   * the same task. The view is fitted to it only when it was at home (`homeBefore`) before.
+   */
+  function reveal(item, homeBefore) {
     var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
     item.setPreload(false);
     item.setOpacity(1);
@@ -634,8 +633,18 @@
       }
     }
     if (atHome) {
+      // Nobody has zoomed yet: fit the new image, whose shape may differ (waiting image -> camera).
       viewer.viewport.goHome(true);
     }
+  }
+
+  function showVersion(attempt, homeBefore) {
+    var item = attempt.item;
+    loading = null;
+    if (viewer.world.getIndexOfItem(item) === -1) {
+      return;
+    }
+    reveal(item, homeBefore);
     shownItem = item;
     shownVersion = attempt.version;
     // Plain-image loads requested before now are older than this version.
@@ -680,19 +689,7 @@
       viewer.world.removeItem(item);
       return false;
     }
-    var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
-    item.setPreload(false);
-    item.setOpacity(1);
-    for (var i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
-      var other = viewer.world.getItemAt(i);
-      if (other !== item) {
-        viewer.world.removeItem(other);
-      }
-    }
-    if (atHome) {
-      // Nobody has zoomed yet: fit the new image, whose shape may differ (waiting image -> camera).
-      viewer.viewport.goHome(true);
-    }
+    reveal(item, homeBefore);
     shownSeq = seq;
     imagesShown += 1;
     return true;
