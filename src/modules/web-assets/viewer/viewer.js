@@ -557,14 +557,9 @@
     var homeBefore = viewer.world.getItemCount() > 0 ? viewer.viewport.getHomeBounds() : null;
     var attempt = { version: version, item: null };
     loading = attempt;
-    viewer.addTiledImage({
-      tileSource: 'v/' + version + '/image.dzi',
-      x: 0,
-      y: 0,
-      width: 1,
-      opacity: 0,
-      preload: true,
-      success: function (event) {
+    addHiddenItem(
+      'v/' + version + '/image.dzi',
+      function (event) {
         if (loading !== attempt) {
           viewer.world.removeItem(event.item);
           return;
@@ -585,13 +580,13 @@
           }
         });
       },
-      error: function () {
+      function () {
         if (loading === attempt) {
           // Pruned before this phone got to it, or the network: ask data.json for the latest.
           retryVersionLater();
         }
       },
-    });
+    );
   }
 
   function retryVersionLater() {
@@ -695,22 +690,22 @@
     return true;
   }
 
+  /** Adds `tileSource` on top of what is shown, invisible but loading, at the same place. */
+  function addHiddenItem(tileSource, success, error) {
+    viewer.addTiledImage({ tileSource: tileSource, x: 0, y: 0, width: 1, opacity: 0, preload: true, success: success, error: error });
+  }
+
   function addHidden(url) {
     return new Promise(function (resolve, reject) {
-      viewer.addTiledImage({
-        tileSource: { type: 'image', url: url, buildPyramid: true },
-        x: 0,
-        y: 0,
-        width: 1,
-        opacity: 0,
-        preload: true,
-        success: function (event) {
+      addHiddenItem(
+        { type: 'image', url: url, buildPyramid: true },
+        function (event) {
           resolve(event.item);
         },
-        error: function (event) {
+        function (event) {
           reject(new Error((event && event.message) || 'OpenSeadragon could not open the image'));
         },
-      });
+      );
     });
   }
 
