@@ -34,6 +34,8 @@ const CONFIG = QUICK
 const TARGET_NS = QUICK ? [CONFIG.ns.at(-1)] : [1000, 5000];
 const PUBLISH_TARGET_N = QUICK ? CONFIG.ns.at(-1) : 1000;
 const OP_TIMEOUT_MS = 5000;
+/** Publish -> new_image budget for a 12 MP JPEG, pyramid included (issue 9). */
+const PUBLISH_BUDGET_MS = 500;
 const RUN_DEADLINE_MS = QUICK ? 120_000 : 330_000;
 
 const log = logger('bench');
@@ -421,12 +423,13 @@ function buildReport({ fanout, serving, nginxNote }) {
     const pub = f[`stackcast-embedded:${mode}`]?.[PUBLISH_TARGET_N];
     const base = f['baseline:broadcast']?.[PUBLISH_TARGET_N];
     if (pub && base) {
-      const limit = base.last + 15;
-      add(`publish 3 MB in process, ${label}`, 'last client vs baseline fan-out + 15 ms', PUBLISH_TARGET_N, pub.last, limit, {
+      // A publish now cuts the version's Deep Zoom pyramid before new_image (issue 9's budget: 500 ms).
+      const limit = base.last + PUBLISH_BUDGET_MS;
+      add(`publish 3 MB in process, ${label}`, `last client vs baseline fan-out + ${PUBLISH_BUDGET_MS} ms`, PUBLISH_TARGET_N, pub.last, limit, {
         unit: 'ms',
-        target: `≤ baseline+15: ${pub.last <= limit ? 'met' : 'NOT met'}`,
+        target: `≤ baseline+${PUBLISH_BUDGET_MS}: ${pub.last <= limit ? 'met' : 'NOT met'}`,
       });
-      verdict(pub.last <= limit, `3 MB publish (${label}) to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + 15 ms = ${fmt(limit)} ms`);
+      verdict(pub.last <= limit, `3 MB publish (${label}, pyramid included) to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + ${PUBLISH_BUDGET_MS} ms = ${fmt(limit)} ms`);
     }
   }
 
