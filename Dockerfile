@@ -9,7 +9,11 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json nest-cli.json ./
 COPY scripts ./scripts
 COPY src ./src
-RUN npm run build && npm prune --omit=dev --no-audit --no-fund && mkdir /app/data
+# TypeScript survives the prune only as @nestjs/swagger's optional peer (its build-time
+# plugin, unused at run time): removed by hand.
+RUN npm run build && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf node_modules/typescript node_modules/.bin/tsc node_modules/.bin/tsserver \
+ && mkdir /app/data
 
 # Runtime stage: production dependencies and the compiled service only, and no RUN (build
 # mounts never touch it). The code stays owned by root (read-only to the service); only

@@ -7,28 +7,21 @@
 //   npm run bench:field -- --quick            smoke run: 8 phones, 2 updates, 3 MP stacks
 //   options: --rate <Mbit/s> (20)  --phones <N> (30)  --updates <K> (5)  --dist <dir> (dist/)
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeAstroField } from './lib/astro.mjs';
 import { launchChromium, RecordedPage } from './lib/field-browser.mjs';
 import { download, makePlan, Monitor, publish, ReplayPhone } from './lib/field-phones.mjs';
 import { createShapedNetns, deleteNetns, netnsSupport, PUBLISHER_ADDRESS } from './lib/netns.mjs';
-import { nowMs, sleep, spawnNode, stopChild, waitForMessage } from './lib/proc.mjs';
+import { args, flag, logger, option, tempFolders } from './lib/cli.mjs';
+import { freePort, nowMs, spawnNode, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(name);
-const option = (name) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 const positive = (name, fallback) => {
   const raw = option(name);
   const value = raw === undefined ? fallback : Number(raw);
@@ -50,8 +43,7 @@ const RUN_LIMIT_MS = (QUICK ? 8 : 40) * 60_000;
 /** One update of N phones: bytes / rate, times 3, at least a minute. */
 const replayTimeoutMs = (bytesPerPhone, n) => Math.max(60_000, ((bytesPerPhone * n * 8) / (RATE * 1e6)) * 3000);
 
-const started = Date.now();
-const log = (msg) => process.stderr.write(`[field ${((Date.now() - started) / 1000).toFixed(1).padStart(6)}s] ${msg}\n`);
+const log = logger('field', 6);
 
 // ------------------------------------------------------------------ outside the namespace
 
@@ -99,7 +91,7 @@ async function outside() {
 
 async function inside() {
   const children = [];
-  const temps = [];
+  const { tempDir, removeTemps } = tempFolders();
   let browser = null;
   const phones = [];
   let monitor = null;
@@ -115,18 +107,11 @@ async function inside() {
     monitor?.close();
     await browser?.close().catch(() => undefined);
     await Promise.all(children.map((c) => stopChild(c)));
-    for (const dir of temps) {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    removeTemps();
   };
   for (const signal of ['SIGINT', 'SIGTERM']) {
     process.once(signal, () => void stopAll().finally(() => process.exit(130)));
   }
-  const tempDir = (prefix) => {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
-    temps.push(dir);
-    return dir;
-  };
 
   try {
     log(`rate ${RATE} Mbit/s, ${PHONES} phones, ${UPDATES} updates, ${IMAGE.width}x${IMAGE.height} stacks${QUICK ? ' (quick)' : ''}`);
@@ -244,17 +229,6 @@ const kb = (bytes) => (bytes / 1024).toFixed(0);
 const sec = (ms) => (ms / 1000).toFixed(2);
 const slim = (t0) => (e) => ({ url: e.url, status: e.status, bytes: e.bytes, encoding: e.contentEncoding ?? null, startMs: +(e.start - t0).toFixed(1), endMs: +(e.end - t0).toFixed(1) });
 
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
 async function startService(dist, workFolder, children) {
   const port = await freePort();
   const child = spawnNode([join(dist, 'main.js')], {
@@ -264,21 +238,13 @@ async function startService(dist, workFolder, children) {
     inheritEnv: false,
   });
   children.push(child);
-  const deadline = nowMs() + 30_000;
-  while (nowMs() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`node ${join(dist, 'main.js')} exited (${child.exitCode}):\n${child.output()}`);
-    }
-    const up = await download(port, '/status', PUBLISHER_ADDRESS).then(
+  const isUp = () =>
+    download(port, '/status', PUBLISHER_ADDRESS).then(
       () => true,
       () => false,
     );
-    if (up) {
-      return { label: 'stackcast', port, child };
-    }
-    await sleep(100);
-  }
-  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+  await waitUntilUp(child, join(dist, 'main.js'), isUp, 100);
+  return { label: 'stackcast', port, child };
 }
 
 async function startBaseline(folder, preload, children) {

@@ -10,25 +10,19 @@
 //            --no-wrk     steady run with the Node load generator even when wrk is installed
 //            --only fanout|serving  run one phase
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus, tmpdir } from 'node:os';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeTestJpegs } from './lib/jpeg.mjs';
 import { findNginx, startNginx } from './lib/nginx.mjs';
-import { cpuMs, hardFileLimit, ipcClient, nowMs, sleep, spawnNode, stopChild, waitForMessage } from './lib/proc.mjs';
+import { elapsedSeconds, flag, logger, option, tempFolders } from './lib/cli.mjs';
+import { cpuMs, freePort, hardFileLimit, ipcClient, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
 import { median, slope, summarizeFanout } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(name);
-const option = (name) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 
 const QUICK = flag('--quick');
 /** `--only fanout` or `--only serving`: one phase (for work on one figure; not a full report). */
@@ -40,50 +34,18 @@ const CONFIG = QUICK
 const TARGET_NS = QUICK ? [CONFIG.ns.at(-1)] : [1000, 5000];
 const PUBLISH_TARGET_N = QUICK ? CONFIG.ns.at(-1) : 1000;
 const OP_TIMEOUT_MS = 5000;
+/** Publish -> new_image budget for a 12 MP JPEG, pyramid included (issue 9). */
+const PUBLISH_BUDGET_MS = 500;
 const RUN_DEADLINE_MS = QUICK ? 120_000 : 330_000;
 
-const started = Date.now();
-const log = (msg) => process.stderr.write(`[bench ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
+const log = logger('bench');
 const children = [];
-const temps = [];
+const { tempDir, removeTemps } = tempFolders();
 
 function checkDeadline(what) {
-  if (Date.now() - started > RUN_DEADLINE_MS) {
+  if (elapsedSeconds() * 1000 > RUN_DEADLINE_MS) {
     throw new Error(`time budget of ${RUN_DEADLINE_MS / 1000} s exceeded before ${what}`);
   }
-}
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** 127.0.0.x source addresses usable here (more ephemeral ports for thousands of clients). */
-async function sourceAddresses() {
-  const out = ['127.0.0.1'];
-  for (const addr of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
-    const ok = await new Promise((r) => {
-      const srv = createServer();
-      srv.once('error', () => r(false));
-      srv.listen(0, addr, () => srv.close(() => r(true)));
-    });
-    if (ok) {
-      out.push(addr);
-    }
-  }
-  return out;
 }
 
 function distFolder() {
@@ -134,21 +96,8 @@ async function startMainJs(dist, workFolder) {
     inheritEnv: false,
   });
   children.push(child);
-  const deadline = Date.now() + 30_000;
-  for (let i = 0; i < 600 && Date.now() < deadline; i++) {
-    if (child.exitCode !== null) {
-      throw new Error(`node ${join(dist, 'main.js')} exited (${child.exitCode}):\n${child.output()}`);
-    }
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/status`)).status === 200) {
-        return { label: 'stackcast', child, port, pids: () => [child.pid] };
-      }
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
-  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+  await waitUntilUp(child, join(dist, 'main.js'), () => statusUp(port), 50);
+  return { label: 'stackcast', child, port, pids: () => [child.pid] };
 }
 
 /** PUT /api/image, as a stacker would; resolves once the server answered. */
@@ -474,12 +423,13 @@ function buildReport({ fanout, serving, nginxNote }) {
     const pub = f[`stackcast-embedded:${mode}`]?.[PUBLISH_TARGET_N];
     const base = f['baseline:broadcast']?.[PUBLISH_TARGET_N];
     if (pub && base) {
-      const limit = base.last + 15;
-      add(`publish 3 MB in process, ${label}`, 'last client vs baseline fan-out + 15 ms', PUBLISH_TARGET_N, pub.last, limit, {
+      // A publish now cuts the version's Deep Zoom pyramid before new_image (issue 9's budget: 500 ms).
+      const limit = base.last + PUBLISH_BUDGET_MS;
+      add(`publish 3 MB in process, ${label}`, `last client vs baseline fan-out + ${PUBLISH_BUDGET_MS} ms`, PUBLISH_TARGET_N, pub.last, limit, {
         unit: 'ms',
-        target: `≤ baseline+15: ${pub.last <= limit ? 'met' : 'NOT met'}`,
+        target: `≤ baseline+${PUBLISH_BUDGET_MS}: ${pub.last <= limit ? 'met' : 'NOT met'}`,
       });
-      verdict(pub.last <= limit, `3 MB publish (${label}) to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + 15 ms = ${fmt(limit)} ms`);
+      verdict(pub.last <= limit, `3 MB publish (${label}, pyramid included) to the last of ${PUBLISH_TARGET_N}: ${fmt(pub.last)} ms vs baseline fan-out ${fmt(base.last)} ms + ${PUBLISH_BUDGET_MS} ms = ${fmt(limit)} ms`);
     }
   }
 
@@ -736,22 +686,20 @@ async function main() {
         conditional,
         rows,
         verdicts,
-        durationSeconds: (Date.now() - started) / 1000,
+        durationSeconds: elapsedSeconds(),
       },
       null,
       2,
     ),
   );
-  log(`results: ${file} (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
+  log(`results: ${file} (${elapsedSeconds().toFixed(0)} s in all)`);
 }
 
 async function cleanup() {
   for (const child of children.splice(0).reverse()) {
     await stopChild(child);
   }
-  for (const dir of temps.splice(0)) {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  removeTemps();
 }
 
 // Ctrl-C: end what this run started (node dist/main.js and nginx have no IPC channel to notice).

@@ -7,25 +7,19 @@
 //   npm run bench:soak -- --quick          100 viewers × 50 publishes
 //   options: --viewers <V>  --publishes <P>  --dist <dir> (default dist/)  --deadline <s>
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import WebSocket from 'ws';
-import { hardFileLimit, nowMs, sleep, spawnNode, stopChild } from './lib/proc.mjs';
+import { elapsedSeconds, flag, logger, option, tempFolders } from './lib/cli.mjs';
+import { freePort, hardFileLimit, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitUntilUp } from './lib/proc.mjs';
 import { quantile, slope } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
-const args = process.argv.slice(2);
-const flag = (name) => args.includes(name);
-const option = (name) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : undefined;
-};
 function positiveInt(name, fallback) {
   const raw = option(name);
   if (raw === undefined) {
@@ -60,44 +54,10 @@ const BENCH_LIMITS_ENV = {
   UPGRADES_PER_SECOND: '100000',
 };
 
-const started = Date.now();
-const log = (msg) => process.stderr.write(`[soak ${((Date.now() - started) / 1000).toFixed(1).padStart(5)}s] ${msg}\n`);
+const log = logger('soak');
 const children = [];
-const temps = [];
+const { tempDir, removeTemps } = tempFolders();
 const viewers = [];
-
-function tempDir(prefix) {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  temps.push(dir);
-  return dir;
-}
-
-function freePort() {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-/** 127.0.0.x source addresses usable here, as bench/run.mjs does. */
-async function sourceAddresses() {
-  const out = ['127.0.0.1'];
-  for (const addr of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
-    const ok = await new Promise((r) => {
-      const srv = createServer();
-      srv.once('error', () => r(false));
-      srv.listen(0, addr, () => srv.close(() => r(true)));
-    });
-    if (ok) {
-      out.push(addr);
-    }
-  }
-  return out;
-}
 
 /** Memory of the service after a full GC it runs on SIGUSR2: { rss, live } in MB. */
 function afterGc(child) {
@@ -171,21 +131,8 @@ async function startService(dist, workFolder) {
       }
     }
   });
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) {
-      throw new Error(`node ${join(dist, 'main.js')} exited (${child.exitCode}):\n${child.output()}`);
-    }
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/status`)).status === 200) {
-        return { child, port };
-      }
-    } catch {
-      // not listening yet
-    }
-    await sleep(50);
-  }
-  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+  await waitUntilUp(child, join(dist, 'main.js'), () => statusUp(port), 50);
+  return { child, port };
 }
 
 /** One viewer: records every new_image (its version, or null when the server sends none). */
@@ -379,13 +326,13 @@ async function main() {
         publishing: { seconds: publishSeconds, putMs: { p50: quantile(sortedPut, 0.5), p99: quantile(sortedPut, 0.99), max: sortedPut.at(-1) }, versionsAnswered: versions.length },
         rss: { samples: rss, end, mbPer100AfterGc: mbPer100, mbPer100AsIs: rawPer100, liveMbPer100: livePer100, flat },
         rows,
-        durationSeconds: (Date.now() - started) / 1000,
+        durationSeconds: elapsedSeconds(),
       },
       null,
       2,
     ),
   );
-  log(`results: ${file} (${((Date.now() - started) / 1000).toFixed(0)} s in all)`);
+  log(`results: ${file} (${elapsedSeconds().toFixed(0)} s in all)`);
   // A quick run is too short for the slope (native caches still filling): delivery only.
   return ok && (flat || QUICK);
 }
@@ -397,9 +344,7 @@ async function cleanup() {
   for (const c of children.splice(0)) {
     await stopChild(c);
   }
-  for (const dir of temps.splice(0)) {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  removeTemps();
 }
 
 for (const signal of ['SIGINT', 'SIGTERM']) {

@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import sharp from 'sharp';
 import { WebSocket } from 'ws';
-import { makeAstroJpeg } from './lib/sky-stack.mjs';
+import { makeAstroJpeg } from './lib/astro.mjs';
 import { difference, homeLevel, stitchLevel } from './lib/dzi.mjs';
 
 const dist = new URL('../dist/', import.meta.url);

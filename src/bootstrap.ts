@@ -1,5 +1,6 @@
 import 'reflect-metadata';
-import { Logger } from '@nestjs/common';
+import { ConsoleLogger, Logger, type LogLevel } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
@@ -15,6 +16,8 @@ import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const;
 /** Beyond the disconnect grace, what closing the server may take before the process gives up. */
 const SHUTDOWN_MARGIN_MS = 3000;
+// Per-viewer and per-publish debug lines would flood the log at a busy star party.
+const LOG_LEVELS: LogLevel[] = ['log', 'warn', 'error', 'fatal'];
 
 /**
  * The standalone service: validated config, the ws adapter, shutdown hooks, START.
@@ -29,11 +32,14 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
   const app = await NestFactory.create<NestExpressApplication>(module, {
     httpsOptions: tls === undefined ? undefined : { key: tls.key, cert: tls.cert },
     abortOnError: false,
-    // Per-viewer and per-publish debug lines would flood the log at a busy star party.
-    logger: ['log', 'warn', 'error', 'fatal'],
+    logger: LOG_LEVELS,
+    // Held until the logger of LOG_FORMAT is in place, so every line has the same format.
+    bufferLogs: true,
     // Keep-alive connections would otherwise hold the shutdown up.
     forceCloseConnections: true,
   });
+  const json = app.get(ConfigService).get<string>('LOG_FORMAT') === 'json';
+  app.useLogger(new ConsoleLogger({ json, logLevels: LOG_LEVELS }));
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
   setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).

@@ -5,8 +5,10 @@ import {
   type ImageServerOptions,
 } from './config/image-server-options.js';
 import { ImageGatewayModule } from './gateway/image-gateway.module.js';
+import { ClusterModule } from './modules/cluster/cluster.module.js';
 import { ImageNotifierModule } from './modules/image-notifier/image-notifier.module.js';
 import { LifecycleModule } from './modules/lifecycle/lifecycle.module.js';
+import { MetricsModule } from './modules/metrics/metrics.module.js';
 import { NetworkInfoModule } from './modules/network-info/network-info.module.js';
 import { SourcesModule } from './modules/sources/sources.module.js';
 import { StatusModule } from './modules/status/status.module.js';
@@ -27,7 +29,17 @@ const { ConfigurableModuleClass, MODULE_OPTIONS_TOKEN } =
 class ImageServerOptionsModule {}
 
 /** The feature modules, lowest first. */
-const FEATURES = [WebAssetsModule, ImageGatewayModule, NetworkInfoModule, LifecycleModule, ImageNotifierModule, SourcesModule, StatusModule];
+const FEATURES = [
+  MetricsModule,
+  WebAssetsModule,
+  ImageGatewayModule,
+  NetworkInfoModule,
+  LifecycleModule,
+  ClusterModule,
+  ImageNotifierModule,
+  SourcesModule,
+  StatusModule,
+];
 
 /**
  * The whole stackcast service as an embeddable module: viewer files, `/ws`, `/status`,

@@ -13,6 +13,10 @@ export {
 export { setupApiDocs, API_DOCS_PATH } from './modules/status/api-docs.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 export type { ServerMessage } from './gateway/server-message.js';
+/** Scale-out (REDIS_URL): a publish refused while Redis is unreachable (HTTP 503, nothing changed). */
+export { ClusterUnavailableError } from './modules/cluster/cluster-unavailable.error.js';
+/** The Prometheus registry behind `GET /metrics`, for an embedding app that exposes its own. */
+export { MetricsService } from './modules/metrics/metrics.service.js';
 export {
   ViewerSessions,
   CURRENT_VERSION,

@@ -1,4 +1,4 @@
-// Synthetic live-stack JPEGs for the field bench: a sky background with a gradient, a
+// Synthetic live-stack JPEGs for the benches and tests: a sky background with a gradient, a
 // fractal nebula, a few thousand stars (Gaussian PSFs) and per-pixel sky noise, so the
 // encoder sees what it sees in a real stretched stack. Variants share the field (same
 // nebula and stars) and differ in noise and seeing, like successive stacks of one night.
@@ -130,4 +130,14 @@ export async function makeAstroField({ width = 4000, height = 3000, targetBytes 
     noise,
     variant: (i) => encode(drawVariant(base, width, height, stars, noise, seed + 100 + i), width, height),
   };
+}
+
+/**
+ * One synthetic stack as a JPEG (quality 90), the way a stacker saves it, without size
+ * calibration: the nebula is the same for every `seed`, stars and noise are the seed's own.
+ */
+export async function makeAstroJpeg(width = 4000, height = 3000, seed = 1) {
+  const base = await renderBase(width, height, rng(42));
+  const stars = makeStars(width, height, rng(seed * 7919), Math.round((width * height) / 3000));
+  return encode(drawVariant(base, width, height, stars, 14, seed + 1), width, height);
 }

@@ -1,6 +1,7 @@
 // Child processes of the bench, and what the bench reads about them from /proc.
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 /** Open-files limit asked for every child: the hard limit, whatever it is. */
 export function hardFileLimit() {
@@ -192,3 +193,56 @@ export function nowMs() {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port free on 127.0.0.1 right now, for a child to listen on. */
+export function freePort() {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** 127.0.0.x source addresses usable here (more ephemeral ports for thousands of clients). */
+export async function sourceAddresses() {
+  const out = ['127.0.0.1'];
+  for (const addr of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) {
+    const ok = await new Promise((r) => {
+      const srv = createServer();
+      srv.once('error', () => r(false));
+      srv.listen(0, addr, () => srv.close(() => r(true)));
+    });
+    if (ok) {
+      out.push(addr);
+    }
+  }
+  return out;
+}
+
+/**
+ * Polls `isUp()` every `everyMs` until it is true; fails when the child (running `script`)
+ * exits first or after 30 s, with the child's output.
+ */
+export async function waitUntilUp(child, script, isUp, everyMs) {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) {
+      throw new Error(`node ${script} exited (${child.exitCode}):\n${child.output()}`);
+    }
+    if (await isUp()) {
+      return;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+}
+
+/** Whether GET http://127.0.0.1:<port>/status answers 200. */
+export const statusUp = (port) =>
+  fetch(`http://127.0.0.1:${port}/status`).then(
+    (res) => res.status === 200,
+    () => false,
+  );

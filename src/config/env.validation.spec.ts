@@ -119,3 +119,43 @@ describe('resolveImageServerOptions (options given in code by an embedding app)'
     expect(resolveImageServerOptions().jpegQuality).toBe(90);
   });
 });
+
+describe('scale-out and operations settings', () => {
+  it('maps REDIS_URL, REDIS_NAMESPACE and METRICS_PUBLIC; the namespace defaults to stackcast', () => {
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({})))).toMatchObject({ redisUrl: undefined, redisNamespace: 'stackcast', metricsPublic: false });
+    const env = validateEnv({ REDIS_URL: 'rediss://redis.example.org:6380/1', REDIS_NAMESPACE: 'm42-night', METRICS_PUBLIC: 'true', LOG_FORMAT: 'json' });
+    expect(env.LOG_FORMAT).toBe('json');
+    expect(resolveImageServerOptions(optionsFromEnvironment(env))).toMatchObject({
+      redisUrl: 'rediss://redis.example.org:6380/1',
+      redisNamespace: 'm42-night',
+      metricsPublic: true,
+    });
+  });
+
+  it.each([
+    ['REDIS_URL', 'http://redis:6379'],
+    ['REDIS_URL', 'redis-host:6379'],
+    ['REDIS_NAMESPACE', 'Stackcast'],
+    ['REDIS_NAMESPACE', 'a'.repeat(41)],
+    ['REDIS_NAMESPACE', 'with:colon'],
+    ['METRICS_PUBLIC', 'yes'],
+    ['LOG_FORMAT', 'xml'],
+  ])('%s=%s is refused with one line naming the variable and what is allowed', (name, value) => {
+    const lines = errorLines({ [name]: value });
+    expect(lines).toEqual([expect.stringMatching(new RegExp(`^${name}=.* is invalid: expected `))]);
+  });
+
+  it('a bad REDIS_URL never shows its password', () => {
+    const lines = errorLines({ REDIS_URL: 'http://admin:hunter2-secret@redis:6379' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('REDIS_URL');
+    expect(lines[0]).not.toContain('hunter2-secret');
+    expect(lines[0]).not.toContain('admin');
+  });
+
+  it('options given in code: a bad namespace or URL is refused', () => {
+    expect(() => resolveImageServerOptions({ redisNamespace: 'UPPER' })).toThrow(/redisNamespace="UPPER" is invalid/);
+    expect(() => resolveImageServerOptions({ redisUrl: 'http://x:y@h' })).toThrow(/redisUrl is invalid: expected a redis:\/\/ or rediss:\/\/ URL/);
+    expect(() => resolveImageServerOptions({ redisUrl: 'http://x:y@h' })).not.toThrow(/x:y/);
+  });
+});

@@ -16,7 +16,7 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, OPTION_RANGES, RESUME_MODES, STRETCH_MODES, type ResumeMode, type StretchMode } from './image-server-options.js';
+import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN, RESUME_MODES, STRETCH_MODES, type ResumeMode, type StretchMode } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -93,6 +93,10 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   TLS_KEY_FILE: 'the path of a PEM private key, together with TLS_CERT_FILE',
   TLS_SELF_SIGNED: '"true" or "false"',
   STRETCH: `one of ${STRETCH_MODES.join(', ')}`,
+  REDIS_URL: 'a redis:// or rediss:// URL, e.g. redis://redis:6379',
+  REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
+  METRICS_PUBLIC: '"true" or "false"',
+  LOG_FORMAT: '"text" or "json"',
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -141,6 +145,7 @@ function isFolderPath(value: unknown): boolean {
     return (err as NodeJS.ErrnoException).code === 'ENOENT';
   }
 }
+
 
 function isHttpUrl(value: unknown): boolean {
   if (typeof value !== 'string') {
@@ -322,6 +327,16 @@ export class EnvironmentVariables {
   TLS_KEY_FILE?: string;
 
   @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('redisUrl', isRedisUrl)
+  REDIS_URL?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('redisNamespace', (v) => typeof v === 'string' && REDIS_NAMESPACE_PATTERN.test(v))
+  REDIS_NAMESPACE?: string;
+
+  @IsOptional()
   @Transform(toBoolean)
   @IsBoolean()
   TLS_SELF_SIGNED?: boolean;
@@ -330,6 +345,16 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @IsIn(STRETCH_MODES)
   STRETCH?: StretchMode;
+
+  @IsOptional()
+  @Transform(toBoolean)
+  @IsBoolean()
+  METRICS_PUBLIC?: boolean;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('logFormat', (v) => v === 'text' || v === 'json')
+  LOG_FORMAT?: 'text' | 'json';
 }
 
 /** Variables whose value is shown by its length only. */

@@ -37,6 +37,11 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     upgradesPerSecond: env.UPGRADES_PER_SECOND,
     resume: env.RESUME,
     stretch: env.STRETCH,
+    redisUrl: env.REDIS_URL,
+    redisNamespace: env.REDIS_NAMESPACE,
+    metricsPublic: env.METRICS_PUBLIC,
+    // A terminal QR code would break one-JSON-object-per-line logs.
+    printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };
 }
 

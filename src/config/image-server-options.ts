@@ -127,6 +127,15 @@ export interface ImageServerOptions {
    */
   resume: ResumeMode;
   /**
+   * Scale-out: a redis:// or rediss:// URL shared by every replica. Versions, images and
+   * announcements then go through Redis. Unset: one process, nothing shared.
+   */
+  redisUrl?: string;
+  /** Prefix of the Redis keys and channel, `[a-z0-9-]{1,40}`. Default `stackcast`. */
+  redisNamespace: string;
+  /** Serve `GET /metrics` without the control auth (a Prometheus inside a private network). Default false. */
+  metricsPublic: boolean;
+  /**
    * Edge of the Deep Zoom tiles of each version (`/v/<version>/`), overlap excluded.
    * Default 510 (with `tileOverlap` 1: 512-pixel tiles), chosen by `npm run bench:tiles`.
    */
@@ -185,6 +194,7 @@ export const DEFAULT_UPGRADES_PER_SECOND = 2;
 export const DEFAULT_MAX_UPLOADS_IN_FLIGHT = 2;
 export const DEFAULT_MAX_UPLOADS_QUEUED = 4;
 export const DEFAULT_ADDRESS_REFRESH_MS = 10_000;
+export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
 export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
@@ -237,9 +247,12 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     maxUploadsQueued: partial.maxUploadsQueued ?? DEFAULT_MAX_UPLOADS_QUEUED,
     addressRefreshMs: partial.addressRefreshMs ?? DEFAULT_ADDRESS_REFRESH_MS,
     resume: partial.resume ?? 'auto',
+    redisUrl: partial.redisUrl,
+    redisNamespace: partial.redisNamespace ?? DEFAULT_REDIS_NAMESPACE,
+    metricsPublic: partial.metricsPublic ?? false,
     viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
   };
-  const problems = optionProblems(options);
+  const problems = [...optionProblems(options), ...redisProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
     problems.push(`tileFormat=${JSON.stringify(options.tileFormat)} is invalid: expected "jpeg" or "webp"`);
   }
@@ -331,5 +344,32 @@ function optionProblems(options: ImageServerOptions): string[] {
   return problems;
 }
 
+function redisProblems({ redisUrl, redisNamespace }: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
+    problems.push('redisUrl is invalid: expected a redis:// or rediss:// URL');
+  }
+  if (!REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
+    problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid: expected 1 to 40 characters from a-z, 0-9 and -`);
+  }
+  return problems;
+}
+
 /** Injection token of the resolved {@link ImageServerOptions}. */
 export const IMAGE_SERVER_OPTIONS = 'STACKCAST_IMAGE_SERVER_OPTIONS';
+
+/** A redis:// or rediss:// URL with a host. */
+export function isRedisUrl(value: unknown): boolean {
+  if (typeof value !== 'string') {
+    return false;
+  }
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'redis:' || url.protocol === 'rediss:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** Redis key and channel prefix. */
+export const REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}$/;

@@ -1,6 +1,8 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
+import { MetricsService } from '../modules/metrics/metrics.service.js';
 import type { ServerMessage } from './server-message.js';
 
 /** Text frames; nothing to compress in a few bytes. Shared: ws copies what it is given. */
@@ -32,7 +34,11 @@ export class BroadcastService implements OnApplicationShutdown {
   // of phones): an EventEmitter calls a listener with `this` = the socket.
   private readonly onPong: (this: WebSocket) => void;
 
-  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    private readonly metrics: MetricsService,
+  ) {
+    metrics.gauge('stackcast_viewers_connected', 'Viewers connected to /ws on this process', () => this.clients.size);
     const clients = this.clients;
     this.onPong = function (this: WebSocket) {
       if (clients.has(this)) {
@@ -81,6 +87,7 @@ export class BroadcastService implements OnApplicationShutdown {
     if (!this.gateOpen && message.type !== 'disconnect') {
       return { sent: 0, dropped: 0 };
     }
+    const began = performance.now();
     const frame = Buffer.from(JSON.stringify(message));
     let sent = 0;
     let dropped = 0;
@@ -95,6 +102,7 @@ export class BroadcastService implements OnApplicationShutdown {
     if (dropped > 0) {
       this.logger.warn(`dropped ${dropped} client(s) that stopped reading`);
     }
+    this.metrics.recordBroadcast((performance.now() - began) / 1000, dropped);
     return { sent, dropped };
   }
 
@@ -188,6 +196,7 @@ export class BroadcastService implements OnApplicationShutdown {
       if (!alive) {
         client.terminate();
         this.remove(client);
+        this.metrics.recordDropped();
         continue;
       }
       this.clients.set(client, false);

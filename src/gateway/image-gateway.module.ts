@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { HttpLimitsModule } from '../modules/lifecycle/http-limits.module.js';
 import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
 import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
+import { MetricsModule } from '../modules/metrics/metrics.module.js';
 import { WebAssetsModule } from '../modules/web-assets/web-assets.module.js';
 import { BroadcastService } from './broadcast.service.js';
 import { ImageGateway } from './image.gateway.js';
@@ -14,7 +15,7 @@ import { ViewerSessions } from './viewer-sessions.service.js';
  */
 @Module({
   // WebAssetsModule for CURRENT_VERSION (hello.version).
-  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, MetricsModule],
   providers: [BroadcastService, ViewerSessions, ImageGateway],
   controllers: [ViewerSessionsController],
   exports: [BroadcastService, ViewerSessions],

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { makeAstroJpeg } from '../../bench/lib/sky-stack.mjs';
+import { makeAstroJpeg } from '../../bench/lib/astro.mjs';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { hook, launchBrowser, openViewer, screenshot, type OpenedPage } from './browser.js';
 

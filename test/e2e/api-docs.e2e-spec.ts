@@ -27,6 +27,7 @@ describe('GET /api/docs', () => {
       '/api/messages',
       '/api/server/start',
       '/api/server/stop',
+      '/metrics',
       '/qr.svg',
       '/status',
     ]);

@@ -11,7 +11,7 @@ import { makeJpeg } from '../helpers/images.js';
 import { freePort, runService, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { RecordingClient } from '../helpers/ws-client.js';
+import { rawWebSocket, RecordingClient } from '../helpers/ws-client.js';
 
 async function rssBytes(pid: number): Promise<number> {
   const status = await readFile(`/proc/${pid}/status`, 'utf8');
@@ -25,27 +25,6 @@ function pingFrame(): Buffer {
   const mask = Buffer.from([1, 2, 3, 4]);
   const masked = Buffer.from(payload.map((b, i) => b ^ mask[i % 4]));
   return Buffer.concat([Buffer.from([0x89, 0x80 | 125]), mask, masked]);
-}
-
-/** Completes the handshake, stops reading, then writes ping frames until the server cuts it off. */
-function pingFlooder(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(
-        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      );
-    });
-    socket.once('data', (chunk) => {
-      if (!chunk.toString().startsWith('HTTP/1.1 101')) {
-        reject(new Error(`handshake refused: ${chunk.toString().split('\r\n')[0]}`));
-        return;
-      }
-      socket.pause();
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
 }
 
 describe('hostile clients', () => {
@@ -63,7 +42,7 @@ describe('hostile clients', () => {
     const good = await RecordingClient.connect(`ws://127.0.0.1:${port}/ws`);
     const before = await rssBytes(service.pid);
 
-    const flooder = await pingFlooder(port);
+    const flooder = await rawWebSocket(port);
     let closed = false;
     flooder.on('close', () => (closed = true));
     flooder.on('error', () => undefined);

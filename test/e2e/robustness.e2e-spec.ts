@@ -1,4 +1,3 @@
-import { connect, type Socket } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -7,28 +6,7 @@ import { WebSocket } from 'ws';
 import { BroadcastService } from '../../src/gateway/broadcast.service.js';
 import { makeJpeg } from '../helpers/images.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { RecordingClient } from '../helpers/ws-client.js';
-
-/** A client that completes the WebSocket handshake by hand and then never reads again. */
-function stalledClient(port: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => {
-      socket.write(
-        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
-          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
-      );
-    });
-    socket.once('data', (chunk) => {
-      if (!chunk.toString().startsWith('HTTP/1.1 101')) {
-        reject(new Error(`handshake refused: ${chunk.toString().split('\r\n')[0]}`));
-        return;
-      }
-      socket.pause(); // from here on, nothing is read: the kernel buffers fill up
-      resolve(socket);
-    });
-    socket.once('error', reject);
-  });
-}
+import { rawWebSocket, RecordingClient } from '../helpers/ws-client.js';
 
 describe('robustness', () => {
   let server: TestServer;
@@ -120,7 +98,7 @@ describe('robustness', () => {
       }
     });
     await new Promise((r) => good.once('open', r));
-    const stalled = await stalledClient(server.port);
+    const stalled = await rawWebSocket(server.port);
     await new Promise<void>((resolve) => {
       const check = (): void => (broadcast.count === 2 ? resolve() : void setTimeout(check, 5));
       check();
@@ -157,7 +135,7 @@ describe('robustness', () => {
     server = await startTestServer({ heartbeatIntervalMs: 50 });
     const broadcast = server.app.get(BroadcastService);
     const alive = await RecordingClient.connect(server.wsUrl);
-    const silent = await stalledClient(server.port);
+    const silent = await rawWebSocket(server.port);
     const deadline = Date.now() + 5000;
     while (broadcast.count !== 1 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));

@@ -1,3 +1,4 @@
+import { connect, type Socket } from 'node:net';
 import { WebSocket, type ClientOptions } from 'ws';
 
 /**
@@ -106,5 +107,29 @@ export function expectUpgradeRefused(url: string): Promise<number> {
     });
     // Settles in every case: a connection dropped without an HTTP answer is a failure too.
     socket.once('error', (err) => reject(new Error(`upgrade failed without an HTTP answer: ${err.message}`)));
+  });
+}
+
+/**
+ * Completes the `/ws` handshake by hand on a plain TCP socket and resolves it paused after
+ * the 101: from then on nothing is read, so the kernel buffers fill up (a stalled client).
+ */
+export function rawWebSocket(port: number, { localAddress }: { localAddress?: string } = {}): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress }, () => {
+      socket.write(
+        'GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+          'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+      );
+    });
+    socket.once('data', (chunk) => {
+      if (!chunk.toString().startsWith('HTTP/1.1 101')) {
+        reject(new Error(`handshake refused: ${chunk.toString().split('\r\n')[0]}`));
+        return;
+      }
+      socket.pause();
+      resolve(socket);
+    });
+    socket.once('error', reject);
   });
 }

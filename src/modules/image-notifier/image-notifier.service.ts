@@ -1,9 +1,14 @@
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ClusterPublisher } from '../cluster/cluster-publisher.service.js';
+import { ClusterUnavailableError } from '../cluster/cluster-unavailable.error.js';
+import { MetricsService } from '../metrics/metrics.service.js';
 import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
-import { assertMetrics, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { assertMetrics, IMAGE_FILE, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
 import type { ImageFormat } from './image-format.js';
 
@@ -43,6 +48,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     private readonly converter: ImageConverter,
     private readonly versions: VersionStore,
     private readonly pyramids: PyramidBuilder,
+    private readonly cluster: ClusterPublisher,
+    private readonly metrics: MetricsService,
   ) {}
 
   /**
@@ -61,24 +68,15 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    */
   async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
     const began = performance.now();
-    // 1. Check the metrics; check / convert the image, then cut its pyramid out of sight.
-    //    Both start at once, outside the write queue, so uploads are prepared side by side.
-    assertMetrics(metrics);
-    const preparing = this.prepare(image, options.declaredFormat);
-    // Its rejection is taken in its turn below, maybe only after earlier publishes.
-    preparing.catch(() => undefined);
-    // 2. In call order (the web folder's one queue): a version, its pyramid put in place,
-    //    then web_image.jpg and data.json; 3. announce that version.
-    const ready = await this.assets.exclusive(async () => {
-      const { result, pyramid } = await preparing;
-      const version = await this.takeVersion(pyramid);
-      // A FITS header's stack size and exposure fill in what the caller left out.
-      await this.assets.writeImage(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) }, version);
-      this.broadcast.broadcast({ type: 'new_image', version });
-      this.pruneVersions();
-      return result;
-    });
-    this.logPublished(ready, Math.round(performance.now() - began));
+    try {
+      const ready = await this.checkWriteAnnounce(image, metrics, options);
+      const seconds = (performance.now() - began) / 1000;
+      this.metrics.recordPublish(seconds);
+      this.logPublished(ready, Math.round(seconds * 1000));
+    } catch (err) {
+      this.metrics.recordPublish(0, err instanceof ClusterUnavailableError ? 'unavailable' : 'rejected');
+      throw err;
+    }
   }
 
   /**
@@ -88,6 +86,9 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
     assertMetrics(metrics);
+    if (this.cluster.enabled) {
+      return this.cluster.storeMetrics(metrics);
+    }
     await this.assets.exclusive(async () => {
       await this.assets.writeMetrics(metrics);
       const { version } = this.assets.session;
@@ -100,8 +101,12 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * version (its pyramid cut first) and broadcasts. A file that does not decode whole is
    * refused with an `ImageRejectedError` and the viewers keep the current version. It takes
    * its turn after the publishes called before it.
+   * With `redisUrl` the file is published to every replica.
    */
   async notifyNewImage(): Promise<void> {
+    if (this.cluster.enabled) {
+      return this.publish(await readFile(join(this.assets.webFolder, IMAGE_FILE)));
+    }
     await this.assets.exclusive(async () => {
       const image = await this.assets.readImageFromDisk();
       const pyramid = await this.assets.written(() => this.pyramids.prepare(image.body)).catch((err: unknown) => {
@@ -111,6 +116,39 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       await this.assets.takeImageFromDisk(image, version);
       this.broadcast.broadcast({ type: 'new_image', version });
       this.pruneVersions();
+    });
+  }
+
+  /** The publish path, top to bottom. */
+  private async checkWriteAnnounce(image: Buffer, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
+    if (this.cluster.enabled) {
+      // With Redis, 2 and 3 happen on every replica (ClusterPublisher.apply): the version is
+      // Redis's, and each replica cuts its own pyramid from the bytes stored there.
+      assertMetrics(metrics);
+      const result = await this.converter.toPublishable(image, {
+        verifyPixels: (options.verify ?? 'full') === 'full',
+        declaredFormat: options.declaredFormat,
+      });
+      // A FITS header's stack size and exposure fill in what the caller left out.
+      await this.cluster.store(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) });
+      return result;
+    }
+    // 1. Check the metrics; check / convert the image, then cut its pyramid out of sight.
+    //    Both start at once, outside the write queue, so uploads are prepared side by side.
+    assertMetrics(metrics);
+    const preparing = this.prepare(image, options.declaredFormat);
+    // Its rejection is taken in its turn below, maybe only after earlier publishes.
+    preparing.catch(() => undefined);
+    // 2. In call order (the web folder's one queue): a version, its pyramid put in place,
+    //    then web_image.jpg and data.json; 3. announce that version.
+    return this.assets.exclusive(async () => {
+      const { result, pyramid } = await preparing;
+      const version = await this.takeVersion(pyramid);
+      // A FITS header's stack size and exposure fill in what the caller left out.
+      await this.assets.writeImage(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) }, version);
+      this.broadcast.broadcast({ type: 'new_image', version });
+      this.pruneVersions();
+      return result;
     });
   }
 

@@ -1,24 +1,19 @@
 import type { IncomingMessage, Server } from 'node:http';
 import type { Socket } from 'node:net';
+import type { ImageServerOptions } from '../../config/image-server-options.js';
 import type { RefusalLog } from './refusal-log.js';
 
-/** The HTTP server limits set at bind (see README, "Limits and hardening"). */
-export interface ConnectionLimits {
-  /** Open sockets in all; beyond it new ones are refused. */
-  maxConnections: number;
-  /** Open sockets from one address; beyond it that address's new ones are refused. */
-  maxConnectionsPerAddress: number;
-  /** Time a client has to send its request headers. */
-  headersTimeoutMs: number;
-  /** Time a client has to send a whole request, body included (a 64 MB upload). */
-  requestTimeoutMs: number;
-  /** An idle keep-alive connection is closed after this. */
-  keepAliveTimeoutMs: number;
-  /** A client reading a response slower than this, over `slowClientWindowMs`, is cut off. */
-  minReadBytesPerSecond: number;
-  /** The window the read rate is measured over. */
-  slowClientWindowMs: number;
-}
+/** The HTTP server limits set at bind (see README, "Limits and hardening"); documented in the options. */
+export type ConnectionLimits = Pick<
+  ImageServerOptions,
+  | 'maxConnections'
+  | 'maxConnectionsPerAddress'
+  | 'headersTimeoutMs'
+  | 'requestTimeoutMs'
+  | 'keepAliveTimeoutMs'
+  | 'minReadBytesPerSecond'
+  | 'slowClientWindowMs'
+>;
 
 /**
  * This machine: the stacker, the astronomer's browser, or a reverse proxy on it (where

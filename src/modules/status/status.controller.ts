@@ -3,6 +3,7 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
+import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
@@ -46,6 +47,8 @@ export interface StatusBody {
   watch?: WatchStatus;
   /** With `source: "demo"`: the interval and the frames so far. */
   demo?: DemoStatus;
+  /** With REDIS_URL: whether this replica reaches Redis, and its id. */
+  cluster?: ClusterStatus;
 }
 
 @ApiTags('status')
@@ -59,6 +62,7 @@ export class StatusController {
     private readonly broadcast: BroadcastService,
     private readonly assets: WebAssetsService,
     private readonly sources: ImageSources,
+    private readonly cluster: ClusterService,
     private readonly control: ControlGuard,
   ) {}
 
@@ -92,6 +96,7 @@ export class StatusController {
       version: session.version,
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
+      cluster: this.cluster.status(),
     };
     const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {

@@ -1,13 +1,20 @@
 import { Module } from '@nestjs/common';
 import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { ClusterModule } from '../cluster/cluster.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
+import { MetricsModule } from '../metrics/metrics.module.js';
 import { SourcesModule } from '../sources/sources.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
+import { MetricsController, MetricsGuard } from './metrics.controller.js';
 import { StatusController } from './status.controller.js';
 
-/** `GET /status`: the state, the advertised address, viewers, metrics and the image source. */
+/**
+ * `GET /status`: the state, the advertised address, viewers, metrics, the image source and
+ * the cluster; `GET /metrics`: Prometheus text (control auth unless `metricsPublic`).
+ */
 @Module({
-  imports: [LifecycleModule, ImageGatewayModule, WebAssetsModule, SourcesModule],
-  controllers: [StatusController],
+  imports: [LifecycleModule, ImageGatewayModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule],
+  providers: [MetricsGuard],
+  controllers: [StatusController, MetricsController],
 })
 export class StatusModule {}

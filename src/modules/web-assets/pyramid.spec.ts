@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { makeAstroJpeg } from '../../../bench/lib/sky-stack.mjs';
+import { makeAstroJpeg } from '../../../bench/lib/astro.mjs';
 import { difference, homeLevel, stitchLevel } from '../../../bench/lib/dzi.mjs';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';

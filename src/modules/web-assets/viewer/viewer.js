@@ -557,14 +557,9 @@
     var homeBefore = viewer.world.getItemCount() > 0 ? viewer.viewport.getHomeBounds() : null;
     var attempt = { version: version, item: null };
     loading = attempt;
-    viewer.addTiledImage({
-      tileSource: 'v/' + version + '/image.dzi',
-      x: 0,
-      y: 0,
-      width: 1,
-      opacity: 0,
-      preload: true,
-      success: function (event) {
+    addHiddenItem(
+      'v/' + version + '/image.dzi',
+      function (event) {
         if (loading !== attempt) {
           viewer.world.removeItem(event.item);
           return;
@@ -585,13 +580,13 @@
           }
         });
       },
-      error: function () {
+      function () {
         if (loading === attempt) {
           // Pruned before this phone got to it, or the network: ask data.json for the latest.
           retryVersionLater();
         }
       },
-    });
+    );
   }
 
   function retryVersionLater() {
@@ -618,12 +613,11 @@
     }
   }
 
-  function showVersion(attempt, homeBefore) {
-    var item = attempt.item;
-    loading = null;
-    if (viewer.world.getIndexOfItem(item) === -1) {
-      return;
-    }
+  /**
+   * Makes the loaded hidden `item` the one on screen: opaque, every other image removed in
+   * the same task. The view is fitted to it only when it was at home (`homeBefore`) before.
+   */
+  function reveal(item, homeBefore) {
     var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
     item.setPreload(false);
     item.setOpacity(1);
@@ -634,8 +628,18 @@
       }
     }
     if (atHome) {
+      // Nobody has zoomed yet: fit the new image, whose shape may differ (waiting image -> camera).
       viewer.viewport.goHome(true);
     }
+  }
+
+  function showVersion(attempt, homeBefore) {
+    var item = attempt.item;
+    loading = null;
+    if (viewer.world.getIndexOfItem(item) === -1) {
+      return;
+    }
+    reveal(item, homeBefore);
     shownItem = item;
     shownVersion = attempt.version;
     // Plain-image loads requested before now are older than this version.
@@ -680,40 +684,28 @@
       viewer.world.removeItem(item);
       return false;
     }
-    var atHome = !homeBefore || sameBounds(viewer.viewport.getBounds(), homeBefore);
-    item.setPreload(false);
-    item.setOpacity(1);
-    for (var i = viewer.world.getItemCount() - 1; i >= 0; i -= 1) {
-      var other = viewer.world.getItemAt(i);
-      if (other !== item) {
-        viewer.world.removeItem(other);
-      }
-    }
-    if (atHome) {
-      // Nobody has zoomed yet: fit the new image, whose shape may differ (waiting image -> camera).
-      viewer.viewport.goHome(true);
-    }
+    reveal(item, homeBefore);
     shownSeq = seq;
     imagesShown += 1;
     return true;
   }
 
+  /** Adds `tileSource` on top of what is shown, invisible but loading, at the same place. */
+  function addHiddenItem(tileSource, success, error) {
+    viewer.addTiledImage({ tileSource: tileSource, x: 0, y: 0, width: 1, opacity: 0, preload: true, success: success, error: error });
+  }
+
   function addHidden(url) {
     return new Promise(function (resolve, reject) {
-      viewer.addTiledImage({
-        tileSource: { type: 'image', url: url, buildPyramid: true },
-        x: 0,
-        y: 0,
-        width: 1,
-        opacity: 0,
-        preload: true,
-        success: function (event) {
+      addHiddenItem(
+        { type: 'image', url: url, buildPyramid: true },
+        function (event) {
           resolve(event.item);
         },
-        error: function (event) {
+        function (event) {
           reject(new Error((event && event.message) || 'OpenSeadragon could not open the image'));
         },
-      });
+      );
     });
   }
 

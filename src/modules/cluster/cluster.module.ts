@@ -1,0 +1,25 @@
+import { Module } from '@nestjs/common';
+import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
+import { MetricsModule } from '../metrics/metrics.module.js';
+import { VersionStore } from '../web-assets/version-store.js';
+import { WebAssetsModule } from '../web-assets/web-assets.module.js';
+import { ClusterPublisher } from './cluster-publisher.service.js';
+import { ClusterService, LOCAL_VERSION_FLOOR, type LocalVersionFloor } from './cluster.service.js';
+
+/**
+ * Scale-out on Redis: global versions, each version's image, announcements and catch-up.
+ * Always imported and inert without `redisUrl` (the redis package is loaded only with it).
+ * Sits below ImageNotifier, which hands it checked JPEGs; StatusModule reads its state.
+ */
+@Module({
+  imports: [WebAssetsModule, ImageGatewayModule, LifecycleModule, MetricsModule],
+  providers: [
+    ClusterService,
+    ClusterPublisher,
+    // Versions on this replica's disk (and those it applied) are never handed out again by Redis.
+    { provide: LOCAL_VERSION_FLOOR, useFactory: (versions: VersionStore): LocalVersionFloor => () => versions.current, inject: [VersionStore] },
+  ],
+  exports: [ClusterService, ClusterPublisher],
+})
+export class ClusterModule {}

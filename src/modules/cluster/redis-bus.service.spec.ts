@@ -1,0 +1,224 @@
+import { createClient } from 'redis';
+import { firstValueFrom, filter } from 'rxjs';
+import { Logger } from '@nestjs/common';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startRedisServer, type RedisTestServer } from '../../../test/helpers/redis-server.js';
+import { ClusterUnavailableError, RedisBus, redactRedisUrl, type ClusterUpdate, type RedisBusOptions } from './redis-bus.service.js';
+
+/** A bus that records every update it emits. */
+class RecordingBus {
+  readonly seen: ClusterUpdate[] = [];
+  readonly bus: RedisBus;
+  constructor(options: RedisBusOptions) {
+    this.bus = new RedisBus(options);
+    this.bus.updates$.subscribe((u) => this.seen.push(u));
+  }
+  get versions(): number[] {
+    return this.seen.map((u) => u.version);
+  }
+  async until(predicate: (b: RecordingBus) => boolean, what: string, timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!predicate(this)) {
+      if (Date.now() > deadline) {
+        throw new Error(`timed out waiting for ${what}; saw ${JSON.stringify(this.versions)}`);
+      }
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+  async up(): Promise<void> {
+    await firstValueFrom(this.bus.state$.pipe(filter((s) => s === 'up')));
+  }
+  async down(): Promise<void> {
+    await firstValueFrom(this.bus.state$.pipe(filter((s) => s === 'down')));
+  }
+}
+
+const jpeg = (n: number): Buffer => Buffer.concat([Buffer.from([0xff, 0xd8]), Buffer.alloc(64, n), Buffer.from([0xff, 0xd9])]);
+
+describe('RedisBus (real redis-server)', () => {
+  let redis: RedisTestServer;
+  const buses: RecordingBus[] = [];
+  let ns: string;
+
+  const makeBus = (extra: Partial<RedisBusOptions> = {}): RecordingBus => {
+    const b = new RecordingBus({ url: redis.url, namespace: ns, replicaId: `r${buses.length}`, ...extra });
+    buses.push(b);
+    b.bus.start();
+    return b;
+  };
+
+  beforeAll(() => Logger.overrideLogger(['error']));
+
+  beforeEach(async () => {
+    redis = await startRedisServer();
+    ns = `t${Math.floor(Math.random() * 1e9)}`;
+  });
+
+  afterEach(async () => {
+    await Promise.all(buses.splice(0).map((b) => b.bus.close()));
+    await redis.stop();
+  });
+
+  it('every instance, the publisher included, gets each version once, with its bytes and merged metrics', async () => {
+    const [a, b, c] = [makeBus(), makeBus(), makeBus()];
+    await Promise.all([a.up(), b.up(), c.up()]);
+    const v1 = await a.bus.publish(jpeg(1), { stackSize: 1, exposureSeconds: 10 });
+    const v2 = await b.bus.publish(jpeg(2), { stackSize: 2 });
+    const v3 = await c.bus.updateMetrics({ exposureSeconds: 30 });
+    expect([v1, v2, v3]).toEqual([1, 2, 3]);
+    for (const r of [a, b, c]) {
+      await r.until((x) => x.versions.at(-1) === 3, 'version 3');
+      expect(r.versions).toEqual([...r.versions].sort((x, y) => x - y));
+      expect(new Set(r.versions).size).toBe(r.versions.length);
+      const last = r.seen.at(-1)!;
+      expect(last.image?.equals(jpeg(2))).toBe(true);
+      expect(last.imageVersion).toBe(2);
+      expect(last.metrics).toEqual({ stackSize: 2, exposureSeconds: 30 });
+    }
+    expect((await a.bus.fetch(1))?.image?.equals(jpeg(1))).toBe(true);
+  });
+
+  it('concurrent publishes from three instances get distinct versions and all end on the same latest', async () => {
+    const all = [makeBus(), makeBus(), makeBus()];
+    await Promise.all(all.map((b) => b.up()));
+    const versions = await Promise.all(all.flatMap((b, i) => Array.from({ length: 10 }, (_, k) => b.bus.publish(jpeg(i * 10 + k)))));
+    expect(new Set(versions).size).toBe(30);
+    expect(Math.max(...versions)).toBe(30);
+    for (const b of all) {
+      await b.until((x) => x.versions.at(-1) === 30, 'version 30');
+      expect(b.versions).toEqual([...new Set(b.versions)].sort((x, y) => x - y));
+    }
+    const winner = versions.indexOf(30);
+    const bytes = all.map((b) => b.seen.at(-1)!.image!);
+    expect(bytes.every((x) => x.equals(jpeg(Math.floor(winner / 10) * 10 + (winner % 10))))).toBe(true);
+  });
+
+  it('an announcement arriving twice or out of order changes nothing', async () => {
+    const a = makeBus();
+    await a.up();
+    await a.bus.publish(jpeg(1));
+    await a.bus.publish(jpeg(2));
+    await a.until((x) => x.versions.at(-1) === 2, 'version 2');
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    try {
+      await raw.publish(`${ns}:announce`, '2');
+      await raw.publish(`${ns}:announce`, '1');
+      await raw.publish(`${ns}:announce`, 'garbage');
+      await a.bus.publish(jpeg(3));
+      await a.until((x) => x.versions.at(-1) === 3, 'version 3');
+    } finally {
+      await raw.close();
+    }
+    expect(a.versions.filter((v) => v <= 2)).toEqual(a.versions.includes(1) ? [1, 2] : [2]);
+    expect(a.versions.at(-1)).toBe(3);
+    expect(new Set(a.versions).size).toBe(a.versions.length);
+  });
+
+  it('Redis killed: down, publish refused with nothing changed; restarted empty: versions never reused, all catch up', async () => {
+    const [a, b] = [makeBus(), makeBus()];
+    await Promise.all([a.up(), b.up()]);
+    for (let i = 1; i <= 5; i++) {
+      await a.bus.publish(jpeg(i));
+    }
+    await b.until((x) => x.versions.at(-1) === 5, 'version 5');
+
+    const bothDown = Promise.all([a.down(), b.down()]);
+    await redis.kill();
+    await bothDown;
+    await expect(a.bus.publish(jpeg(99))).rejects.toBeInstanceOf(ClusterUnavailableError);
+    await expect(b.bus.updateMetrics({ stackSize: 3 })).rejects.toThrow(/Redis is unreachable.*nothing was published/);
+
+    await redis.restart();
+    await Promise.all([a.up(), b.up()]);
+    // A replica that knows nothing publishes first: the others raised the counter on reconnect.
+    const fresh = makeBus();
+    await fresh.up();
+    const v = await fresh.bus.publish(jpeg(6));
+    expect(v).toBe(6);
+    for (const r of [a, b, fresh]) {
+      await r.until((x) => x.versions.at(-1) === 6, 'version 6 after the restart');
+      expect(r.versions).toEqual([...new Set(r.versions)].sort((x, y) => x - y));
+      expect(r.seen.at(-1)!.image!.equals(jpeg(6))).toBe(true);
+      expect(r.seen.some((u) => u.image?.equals(jpeg(99)) === true)).toBe(false);
+    }
+  });
+
+  it('a replica that comes back after Redis restarted empty raises the counter from what it has on disk', async () => {
+    const a = makeBus({ highestLocalVersion: () => 41 });
+    await a.up();
+    expect(await a.bus.publish(jpeg(1))).toBe(42);
+  });
+
+  it('catches up to latest after a reconnect, since pub/sub dropped what was sent meanwhile', async () => {
+    const [a, b] = [makeBus(), makeBus()];
+    await Promise.all([a.up(), b.up()]);
+    await a.bus.publish(jpeg(1));
+    await b.until((x) => x.versions.at(-1) === 1, 'version 1');
+    // Drop only b's subscriber connection; a keeps publishing meanwhile.
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    try {
+      const bDown = b.down();
+      const list = await admin.clientList({ TYPE: 'PUBSUB' });
+      const id = list.find((c) => c.name.endsWith(':r1:subscriber'))?.id;
+      expect(id).toBeDefined();
+      await admin.sendCommand(['CLIENT', 'KILL', 'ID', String(id)]);
+      await bDown;
+      await a.bus.publish(jpeg(2));
+      await a.bus.publish(jpeg(3));
+    } finally {
+      await admin.close();
+    }
+    await b.until((x) => x.versions.at(-1) === 3, 'catch-up to 3');
+    expect(b.seen.at(-1)!.image!.equals(jpeg(3))).toBe(true);
+    // Resubscribed by node-redis: later announcements arrive without a reconnect.
+    await a.bus.publish(jpeg(4));
+    await b.until((x) => x.versions.at(-1) === 4, 'version 4 through the resubscribed channel');
+  });
+
+  it('an instance started late catches up to the latest version at once', async () => {
+    const a = makeBus();
+    await a.up();
+    await a.bus.publish(jpeg(1), { stackSize: 1 });
+    await a.bus.publish(jpeg(2), { stackSize: 2 });
+    const late = makeBus();
+    await late.until((x) => x.versions.length > 0, 'catch-up');
+    expect(late.versions).toEqual([2]);
+    expect(late.seen[0].metrics).toEqual({ stackSize: 2 });
+  });
+
+  it('a replica started while Redis is down is down, then comes up by itself', async () => {
+    await redis.kill();
+    const a = makeBus();
+    expect(a.bus.state).toBe('down');
+    await expect(a.bus.publish(jpeg(1))).rejects.toBeInstanceOf(ClusterUnavailableError);
+    await redis.restart();
+    await a.up();
+    expect(await a.bus.publish(jpeg(1))).toBe(1);
+  });
+
+  it('keeps Redis bounded: a replaced version expires, the latest does not', async () => {
+    const a = makeBus({ replacedTtlSeconds: 120 });
+    await a.up();
+    await a.bus.publish(jpeg(1));
+    await a.bus.updateMetrics({ stackSize: 5 });
+    await a.bus.publish(jpeg(2));
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    try {
+      expect(await raw.ttl(`${ns}:image:1`)).toBeGreaterThan(0);
+      expect(await raw.ttl(`${ns}:metrics:2`)).toBeGreaterThan(0);
+      expect(await raw.ttl(`${ns}:image:3`)).toBe(-1);
+      expect(await raw.ttl(`${ns}:metrics:3`)).toBe(-1);
+      expect(await raw.get(`${ns}:latest`)).toBe('3');
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('never shows the password of the URL', () => {
+    expect(redactRedisUrl('redis://user:s3cret@host:6380/2')).toBe('redis://host:6380/2');
+    expect(redactRedisUrl('rediss://:s3cret@host')).not.toContain('s3cret');
+  });
+});
