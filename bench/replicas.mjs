@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { makeTestJpegs } from './lib/jpeg.mjs';
-import { spawnNode, stopChild, sleep } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, spawnNode, stopChild, sleep } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 
 const args = process.argv.slice(2);
@@ -60,15 +60,6 @@ async function startRedis() {
   return { child, url: `redis://127.0.0.1:${port}` };
 }
 
-// Every viewer of the bench comes from 127.0.0.1: the per-address limits would refuse most.
-const BENCH_LIMITS_ENV = {
-  MAX_VIEWERS: '100000',
-  MAX_VIEWERS_PER_ADDRESS: '100000',
-  MAX_CONNECTIONS: '100000',
-  MAX_CONNECTIONS_PER_ADDRESS: '100000',
-  UPGRADE_BURST: '100000',
-  UPGRADES_PER_SECOND: '100000',
-};
 
 async function startService(env, folders) {
   const port = await freePort();

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTestJpegs } from './lib/jpeg.mjs';
 import { findNginx, startNginx } from './lib/nginx.mjs';
 import { elapsedSeconds, flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { cpuMs, freePort, hardFileLimit, ipcClient, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, cpuMs, freePort, hardFileLimit, ipcClient, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
 import { median, slope, summarizeFanout } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
@@ -76,14 +76,6 @@ async function startIpcServer(label, script, argv) {
   return { label, child, port: ready.port, pids: () => [child.pid], call: ipcClient(child, label) };
 }
 
-const BENCH_LIMITS_ENV = {
-  MAX_VIEWERS: '100000',
-  MAX_VIEWERS_PER_ADDRESS: '100000',
-  MAX_CONNECTIONS: '100000',
-  MAX_CONNECTIONS_PER_ADDRESS: '100000',
-  UPGRADE_BURST: '100000',
-  UPGRADES_PER_SECOND: '100000',
-};
 
 async function startMainJs(dist, workFolder) {
   const port = await freePort();
