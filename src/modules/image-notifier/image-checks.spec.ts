@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { makeTexturedJpeg, makeTexturedPng, makeTexturedTiff } from '../../../test/fixtures/sample-images.js';
-import { formatOfMediaType, sniffImageFormat } from './image-format.js';
+import { formatOfMediaType, sniffImageFormat } from '../../common/image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertCompletePng } from './png-check.js';
 import { assertJpegEnds } from './jpeg-check.js';

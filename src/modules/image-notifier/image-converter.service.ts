@@ -3,7 +3,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
 import type { FitsMetrics } from './fits-reader.js';
-import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from './image-format.js';
+import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from '../../common/image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';

@@ -10,7 +10,7 @@ import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { assertMetrics, IMAGE_FILE, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
-import type { ImageFormat } from './image-format.js';
+import type { ImageFormat } from '../../common/image-format.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
@@ -129,8 +129,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
         verifyPixels: (options.verify ?? 'full') === 'full',
         declaredFormat: options.declaredFormat,
       });
-      // A FITS header's stack size and exposure fill in what the caller left out.
-      await this.cluster.store(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) });
+      await this.cluster.store(result.jpeg, metricsOf(result, metrics, options));
       return result;
     }
     // 1. Check the metrics; check / convert the image, then cut its pyramid out of sight.
@@ -144,8 +143,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     return this.assets.exclusive(async () => {
       const { result, pyramid } = await preparing;
       const version = await this.takeVersion(pyramid);
-      // A FITS header's stack size and exposure fill in what the caller left out.
-      await this.assets.writeImage(result.jpeg, { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) }, version);
+      await this.assets.writeImage(result.jpeg, metricsOf(result, metrics, options), version);
       this.broadcast.broadcast({ type: 'new_image', version });
       this.pruneVersions();
       return result;
@@ -206,6 +204,11 @@ export class ImageNotifier implements BeforeApplicationShutdown {
 /** A decoder's complaint (libvips); the filesystem's come as a WebFolderError or with an errno code. */
 function isDecodeError(err: unknown): boolean {
   return err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
+}
+
+/** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */
+function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
+  return { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) };
 }
 
 /** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */

@@ -23,7 +23,7 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { HttpLimits } from '../lifecycle/http-limits.js';
 import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-assets/web-assets.service.js';
-import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from './image-format.js';
+import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { UploadSlots } from './upload-slots.js';

@@ -3,7 +3,7 @@ import { HttpAdapterHost } from '@nestjs/core';
 import helmet from 'helmet';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../image-notifier/image-format.js';
+import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { HttpLimits } from './http-limits.js';
 
