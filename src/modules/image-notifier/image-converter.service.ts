@@ -50,9 +50,9 @@ export class ImageConverter {
 
   /**
    * `verifyPixels` (default true) decodes every block of a JPEG published as it is, which
-   * catches a file cut in the middle or overwritten in place (files and uploads). For a
-   * buffer the caller encoded in memory it can be false: the header and the end marker are
-   * still checked, and a 3 MB publish saves ~35 ms of CPU (see README, Performance).
+   * catches a file cut in the middle or overwritten in place. The local publish passes
+   * false: cutting the version's pyramid decodes every block anyway, so the header and the
+   * end marker are checked here and the pixels there.
    * `declaredFormat`: bytes of another format are refused (a PNG sent as image/jpeg).
    */
   async toPublishable(
