@@ -64,7 +64,7 @@ export class ConfigValidationError extends Error {
 
 /** What each variable allows, worded for the one-line error a user reads. */
 const ALLOWED: Record<keyof EnvironmentVariables, string> = {
-  PORT: between('PORT', 'an integer'),
+  PORT: `${between('PORT', 'an integer')}, or 0 for any free port (the log names the one taken)`,
   WORK_FOLDER: 'a folder path (an existing folder, or none yet), not a file',
   WEB_DEDICATED: '"true" or "false"',
   WEB_FOLDER: 'a folder path, not a file (required when WEB_DEDICATED=true)',
@@ -134,6 +134,11 @@ function Satisfies(name: string, predicate: (value: unknown) => boolean): Proper
   return ValidateBy({ name, validator: { validate: predicate } });
 }
 
+/** 0 (any free port: tests, or several instances on one machine) or an unprivileged port. */
+function isEnvPort(value: unknown): boolean {
+  return value === 0 || (typeof value === 'number' && value >= RANGE.PORT.min && value <= RANGE.PORT.max);
+}
+
 /** A folder, or nothing yet (it is created at START); a read-only look, nothing is written. */
 function isFolderPath(value: unknown): boolean {
   if (typeof value !== 'string') {
@@ -167,7 +172,7 @@ export class EnvironmentVariables {
   @IsOptional()
   @Transform(toInteger)
   @IsInt()
-  @InRange('PORT')
+  @Satisfies('port', isEnvPort)
   PORT?: number;
 
   @IsOptional()

@@ -308,7 +308,7 @@ export const OPTION_RANGES = {
   viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
-/** The standalone app's `PORT` leaves out the privileged ports (and 0, "any port", which only tests use). */
+/** The standalone app's `PORT` leaves out the privileged ports (0, "any free port", is allowed on its own). */
 export const ENV_PORT_MIN = 1024;
 
 /** The soft limit on open files, or undefined off Linux. */

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeJpeg, type Colour } from '../helpers/images.js';
-import { freePort, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { hook, imageAreaColour, close, launchBrowser, openViewer, waitForCanvasColour, waitForImageShown } from './browser.js';
 
@@ -38,8 +38,10 @@ describe('the viewer when the service process dies and comes back', () => {
     browser = await launchBrowser();
     work = await makeTempFolder();
     // A token of our own, so a developer's .env cannot change who may publish.
-    env = { PORT: String(await freePort()), WORK_FOLDER: work.path, CONTROL_TOKEN: randomBytes(16).toString('hex') };
+    env = { WORK_FOLDER: work.path, CONTROL_TOKEN: randomBytes(16).toString('hex') };
     service = await spawnService(env);
+    // Restarts take the same port again, so the open page reconnects to it.
+    env.PORT = String(service.port);
   });
 
   afterEach(async () => {

@@ -63,19 +63,18 @@ describe('the compose topology as processes: redis, two replicas, nginx passing 
       throw new Error(`${NGINX} is missing: apt-get install -y nginx-light`);
     }
     redis = await startRedisServer();
-    const ports = [await freePort(), await freePort()];
     const started = await Promise.all(
-      ports.map(async (port) => {
+      [0, 1].map(async () => {
         const temp = await makeTempFolder();
         cleanups.push(temp.remove);
-        return spawnService({ PORT: String(port), WORK_FOLDER: temp.path, REDIS_URL: redis.url, CONTROL_TOKEN: TOKEN }, 60_000);
+        return spawnService({ WORK_FOLDER: temp.path, REDIS_URL: redis.url, CONTROL_TOKEN: TOKEN }, 60_000);
       }),
     );
     replicas.push(...started);
     const prefix = await makeTempFolder('stackcast-nginx-');
     cleanups.push(prefix.remove);
     const lbPort = await freePort();
-    lb = await startBalancer(prefix.path, lbPort, ports);
+    lb = await startBalancer(prefix.path, lbPort, started.map((s) => s.port));
     lbUrl = `http://127.0.0.1:${lbPort}`;
   }, 120_000);
 

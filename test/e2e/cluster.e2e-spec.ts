@@ -2,7 +2,7 @@ import { createClient } from 'redis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
 import { startRedisServer, type RedisTestServer } from '../helpers/redis-server.js';
-import { freePort, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { RecordingClient } from '../helpers/ws-client.js';
 
@@ -50,7 +50,6 @@ describe('replicas sharing one Redis (child processes, real redis-server)', { ti
     const temp = await makeTempFolder();
     folders.push(temp);
     const service = await spawnService({
-      PORT: String(await freePort()),
       WORK_FOLDER: temp.path,
       REDIS_URL: redis.url,
       REDIS_NAMESPACE: namespace,

@@ -53,8 +53,7 @@ describe('lifecycle of the built service (node dist/main.js)', () => {
   async function startService(extraEnv: Record<string, string> = {}): Promise<{ service: SpawnedService; work: string }> {
     const temp = await makeTempFolder();
     cleanups.push(() => temp.remove());
-    const port = await freePort();
-    const service = await spawnService({ PORT: String(port), WORK_FOLDER: join(temp.path, 'work'), ...extraEnv });
+    const service = await spawnService({ WORK_FOLDER: join(temp.path, 'work'), ...extraEnv });
     cleanups.push(() => service.kill('SIGKILL'));
     return { service, work: join(temp.path, 'work') };
   }

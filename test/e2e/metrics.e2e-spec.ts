@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
-import { freePort, spawnService } from '../helpers/spawn-service.js';
+import { spawnService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { RecordingClient } from '../helpers/ws-client.js';
@@ -67,7 +67,7 @@ describe('GET /metrics', () => {
 describe('LOG_FORMAT=json', { timeout: 90_000 }, () => {
   it('prints one JSON object per line, and no terminal QR code', async () => {
     const temp = await makeTempFolder();
-    const service = await spawnService({ PORT: String(await freePort()), WORK_FOLDER: temp.path, LOG_FORMAT: 'json' }, 60_000);
+    const service = await spawnService({ WORK_FOLDER: temp.path, LOG_FORMAT: 'json' }, 60_000);
     try {
       await service.kill('SIGTERM');
       const lines = service.stdout().split('\n').filter((l) => l.trim() !== '');

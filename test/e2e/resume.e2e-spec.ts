@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { averageColour, makeJpeg, type Colour } from '../helpers/images.js';
-import { freePort, MAIN, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { MAIN, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { FileStorage } from '../../src/modules/web-assets/file-storage.repository.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
@@ -201,6 +202,113 @@ describe('restarts keep the session (RESUME)', () => {
   });
 });
 
+/**
+ * The filesystem as a kill -9 at each step would leave it: once armed, a copy of `folder`
+ * is taken before and after every rename of the image, data.json or the image kept aside
+ * (the steps a restart can tell apart; temp files are cleared at START).
+ */
+const PAIR_FILES = ['web_image.jpg', 'data.json', '.web_image.previous.jpg'];
+
+class SnapshotStorage extends FileStorage {
+  armed = false;
+  readonly taken: string[] = [];
+
+  constructor(
+    private readonly folder: string,
+    private readonly into: string,
+  ) {
+    super();
+  }
+
+  override async rename(from: string, to: string): Promise<void> {
+    const watched = this.armed && PAIR_FILES.some((name) => to === join(this.folder, name));
+    if (watched) {
+      await this.snapshot();
+    }
+    await super.rename(from, to);
+    if (watched) {
+      await this.snapshot();
+    }
+  }
+
+  private async snapshot(): Promise<void> {
+    const copy = join(this.into, `step-${this.taken.length}`);
+    await cp(this.folder, copy, { recursive: true });
+    this.taken.push(copy);
+  }
+}
+
+describe('a kill at each step of a publish and of the resume that follows (deterministic)', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) {
+      await cleanup();
+    }
+  });
+
+  async function startOn(workFolder: string, storage?: FileStorage): Promise<TestServer> {
+    const server = await startTestServer({ workFolder }, { storage });
+    cleanups.push(() => server.close());
+    return server;
+  }
+
+  /** What a restart on `folder` serves: one complete pair, image b (stack 2) or c (stack 3). */
+  async function expectOnePair(folder: string, pairs: Map<number, Buffer>): Promise<number> {
+    const server = await startOn(folder);
+    const { image, data, status } = await served(server.baseUrl);
+    const expected = pairs.get(status.stackSize);
+    expect(expected, `stack ${status.stackSize} is not one of the published pairs`).toBeDefined();
+    expect(image.equals(expected!)).toBe(true);
+    expect(data.STACK_SIZE).toBe(status.stackSize);
+    expect(data.IMAGE_SHA256).toBe(sha256(image));
+    await server.close();
+    return status.stackSize;
+  }
+
+  it('every step of publish c after b, and every step of the START that repairs a cut, leaves one complete pair', async () => {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const work = join(temp.path, 'work');
+    const storage = new SnapshotStorage(work, join(temp.path, 'publish'));
+    const server = await startOn(work, storage);
+    const [a, b, c] = await Promise.all([1, 2, 3].map((n) => makeJpeg({ color: colourOf(n), width: 96 + n * 40 })));
+    await server.notifier.publish(a, { stackSize: 1 });
+    await server.notifier.publish(b, { stackSize: 2 });
+    storage.armed = true;
+    await server.notifier.publish(c, { stackSize: 3 });
+    storage.armed = false;
+    await server.close();
+
+    const pairs = new Map([[2, b], [3, c]]);
+    const cuts: string[] = [];
+    for (const step of storage.taken) {
+      const onDisk = await readFile(join(step, 'web_image.jpg'));
+      if (onDisk.equals(c) && (await readData(step)).STACK_SIZE === 2) {
+        cuts.push(step); // the new image renamed, data.json not yet
+      }
+      const copy = `${step}-restart`;
+      await cp(step, copy, { recursive: true });
+      await expectOnePair(copy, pairs);
+    }
+    // The publish was stopped at least once between its two renames.
+    expect(cuts.length).toBeGreaterThan(0);
+
+    // The START that repairs a cut, killed at each of its own steps, then started again.
+    const repair = new SnapshotStorage(cuts[0], join(temp.path, 'repair'));
+    repair.armed = true;
+    const repairing = await startOn(cuts[0], repair);
+    repair.armed = false;
+    expect((await served(repairing.baseUrl)).status.stackSize).toBe(2);
+    await repairing.close();
+    expect(repair.taken.length).toBeGreaterThan(0);
+    for (const step of repair.taken) {
+      expect(await expectOnePair(step, pairs)).toBe(2);
+    }
+    console.log(`kill at each step: ${storage.taken.length} publish steps (${cuts.length} between the two renames), ${repair.taken.length} repair steps`);
+  }, 180_000);
+});
+
 describe('kill -9 in the middle of publishing, then restart (the built service)', () => {
   let service: SpawnedService | undefined;
 
@@ -231,7 +339,7 @@ describe('kill -9 in the middle of publishing, then restart (the built service)'
     let sent = 0;
     let restoredPairs = 0;
     for (let round = 0; round < 20; round++) {
-      service = await spawnService({ PORT: String(await freePort()), WORK_FOLDER: work });
+      service = await spawnService({ WORK_FOLDER: work });
       const { baseUrl } = service;
       // Resumed: what the last acknowledged publish (or a later one that landed) left.
       const before = await served(baseUrl);

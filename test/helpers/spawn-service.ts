@@ -36,28 +36,30 @@ export function runService(env: Record<string, string>, cwd = tmpdir()): { child
   return { child, exited, out: () => out, err: () => err };
 }
 
-/** Starts the built service and resolves once `/status` answers 200. */
-export async function spawnService(env: Record<string, string>, timeoutMs = 15_000): Promise<SpawnedService> {
-  const port = Number(env.PORT);
-  if (!port) {
-    throw new Error('spawnService needs env.PORT');
-  }
-  const run = runService(env);
-  const baseUrl = `http://127.0.0.1:${port}`;
+/** The line START logs once it has bound: `(listening on 0.0.0.0:43127)`, in text or JSON logs. */
+const LISTENING = /listening on \S*:(\d+)\)/;
+
+/**
+ * Starts the built service and resolves once it said which port it bound and `/status`
+ * there answers 200. `PORT` defaults to 0 (the kernel picks a free port): the port is read
+ * from this process's own log, so another test's server can never be the one answering.
+ */
+export async function spawnService(env: Record<string, string>, timeoutMs = 30_000): Promise<SpawnedService> {
+  const run = runService({ ...env, PORT: env.PORT ?? '0' });
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
   void run.exited.then((c) => (exitCode = c));
+  let port: number | undefined;
   for (;;) {
     if (exitCode !== undefined) {
       throw new Error(`service exited with ${exitCode} before answering:\n${run.err()}`);
     }
-    try {
-      const res = await fetch(`${baseUrl}/status`);
-      if (res.status === 200) {
+    port ??= Number(LISTENING.exec(run.out())?.[1]) || undefined;
+    if (port !== undefined) {
+      const status = await fetch(`http://127.0.0.1:${port}/status`).then((res) => res.status, () => 0);
+      if (status === 200) {
         break;
       }
-    } catch {
-      // not listening yet
     }
     if (Date.now() > deadline) {
       run.child.kill('SIGKILL');
@@ -65,6 +67,7 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 15_0
     }
     await new Promise((r) => setTimeout(r, 50));
   }
+  const baseUrl = `http://127.0.0.1:${port}`;
   return {
     baseUrl,
     port,
@@ -82,7 +85,11 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 15_0
   };
 }
 
-/** A free TCP port on 127.0.0.1, found by binding port 0 and releasing it. */
+/**
+ * A TCP port that was free a moment ago (bound on port 0, then released). Another process
+ * may take it before it is used: give services `PORT=0` instead where the port need not be
+ * known in advance.
+ */
 export async function freePort(): Promise<number> {
   const { createServer } = await import('node:net');
   return new Promise((resolve, reject) => {

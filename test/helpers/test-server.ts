@@ -8,6 +8,7 @@ import { ImageServerModule } from '../../src/image-server.module.js';
 import { setupApiDocs } from '../../src/modules/status/api-docs.js';
 import { ImageNotifier } from '../../src/modules/image-notifier/image-notifier.service.js';
 import { ServerLifecycle } from '../../src/modules/lifecycle/server-lifecycle.service.js';
+import { FileStorage } from '../../src/modules/web-assets/file-storage.repository.js';
 import { NETWORK_INTERFACES, type InterfaceTable } from '../../src/modules/network-info/network-interfaces.provider.js';
 import { makeTempFolder } from './temp-folder.js';
 
@@ -32,7 +33,7 @@ export interface TestServer {
  */
 export async function startTestServer(
   options: Partial<ImageServerOptions> = {},
-  { interfaces, https }: { interfaces?: InterfaceTable; https?: { key: string; cert: string } } = {},
+  { interfaces, https, storage }: { interfaces?: InterfaceTable; https?: { key: string; cert: string }; storage?: FileStorage } = {},
 ): Promise<TestServer> {
   const temp = await makeTempFolder();
   const workFolder = options.workFolder ?? join(temp.path, 'work');
@@ -53,6 +54,10 @@ export async function startTestServer(
   if (interfaces) {
     // The machine's interfaces, fed as a table instead of read from the OS.
     builder.overrideProvider(NETWORK_INTERFACES).useValue({ read: () => interfaces });
+  }
+  if (storage) {
+    // The filesystem seen through a test's own FileStorage (to stop between two renames).
+    builder.overrideProvider(FileStorage).useValue(storage);
   }
   const moduleRef = await builder.compile();
   const app = moduleRef.createNestApplication({ logger: ['error'], forceCloseConnections: true, httpsOptions: https });

@@ -29,7 +29,7 @@ export class FileStorage {
     try {
       await Promise.all(files.map(([, data], i) => writeFile(temps[i], data)));
       for (const [i, [path]] of files.entries()) {
-        await rename(temps[i], path);
+        await this.rename(temps[i], path);
       }
     } catch (err) {
       await Promise.all(temps.map((temp) => rm(temp, { force: true })));
@@ -56,14 +56,14 @@ export class FileStorage {
       await copyFile(path, temp);
     }
     try {
-      await rename(temp, aside);
+      await this.rename(temp, aside);
     } catch (err) {
       await rm(temp, { force: true });
       throw err;
     }
   }
 
-  /** Renames `from` over `to` (same folder). */
+  /** Renames `from` over `to` (same folder). Every rename of the atomic writes goes through here. */
   rename(from: string, to: string): Promise<void> {
     return rename(from, to);
   }
