@@ -119,7 +119,7 @@ describe('replicas sharing one Redis (child processes, real redis-server)', { ti
       await r.viewer.waitFor(() => versions().includes(5), 10_000, 'new_image of version 5');
       const seen = versions() as number[];
       expect(seen[0]).toBe(1);
-      expect(seen.every((v, i) => i === 0 || v > (seen[i - 1] ?? 0))).toBe(true);
+      expect(seen.every((v, i) => i === 0 || v > (seen[i - 1] ?? 0)), `versions seen: ${seen.join(", ")}`).toBe(true);
       expect(((await (await fetch(`${r.baseUrl}/data.json`)).json()) as { VERSION: number }).VERSION).toBe(5);
       expect(((await (await fetch(`${r.baseUrl}/status`)).json()) as { version: number }).version).toBe(5);
       const dzi = await fetch(`${r.baseUrl}/v/5/image.dzi`);

@@ -1,9 +1,8 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import type { Subscription } from 'rxjs';
-import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
-import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
-import { VersionStore } from '../web-assets/version-store.js';
+import { SerialQueue } from '../../common/serial-queue.js';
+import type { PreparedImage, Publisher } from '../publishing/publisher.js';
+import { VersionWriter } from '../publishing/version-writer.service.js';
 import { WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { ClusterService } from './cluster.service.js';
 import { ClusterUnavailableError } from './cluster-unavailable.error.js';
@@ -13,30 +12,32 @@ import type { ClusterUpdate } from './redis-bus.service.js';
 const APPLY_TIMEOUT_MS = 15_000;
 
 /**
- * With `redisUrl`, the cluster half of the publish path. ImageNotifier checks and converts,
- * then hands the JPEG to {@link store}: Redis gives it a global version and announces it.
- * Every replica (the publisher included) applies each version from the bus in order:
- * write its files, then `new_image`; {@link store} resolves once this replica applied it.
+ * With `redisUrl`, the {@link Publisher}: Redis gives each image a global version and
+ * announces it; every replica (the publisher included) applies each version from the bus
+ * in order through the one VersionWriter, and {@link publish} resolves once this replica
+ * applied it. Images are stored only once checked whole (see `checksPixels`).
  */
 @Injectable()
-export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationShutdown {
+export class ClusterPublisher implements Publisher, OnApplicationBootstrap, OnApplicationShutdown {
+  /** The image is stored in Redis before any pyramid is cut: the caller decodes it whole first. */
+  readonly checksPixels = false;
   private readonly logger = new Logger(ClusterPublisher.name);
   private appliedVersion = 0;
   private appliedImageVersion: number | null = null;
   private readonly waiters = new Set<{ version: number; settle: (err?: Error) => void }>();
   private applying: Promise<void> = Promise.resolve();
   private subscription: Subscription | undefined;
+  private closed = false;
+  /** Stores go to Redis in call order, so versions follow the calls. */
+  private readonly storing = new SerialQueue();
 
   constructor(
     private readonly cluster: ClusterService,
     private readonly assets: WebAssetsService,
-    private readonly broadcast: BroadcastService,
-    private readonly lifecycle: ServerLifecycle,
-    private readonly versions: VersionStore,
-    private readonly pyramids: PyramidBuilder,
+    private readonly writer: VersionWriter,
   ) {}
 
-  /** True with `redisUrl`: publishes go through {@link store} / {@link storeMetrics}. */
+  /** True with `redisUrl`. */
   get enabled(): boolean {
     return this.cluster.enabled;
   }
@@ -46,31 +47,42 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
     return this.appliedVersion;
   }
 
-  async onApplicationBootstrap(): Promise<void> {
+  onApplicationBootstrap(): void {
     const bus = this.cluster.bus;
     if (!bus) {
       return;
     }
-    // START writes the waiting image: versions are applied only after it (a no-op if done).
-    await this.lifecycle.start();
-    this.subscription = bus.updates$.subscribe((update) => {
-      this.applying = this.applying.then(() => this.apply(update));
-    });
-    bus.start();
+    // After START's files (and the version floor read from disk): not awaited here, since
+    // START itself runs in a bootstrap hook that may come after this one.
+    this.assets.ready
+      .then(() => {
+        if (this.closed) {
+          return;
+        }
+        this.subscription = bus.updates$.subscribe((update) => {
+          this.applying = this.applying.then(() => this.apply(update));
+        });
+        bus.start();
+      })
+      .catch((err: unknown) => this.logger.error(`the Redis bus did not start: ${(err as Error).message}`));
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     this.subscription?.unsubscribe();
     await this.applying;
   }
 
   /** A checked, converted JPEG: stored in Redis under a new global version, resolved once applied here. */
-  store(jpeg: Buffer, metrics: SessionMetrics): Promise<void> {
-    return this.throughRedis(() => this.bus().publish(jpeg, metrics));
+  publish(image: Promise<PreparedImage>): Promise<void> {
+    return this.throughRedis(async () => {
+      const { jpeg, metrics } = await image;
+      return this.bus().publish(jpeg, metrics);
+    });
   }
 
   /** Checked metrics for the current image, as a new version. */
-  storeMetrics(metrics: SessionMetrics): Promise<void> {
+  publishMetrics(metrics: SessionMetrics): Promise<void> {
     return this.throughRedis(() => this.bus().updateMetrics(metrics));
   }
 
@@ -84,7 +96,7 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
 
   /** Stores through Redis, then waits for this replica to have applied that version (or a newer one). */
   private async throughRedis(store: () => Promise<number>): Promise<void> {
-    const version = await store();
+    const version = await this.storing.run(store);
     if (this.appliedVersion >= version) {
       return;
     }
@@ -110,37 +122,24 @@ export class ClusterPublisher implements OnApplicationBootstrap, OnApplicationSh
 
   /**
    * One update from the bus: the image when it changed (its pyramid cut first, out of the
-   * queue), else the metrics; then `new_image`. Files, data.json's VERSION and `/v/<n>/` use
-   * Redis's version of the image; the local counter moves up to the update's version.
+   * queue), else the metrics, through the VersionWriter. Files, data.json's VERSION and
+   * `/v/<n>/` use Redis's version of the image; the local counter moves up to the update's.
    */
   private async apply(update: ClusterUpdate): Promise<void> {
     let failure: Error | undefined;
-    let pyramid: PreparedPyramid | undefined;
     try {
       const { image } = update;
       const imageVersion = update.imageVersion ?? 0;
       // After a restart with RESUME, the version on disk may be the one announced.
-      const shown = this.appliedImageVersion ?? this.assets.session.version;
+      const shown = this.appliedImageVersion ?? this.writer.shown;
       if (image !== null && imageVersion !== shown) {
-        pyramid = await this.assets.written(() => this.pyramids.prepare(image));
+        const cutting = this.writer.cut({ jpeg: image, metrics: update.metrics, passedThrough: true });
+        await this.writer.writeImage(cutting, { image: imageVersion, counter: update.version });
+        this.appliedImageVersion = imageVersion;
+      } else {
+        await this.writer.writeMetrics(update.metrics, update.version);
       }
-      await this.assets.exclusive(async () => {
-        await this.versions.advanceTo(update.version);
-        const prepared = pyramid;
-        if (prepared && image !== null) {
-          await this.assets.written(() => prepared.commit(imageVersion));
-          pyramid = undefined;
-          await this.assets.writeImage(image, update.metrics, imageVersion);
-          this.appliedImageVersion = imageVersion;
-        } else {
-          await this.assets.writeMetrics(update.metrics);
-        }
-        const { version } = this.assets.session;
-        this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
-      });
-      this.pyramids.pruneInBackground((err) => this.logger.warn(`could not remove old versions: ${err.message}`));
     } catch (err) {
-      await pyramid?.discard().catch(() => undefined);
       failure = new Error(`version ${update.version} is stored in Redis but could not be applied here: ${(err as Error).message}`);
       this.logger.error(failure.message);
     }

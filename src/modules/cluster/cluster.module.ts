@@ -1,7 +1,6 @@
 import { Module } from '@nestjs/common';
-import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
-import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
+import { PublishingModule } from '../publishing/publishing.module.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ClusterPublisher } from './cluster-publisher.service.js';
@@ -10,10 +9,10 @@ import { ClusterService, LOCAL_VERSION_FLOOR, type LocalVersionFloor } from './c
 /**
  * Scale-out on Redis: global versions, each version's image, announcements and catch-up.
  * Always imported and inert without `redisUrl` (the redis package is loaded only with it).
- * Sits below ImageNotifier, which hands it checked JPEGs; StatusModule reads its state.
+ * Its ClusterPublisher is ImageNotifier's Publisher in that mode; StatusModule reads its state.
  */
 @Module({
-  imports: [WebAssetsModule, ImageGatewayModule, LifecycleModule, MetricsModule],
+  imports: [WebAssetsModule, PublishingModule, MetricsModule],
   providers: [
     ClusterService,
     ClusterPublisher,

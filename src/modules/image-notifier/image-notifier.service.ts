@@ -2,28 +2,21 @@ import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/comm
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { ClusterPublisher } from '../cluster/cluster-publisher.service.js';
+import type { ImageFormat } from '../../common/image-format.js';
 import { ClusterUnavailableError } from '../cluster/cluster-unavailable.error.js';
 import { MetricsService } from '../metrics/metrics.service.js';
-import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
-import { VersionStore } from '../web-assets/version-store.js';
-import { assertMetrics, IMAGE_FILE, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { ClusterPublisher } from '../cluster/cluster-publisher.service.js';
+import { LocalPublisher } from '../publishing/local-publisher.service.js';
+import { UndecodableImageError, type Publisher } from '../publishing/publisher.js';
+import { VersionWriter } from '../publishing/version-writer.service.js';
+import { assertMetrics, IMAGE_FILE, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
-import type { ImageFormat } from '../../common/image-format.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
 export type ImageMetrics = SessionMetrics;
 
-/** How {@link ImageNotifier.publish} checks an image. */
+/** How {@link ImageNotifier.publish} takes an image. Every image is decoded whole before it is published. */
 export interface PublishOptions {
-  /**
-   * Kept for compatibility; both values now check the same. Every image is decoded whole
-   * while its pyramid (`/v/<version>/`) is cut, so a JPEG cut in the middle or overwritten
-   * in place while it was read is always refused, with no separate decode.
-   * @deprecated
-   */
-  verify?: 'full' | 'header';
   /** The format the sender declared (`Content-Type`): bytes of another format are refused as `unsupported-type`. */
   declaredFormat?: ImageFormat;
   /**
@@ -41,16 +34,21 @@ export interface PublishOptions {
 @Injectable()
 export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
+  /** Where versions come from: this process, or Redis with `redisUrl`. */
+  private readonly publisher: Publisher;
 
   constructor(
     private readonly assets: WebAssetsService,
-    private readonly broadcast: BroadcastService,
     private readonly converter: ImageConverter,
-    private readonly versions: VersionStore,
-    private readonly pyramids: PyramidBuilder,
-    private readonly cluster: ClusterPublisher,
+    private readonly writer: VersionWriter,
     private readonly metrics: MetricsService,
-  ) {}
+    local: LocalPublisher,
+    cluster: ClusterPublisher,
+  ) {
+    // Chosen here rather than by a factory provider: Nest would run the cluster publisher's
+    // lifecycle hooks once more for the alias.
+    this.publisher = cluster.enabled ? cluster : local;
+  }
 
   /**
    * Publishes a JPEG, PNG, TIFF or FITS (8 to 32 bits per channel, grey or colour) as a
@@ -69,7 +67,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
     const began = performance.now();
     try {
-      const ready = await this.checkWriteAnnounce(image, metrics, options);
+      const ready = await this.checkAndPublish(image, metrics, options);
       const seconds = (performance.now() - began) / 1000;
       this.metrics.recordPublish(seconds);
       this.logPublished(ready, Math.round(seconds * 1000));
@@ -86,68 +84,40 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    */
   async updateMetrics(metrics: ImageMetrics): Promise<void> {
     assertMetrics(metrics);
-    if (this.cluster.enabled) {
-      return this.cluster.storeMetrics(metrics);
-    }
-    await this.assets.exclusive(async () => {
-      await this.assets.writeMetrics(metrics);
-      const { version } = this.assets.session;
-      this.broadcast.broadcast(version === null ? { type: 'new_image' } : { type: 'new_image', version });
-    });
+    await this.publisher.publishMetrics(metrics);
   }
 
   /**
-   * For a caller that wrote web_image.jpg into the web folder itself: takes it in as a new
-   * version (its pyramid cut first) and broadcasts. A file that does not decode whole is
-   * refused with an `ImageRejectedError` and the viewers keep the current version. It takes
-   * its turn after the publishes called before it.
-   * With `redisUrl` the file is published to every replica.
+   * For a caller that wrote web_image.jpg into the web folder itself: publishes that file
+   * as a new version, like {@link publish}. A file that does not decode whole is refused
+   * with an `ImageRejectedError` and the viewers keep the current version.
    */
   async notifyNewImage(): Promise<void> {
-    if (this.cluster.enabled) {
-      return this.publish(await readFile(join(this.assets.webFolder, IMAGE_FILE)));
-    }
-    await this.assets.exclusive(async () => {
-      const image = await this.assets.readImageFromDisk();
-      const pyramid = await this.assets.written(() => this.pyramids.prepare(image.body)).catch((err: unknown) => {
-        throw isDecodeError(err) ? damagedImage('jpeg', err) : err;
-      });
-      const version = await this.takeVersion(pyramid);
-      await this.assets.takeImageFromDisk(image, version);
-      this.broadcast.broadcast({ type: 'new_image', version });
-      this.pruneVersions();
-    });
+    await this.publish(await readFile(join(this.assets.webFolder, IMAGE_FILE)));
   }
 
-  /** The publish path, top to bottom. */
-  private async checkWriteAnnounce(image: Buffer, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
-    if (this.cluster.enabled) {
-      // With Redis, 2 and 3 happen on every replica (ClusterPublisher.apply): the version is
-      // Redis's, and each replica cuts its own pyramid from the bytes stored there.
-      assertMetrics(metrics);
-      const result = await this.converter.toPublishable(image, {
-        verifyPixels: (options.verify ?? 'full') === 'full',
-        declaredFormat: options.declaredFormat,
-      });
-      await this.cluster.store(result.jpeg, metricsOf(result, metrics, options));
-      return result;
-    }
-    // 1. Check the metrics; check / convert the image, then cut its pyramid out of sight.
-    //    Both start at once, outside the write queue, so uploads are prepared side by side.
+  /**
+   * The publish path, top to bottom: 1. check the metrics, check / convert the image and
+   * resolve its metrics; 2. the publisher of the mode gives it a version, and the one
+   * VersionWriter cuts its pyramid, writes the files and announces it.
+   */
+  private async checkAndPublish(image: Buffer, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
     assertMetrics(metrics);
-    const preparing = this.prepare(image, options.declaredFormat);
-    // Its rejection is taken in its turn below, maybe only after earlier publishes.
-    preparing.catch(() => undefined);
-    // 2. In call order (the web folder's one queue): a version, its pyramid put in place,
-    //    then web_image.jpg and data.json; 3. announce that version.
-    return this.assets.exclusive(async () => {
-      const { result, pyramid } = await preparing;
-      const version = await this.takeVersion(pyramid);
-      await this.assets.writeImage(result.jpeg, metricsOf(result, metrics, options), version);
-      this.broadcast.broadcast({ type: 'new_image', version });
-      this.pruneVersions();
-      return result;
+    const converting = this.converter.toPublishable(image, {
+      // Without a pyramid cut before anything is stored (Redis), the converter decodes it whole.
+      verifyPixels: !this.publisher.checksPixels,
+      declaredFormat: options.declaredFormat,
     });
+    // Handed over at once: the publish's place in line is this call's.
+    const published = this.publisher.publish(
+      converting.then((result) => ({ jpeg: result.jpeg, metrics: metricsOf(result, metrics, options), passedThrough: result.passedThrough })),
+    );
+    try {
+      const [result] = await Promise.all([converting, published]);
+      return result;
+    } catch (err) {
+      throw err instanceof UndecodableImageError ? damagedImage('jpeg', err.cause) : err;
+    }
   }
 
   /**
@@ -155,41 +125,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * server and the process go: an image sent during STOP is not lost.
    */
   async beforeApplicationShutdown(): Promise<void> {
-    await this.assets.drained();
-    await this.pyramids.idle();
-  }
-
-  /**
-   * The JPEG to write, and its pyramid. Cutting the pyramid decodes every block with
-   * libjpeg's warnings as errors: for a JPEG passed through it is the full check, so the
-   * converter is asked for the structural checks only.
-   */
-  private async prepare(image: Buffer, declaredFormat: ImageFormat | undefined): Promise<{ result: PublishableImage; pyramid: PreparedPyramid }> {
-    const result = await this.converter.toPublishable(image, { verifyPixels: false, declaredFormat });
-    try {
-      return { result, pyramid: await this.assets.written(() => this.pyramids.prepare(result.jpeg)) };
-    } catch (err) {
-      throw result.passedThrough && isDecodeError(err) ? damagedImage('jpeg', err) : err;
-    }
-  }
-
-  /** The next version (persisted first), with its pyramid renamed into `v/<version>/`. */
-  private async takeVersion(pyramid: PreparedPyramid): Promise<number> {
-    let version: number;
-    try {
-      version = await this.versions.next();
-    } catch (err) {
-      await pyramid.discard();
-      throw err;
-    }
-    const built = await pyramid.commit(version);
-    this.logger.debug(`version ${version}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
-    return version;
-  }
-
-  /** Older versions go once the new one is announced, off the publish's path. */
-  private pruneVersions(): void {
-    this.pyramids.pruneInBackground((err) => this.logger.warn(`could not remove old versions: ${err.message}`));
+    await this.writer.idle();
   }
 
   private logPublished(result: PublishableImage, ms: number): void {
@@ -199,11 +135,6 @@ export class ImageNotifier implements BeforeApplicationShutdown {
         : `published a ${result.sourceFormat}${result.stretched ? ', auto-stretched,' : ''} as a ${result.width}x${result.height} JPEG (${result.jpeg.length} bytes) in ${ms} ms`,
     );
   }
-}
-
-/** A decoder's complaint (libvips); the filesystem's come as a WebFolderError or with an errno code. */
-function isDecodeError(err: unknown): boolean {
-  return err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
 }
 
 /** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */

@@ -97,8 +97,7 @@ export class DemoSourceService implements OnApplicationBootstrap, OnModuleDestro
       const jpeg = await sharp(this.sky.frame(n), { raw: { width: this.sky.width, height: this.sky.height, channels: 3 } })
         .jpeg({ quality: this.options.jpegQuality })
         .toBuffer();
-      // Encoded just above, in memory: the header check is enough.
-      await this.notifier.publish(jpeg, { stackSize: n, exposureSeconds: n * DEMO_SUB_EXPOSURE_SECONDS }, { verify: 'header' });
+      await this.notifier.publish(jpeg, { stackSize: n, exposureSeconds: n * DEMO_SUB_EXPOSURE_SECONDS });
       this.frames = n;
     } catch (err) {
       this.logger.warn(`demo frame ${n} not published: ${(err as Error).message}`);

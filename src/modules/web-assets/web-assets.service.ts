@@ -153,6 +153,9 @@ export class WebAssetsService {
   private carried: Record<string, unknown> = {};
   /** The last write's failure, until a write succeeds again. */
   private problem: StorageProblem | undefined;
+  private markReady: () => void = () => undefined;
+  /** Resolves once the first START has written the web folder (and read its version counter). */
+  readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
@@ -255,6 +258,7 @@ export class WebAssetsService {
       }
       this.problem = undefined;
       this.logger.log(`web folder ready: ${web}`);
+      this.markReady();
     });
   }
 
@@ -433,22 +437,6 @@ export class WebAssetsService {
   /** Writes data.json with new, checked metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
     await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
-  }
-
-  /** web_image.jpg as it is on disk now (a caller wrote it itself), with its modification time. */
-  async readImageFromDisk(): Promise<{ body: Buffer; mtime: Date }> {
-    const path = join(this.options.webFolder, IMAGE_FILE);
-    const [body, { mtime }] = await Promise.all([this.storage.readFile(path), this.storage.stat(path)]);
-    return { body, mtime };
-  }
-
-  /**
-   * Takes in a web_image.jpg that a caller wrote itself ({@link readImageFromDisk}) as
-   * `version`, and writes data.json. Call inside {@link exclusive}.
-   */
-  async takeImageFromDisk(image: { body: Buffer; mtime: Date }, version: number): Promise<void> {
-    this.setImage(image.body, image.mtime);
-    await this.writeDataFile({ ...this.state, imagesPublished: this.state.imagesPublished + 1, lastImageAt: new Date(), version });
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
