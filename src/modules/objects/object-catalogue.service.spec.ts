@@ -142,6 +142,11 @@ describe('distances against published values', () => {
     ['C99', 600, 'Coalsack, Wikipedia: about 600 ly'],
     ['LMC', 163_000, 'Pietrzyński et al. 2019: 49.59 kpc'],
   ];
+  it('gives a distance for every Messier and Caldwell object', () => {
+    const ids = [...Array(110).keys()].map((n) => `M${n + 1}`).concat([...Array(109).keys()].map((n) => `C${n + 1}`));
+    expect(ids.filter((id) => catalogue.lookup(id)?.distanceLy === undefined)).toEqual([]);
+  });
+
   it.each(published)('%s is within 15%% of %d ly (%s)', (id, ly) => {
     const distance = catalogue.lookup(id)?.distanceLy;
     expect(distance).toBeDefined();
