@@ -302,6 +302,8 @@ for (const [id, fix] of Object.entries(corrections.objects)) {
 for (const body of solarSystem.bodies) objects.push(body);
 
 for (const object of objects) {
+  const designations = new Set(object.designations.map((id) => id.toLowerCase()));
+  object.names = object.names.filter((name) => !designations.has(name.toLowerCase()));
   if (!object.type || !TYPES[object.type]) throw new Error(`${object.id}: no type (${object.type})`);
   for (const key of Object.keys(object)) if (object[key] === undefined) delete object[key];
 }

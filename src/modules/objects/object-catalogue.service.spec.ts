@@ -41,6 +41,8 @@ describe('ObjectCatalogue.lookup', () => {
     ['C 14', 'C14'],
     ['Caldwell 14', 'C14'],
     ['Double Cluster', 'C14'],
+    ['Cat Eye Nebula', 'C6'],
+    ["Cat's Eye Nebula", 'C6'],
     ['IC 434', 'IC 434'],
     ['ic434', 'IC 434'],
     ['Horsehead Nebula', 'B 33'],
