@@ -315,6 +315,7 @@ const out =
   '{\n' +
   `  "generatedBy": "scripts/make-catalogue.mjs (sources and licences: CATALOGUE.md)",\n` +
   `  "licence": "CC-BY-SA-4.0",\n` +
+  `  "attribution": "OpenNGC by Mattia Verga (CC-BY-SA-4.0); SSCore deep-sky data by Tim DeBenedictis, Southern Stars; constellation names from d3-celestial by Olaf Frohn (BSD-3-Clause)",\n` +
   `  "types": ${JSON.stringify(TYPES)},\n` +
   `  "objects": [\n${lines.join(',\n')}\n  ]\n}\n`;
 writeFileSync(OUT, out);
