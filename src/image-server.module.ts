@@ -10,6 +10,7 @@ import { ImageNotifierModule } from './modules/image-notifier/image-notifier.mod
 import { LifecycleModule } from './modules/lifecycle/lifecycle.module.js';
 import { MetricsModule } from './modules/metrics/metrics.module.js';
 import { NetworkInfoModule } from './modules/network-info/network-info.module.js';
+import { ObjectsModule } from './modules/objects/objects.module.js';
 import { SourcesModule } from './modules/sources/sources.module.js';
 import { StatusModule } from './modules/status/status.module.js';
 import { WebAssetsModule } from './modules/web-assets/web-assets.module.js';
@@ -31,6 +32,7 @@ class ImageServerOptionsModule {}
 /** The feature modules, lowest first. */
 const FEATURES = [
   MetricsModule,
+  ObjectsModule,
   WebAssetsModule,
   ImageGatewayModule,
   NetworkInfoModule,

@@ -25,6 +25,7 @@ describe('GET /api/docs', () => {
       '/api/clients/{id}/messages',
       '/api/image',
       '/api/messages',
+      '/api/objects/{name}',
       '/api/server/start',
       '/api/server/stop',
       '/metrics',
@@ -39,6 +40,9 @@ describe('GET /api/docs', () => {
     const notice = doc.paths['/api/clients/{id}/messages'].post;
     expect(Object.keys(notice.requestBody?.content ?? {})).toEqual(['application/json']);
     expect(Object.keys(notice.responses).sort()).toEqual(['200', '400', '401', '403', '404']);
+    const object = doc.paths['/api/objects/{name}'].get;
+    expect(object.parameters?.map((p) => `${p.in}:${p.name}`)).toEqual(['path:name']);
+    expect(Object.keys(object.responses).sort()).toEqual(['200', '304', '400', '404']);
   });
 
   it('serves the browsable page', async () => {
