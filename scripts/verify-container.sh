@@ -111,7 +111,9 @@ pick_runtime() {
     tried+=("$rt: $(tail -1 "$TMP/probe.log")")
   done
   podman rmi -f "$PROBE_IMAGE" >/dev/null 2>&1
-  say "skipped: no OCI runtime can run a container here (tried $(IFS=';'; echo "${tried[*]}")); on a hybrid cgroup host crun fails, runc works: apt-get install runc"
+  local hint=""
+  [[ " ${tried[*]} " == *"runc: not installed"* ]] && hint="; crun refuses a hybrid cgroup v1/v2 host where runc works: apt-get install runc"
+  say "skipped: no OCI runtime can run a container here (tried $(printf '%s; ' "${tried[@]}" | sed 's/; $//'))$hint"
   exit $SKIP
 }
 
