@@ -58,6 +58,7 @@ json_field() { node -e "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>{
 preconditions() {
   if ! command -v podman >/dev/null 2>&1; then say "skipped: no podman on this machine"; exit $SKIP; fi
   if ! podman info >/dev/null 2>&1; then say "skipped: podman is installed but does not work here (podman info fails)"; exit $SKIP; fi
+  pick_runtime
   if [[ "$(id -u)" != 0 ]] && ! podman image exists "$NODE_TAG"; then
     say "skipped: making the base images needs root (debootstrap); run once as root"; exit $SKIP
   fi
@@ -66,6 +67,54 @@ preconditions() {
   if [[ ! -x /usr/libexec/podman/catatonit ]] && ! command -v catatonit >/dev/null; then
     say "podman's --init (compose's init: true) needs catatonit: apt-get install catatonit"; exit 1
   fi
+}
+
+# ---------------------------------------------------------------------------- OCI runtime
+# podman's default runtime may not work here (crun refuses a hybrid cgroup v1/v2 host:
+# "cgroups in hybrid mode not supported"). Probe it with a throwaway image (the host's
+# /bin/true and its libraries), then each other runtime installed; the first that runs a
+# container is used for everything below (builds, runs, podman-compose) through a
+# CONTAINERS_CONF that differs from the system's only in engine.runtime.
+probe_image() {
+  local root="$TMP/probe-root" lib
+  mkdir -p "$root/bin" && cp /bin/true "$root/bin/true" || return 1
+  for lib in $(ldd /bin/true 2>/dev/null | grep -oE '/[^ ]+'); do
+    mkdir -p "$root$(dirname "$lib")" && cp -L "$lib" "$root$lib" || return 1
+  done
+  tar -C "$root" --numeric-owner -cf - . | podman import - "$PROBE_IMAGE" >/dev/null 2>&1
+}
+try_runtime() { # runtime name, or empty for podman's default; the error's last line in $TMP/probe.log
+  podman run --rm ${1:+--runtime "$1"} "${ULIMITS[@]}" --network none "$PROBE_IMAGE" /bin/true >"$TMP/probe.log" 2>&1
+}
+pick_runtime() {
+  local default rt tried=() conf="$TMP/containers.runtime.conf" base
+  PROBE_IMAGE="localhost/stackcast-verify-probe:$$"
+  default="$(podman info --format '{{.Host.OCIRuntime.Name}}' 2>/dev/null)"
+  if ! probe_image; then say "skipped: could not make the probe image (host /bin/true and its libraries)"; exit $SKIP; fi
+  if try_runtime ""; then say "OCI runtime: ${default:-the default} (podman's default)"; podman rmi -f "$PROBE_IMAGE" >/dev/null 2>&1; return; fi
+  tried+=("${default:-default}: $(tail -1 "$TMP/probe.log")")
+  for rt in runc crun; do
+    [[ "$rt" == "$default" ]] && continue
+    if ! command -v "$rt" >/dev/null 2>&1 && [[ ! -x "/usr/sbin/$rt" && ! -x "/usr/bin/$rt" ]]; then tried+=("$rt: not installed"); continue; fi
+    if try_runtime "$rt"; then
+      base=/usr/share/containers/containers.conf; [[ -f /etc/containers/containers.conf ]] && base=/etc/containers/containers.conf
+      if [[ -f "$base" ]] && grep -q '^\[engine\]' "$base"; then
+        sed -e '/^[[:space:]]*runtime[[:space:]]*=/d' -e "/^\[engine\]/a runtime = \"$rt\"" "$base" >"$conf"
+      else
+        printf '[engine]\nruntime = "%s"\n' "$rt" >"$conf"
+      fi
+      export CONTAINERS_CONF="$conf"
+      say "OCI runtime: $rt (podman's default ${default:-runtime} cannot run a container here: ${tried[0]#*: })"
+      podman rmi -f "$PROBE_IMAGE" >/dev/null 2>&1
+      return
+    fi
+    tried+=("$rt: $(tail -1 "$TMP/probe.log")")
+  done
+  podman rmi -f "$PROBE_IMAGE" >/dev/null 2>&1
+  local hint=""
+  [[ " ${tried[*]} " == *"runc: not installed"* ]] && hint="; crun refuses a hybrid cgroup v1/v2 host where runc works: apt-get install runc"
+  say "skipped: no OCI runtime can run a container here (tried $(printf '%s; ' "${tried[@]}" | sed 's/; $//'))$hint"
+  exit $SKIP
 }
 
 # ---------------------------------------------------------------------------- base images
