@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { HttpLimitsModule } from '../modules/lifecycle/http-limits.module.js';
-import { ControlGuardModule } from '../modules/lifecycle/control-guard.module.js';
-import { ViewerGateModule } from '../modules/lifecycle/viewer-gate.module.js';
+import { HttpLimitsModule } from '../shared/http-limits/http-limits.module.js';
+import { ControlGuardModule } from '../shared/control-guard/control-guard.module.js';
+import { ViewerGateModule } from '../shared/viewer-gate/viewer-gate.module.js';
 import { MetricsModule } from '../modules/metrics/metrics.module.js';
 import { WebAssetsModule } from '../modules/web-assets/web-assets.module.js';
 import { BroadcastService } from './broadcast.service.js';

@@ -12,8 +12,8 @@ import {
   IMAGE_SERVER_OPTIONS,
   type ImageServerOptions,
 } from '../config/image-server-options.js';
-import { HttpLimits } from '../modules/lifecycle/http-limits.js';
-import { ViewerGate } from '../modules/lifecycle/viewer-gate.js';
+import { HttpLimits } from '../shared/http-limits/http-limits.js';
+import { ViewerGate } from '../shared/viewer-gate/viewer-gate.js';
 import { BroadcastService } from './broadcast.service.js';
 import { UpgradeLimiter } from './upgrade-limiter.js';
 import { ViewerSessions } from './viewer-sessions.service.js';

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { isThisMachine } from '../modules/lifecycle/connection-limits.js';
-import type { RefusalLog } from '../modules/lifecycle/refusal-log.js';
+import { isThisMachine } from '../shared/http-limits/connection-limits.js';
+import type { RefusalLog } from '../shared/http-limits/refusal-log.js';
 
 /** Limits on `/ws` upgrades (see README, "Limits and hardening"). */
 export interface ViewerLimits {

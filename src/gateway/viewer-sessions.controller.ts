@@ -12,7 +12,7 @@ import {
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { IsString, Length, Matches } from 'class-validator';
-import { ControlGuard } from '../modules/lifecycle/control.guard.js';
+import { ControlGuard } from '../shared/control-guard/control.guard.js';
 import { ViewerSessions, type ViewerInfo } from './viewer-sessions.service.js';
 
 /** Longest operator notice, in characters. */

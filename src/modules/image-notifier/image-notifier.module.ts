@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { ClusterModule } from '../cluster/cluster.module.js';
-import { HttpLimitsModule } from '../lifecycle/http-limits.module.js';
-import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
+import { ControlGuardModule } from '../../shared/control-guard/control-guard.module.js';
+import { HttpLimitsModule } from '../../shared/http-limits/http-limits.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
 import { PublishingModule } from '../publishing/publishing.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
@@ -15,8 +15,8 @@ import { ImageUploadController } from './image-upload.controller.js';
  * to every replica; both write through PublishingModule's VersionWriter.
  */
 @Module({
-  // LifecycleModule for ControlGuard on PUT /api/image, HttpLimitsModule for its refusal log.
-  imports: [WebAssetsModule, PublishingModule, LifecycleModule, HttpLimitsModule, ClusterModule, MetricsModule],
+  // ControlGuard on PUT /api/image, HttpLimits for its refusal log.
+  imports: [WebAssetsModule, PublishingModule, ControlGuardModule, HttpLimitsModule, ClusterModule, MetricsModule],
   providers: [ImageConverter, ImageNotifier],
   controllers: [ImageUploadController],
   exports: [ImageNotifier],

@@ -20,8 +20,8 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOkResponse, ApiOperation, ApiRe
 import express, { type Request, type Response } from 'express';
 import type { ValidationError } from 'class-validator';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { ControlGuard } from '../lifecycle/control.guard.js';
-import { HttpLimits } from '../lifecycle/http-limits.js';
+import { ControlGuard } from '../../shared/control-guard/control.guard.js';
+import { HttpLimits } from '../../shared/http-limits/http-limits.js';
 import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-assets/web-assets.service.js';
 import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';

@@ -1,6 +1,6 @@
 import { Controller, HttpCode, Post, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ControlGuard } from './control.guard.js';
+import { ControlGuard } from '../../shared/control-guard/control.guard.js';
 import { ServerLifecycle, type StopReport } from './server-lifecycle.service.js';
 
 /** The START and STOP commands over HTTP (the process stays up while stopped). */

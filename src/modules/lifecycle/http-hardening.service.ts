@@ -5,7 +5,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { HotFileResponder } from '../web-assets/hot-files.responder.js';
-import { HttpLimits } from './http-limits.js';
+import { HttpLimits } from '../../shared/http-limits/http-limits.js';
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
 

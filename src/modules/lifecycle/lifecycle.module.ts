@@ -3,11 +3,11 @@ import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
 import { NetworkInfoModule } from '../network-info/network-info.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ControlController } from './control.controller.js';
-import { ControlGuardModule } from './control-guard.module.js';
+import { ControlGuardModule } from '../../shared/control-guard/control-guard.module.js';
 import { HttpHardening } from './http-hardening.service.js';
-import { HttpLimitsModule } from './http-limits.module.js';
+import { HttpLimitsModule } from '../../shared/http-limits/http-limits.module.js';
 import { ServerLifecycle } from './server-lifecycle.service.js';
-import { ViewerGateModule } from './viewer-gate.module.js';
+import { ViewerGateModule } from '../../shared/viewer-gate/viewer-gate.module.js';
 
 /**
  * START / STOP with the disconnect grace, `POST /api/server/{start,stop}`, and the guard of
@@ -17,6 +17,6 @@ import { ViewerGateModule } from './viewer-gate.module.js';
   imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
   providers: [ServerLifecycle, HttpHardening],
   controllers: [ControlController],
-  exports: [ServerLifecycle, ControlGuardModule],
+  exports: [ServerLifecycle],
 })
 export class LifecycleModule {}

@@ -17,11 +17,11 @@ import { ViewerSessions } from '../../gateway/viewer-sessions.service.js';
 import { NetworkInfoService, type Advertisement } from '../network-info/network-info.service.js';
 import { WebAssetsService } from '../web-assets/web-assets.service.js';
 import { HttpHardening } from './http-hardening.service.js';
-import { HttpLimits } from './http-limits.js';
+import { HttpLimits } from '../../shared/http-limits/http-limits.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
-import { ViewerGate, type LifecycleState } from './viewer-gate.js';
+import { ViewerGate, type LifecycleState } from '../../shared/viewer-gate/viewer-gate.js';
 
-export type { LifecycleState } from './viewer-gate.js';
+export type { LifecycleState } from '../../shared/viewer-gate/viewer-gate.js';
 
 /** What a STOP did, for the log and the control API. */
 export interface StopReport {

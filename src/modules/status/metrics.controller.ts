@@ -2,7 +2,7 @@ import { Controller, Get, Header, Inject, Res, type CanActivate, type ExecutionC
 import { ApiOperation, ApiProduces, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { ControlGuard } from '../lifecycle/control.guard.js';
+import { ControlGuard } from '../../shared/control-guard/control.guard.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 
 /** The control auth, unless `metricsPublic` (METRICS_PUBLIC=true). */

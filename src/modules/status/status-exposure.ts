@@ -1,5 +1,5 @@
 import type { WatchStatus } from '../sources/folder-watch.service.js';
-import type { StatusBody } from './status.controller.js';
+import type { StatusBody } from './status-body.js';
 
 /** `/status` for a caller without control access. */
 export type AnonymousStatusBody = Omit<StatusBody, 'warnings' | 'addresses' | 'watch'> & {

@@ -3,16 +3,16 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
-import { ControlGuard } from '../lifecycle/control.guard.js';
-import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
-import type { AdvertisedAddress } from '../network-info/network-info.service.js';
-import type { DemoStatus } from '../sources/demo-source.service.js';
-import type { WatchStatus } from '../sources/folder-watch.service.js';
-import { ImageSources, type ImageSourceKind } from '../sources/image-sources.service.js';
+import { ClusterService } from '../cluster/cluster.service.js';
+import { ControlGuard } from '../../shared/control-guard/control.guard.js';
+import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
+import { ImageSources } from '../sources/image-sources.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { WebAssetsService, type StorageProblem } from '../web-assets/web-assets.service.js';
+import type { StatusBody } from './status-body.js';
 import { anonymousStatus, type AnonymousStatusBody } from './status-exposure.js';
+
+export type { StatusBody } from './status-body.js';
 
 const STORAGE_WARNINGS: Record<StorageProblem, string> = {
   full: 'the disk of the web folder is full: publishes fail until space is freed; the previous image is still served',
@@ -20,36 +20,6 @@ const STORAGE_WARNINGS: Record<StorageProblem, string> = {
   missing: 'the web folder or its viewer files are gone: the next publish creates them again',
   failed: 'the last write to the web folder failed: see the log',
 };
-
-/** The body of `GET /status`. */
-export interface StatusBody {
-  status: LifecycleState;
-  port: number;
-  url: string;
-  displayedAddress: string;
-  limitedAccess: boolean;
-  addresses: AdvertisedAddress[];
-  warnings: string[];
-  /** `ok`, or why the web folder cannot be written (see the warnings). */
-  storage: 'ok' | StorageProblem;
-  clients: number;
-  stackSize: number;
-  exposure: string;
-  exposureSeconds: number;
-  imagesPublished: number;
-  lastImageAt: string | null;
-  /** Version of the image on disk (`/v/<version>/`); null while the waiting image is shown. */
-  version: number | null;
-  uptimeSeconds: number;
-  /** Where images come from: `push` (ImageNotifier / PUT /api/image only), `watch` or `demo`. */
-  source: ImageSourceKind;
-  /** With `source: "watch"`: the watched path and what the watch did. */
-  watch?: WatchStatus;
-  /** With `source: "demo"`: the interval and the frames so far. */
-  demo?: DemoStatus;
-  /** With REDIS_URL: whether this replica reaches Redis, and its id. */
-  cluster?: ClusterStatus;
-}
 
 @ApiTags('status')
 @Controller()

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { ViewerGate } from '../lifecycle/viewer-gate.js';
+import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { matchesEtag } from './etag.js';
 import { isVersionPath, VersionFiles } from './version-files.js';
 import { WebAssetsService, type ServedFile } from './web-assets.service.js';

@@ -1,5 +1,5 @@
 import { Module, RequestMethod, type MiddlewareConsumer, type NestModule } from '@nestjs/common';
-import { ViewerGateModule } from '../lifecycle/viewer-gate.module.js';
+import { ViewerGateModule } from '../../shared/viewer-gate/viewer-gate.module.js';
 import { CURRENT_VERSION, type CurrentVersion } from './current-version.js';
 import { FileStorage } from './file-storage.repository.js';
 import { HotFileResponder } from './hot-files.responder.js';

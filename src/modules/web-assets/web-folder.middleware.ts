@@ -2,7 +2,7 @@ import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
 import { sep } from 'node:path';
 import serveStatic from 'serve-static';
-import { ViewerGate } from '../lifecycle/viewer-gate.js';
+import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { HotFileResponder } from './hot-files.responder.js';
 import { sendCompressed } from './precompressed.js';
 import { isVersionPath, VersionFiles } from './version-files.js';
