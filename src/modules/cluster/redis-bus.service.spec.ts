@@ -302,6 +302,11 @@ describe('RedisBus (real redis-server)', () => {
       expect(await a.bus.publish(jpeg(2))).toBe(2);
       await a.until((x) => x.versions.at(-1) === 2, 'version 2');
       await logs.until(/the version counter \(.*:version\) held "abc", not a version/);
+
+      // The version space itself used up (set by hand): refused, saying what to do, nothing changed.
+      await raw.set(`${ns}:latest`, '9007199254740991');
+      await expect(a.bus.publish(jpeg(3))).rejects.toThrow(/Redis refused the publish \(.*no version left above 9007199254740991 .*delete/);
+      expect(await raw.get(`${ns}:version`)).toBe('2');
     } finally {
       await raw.close();
     }
