@@ -80,11 +80,13 @@ function shown(value: unknown): string {
 type Read = { kind: 'above'; latest: number } | { kind: 'gone'; latest: number } | { kind: 'ok'; latest: number; update: ClusterUpdate };
 
 /**
- * The Redis side of a replica: global versions (INCR), each version's image and metrics,
- * the `latest` pointer, and announcements on `<ns>:announce`. Two connections: one for
- * commands, one subscribed. `updates$` gives each replica (the publisher included) the
- * versions to apply, fetched once, in increasing order, never one twice; after a
+ * The Redis side of a replica: global versions (a counter in Redis), each version's image
+ * and metrics, the `latest` pointer, and announcements on `<ns>:announce`. Two connections:
+ * one for commands, one subscribed. `updates$` gives each replica (the publisher included)
+ * the versions to apply, fetched once, in increasing order, never one twice; after a
  * (re)connect it catches up from `latest`, since pub/sub drops what it sent meanwhile.
+ * Nothing read from Redis is trusted: an announcement is a hint bounded by `latest`, stored
+ * metrics are checked with assertMetrics, garbage in a key is overwritten by the next publish.
  */
 export class RedisBus {
   private readonly logger = new Logger(RedisBus.name);
