@@ -468,13 +468,14 @@ scaleout_checks() {
   if [[ "$(podman info --format '{{.Host.NetworkBackend}}' 2>/dev/null)" == cni && ! -x /usr/lib/cni/dnsname ]]; then
     fail "scale-out: service names between containers" "podman's CNI needs the dnsname plugin: apt-get install golang-github-containernetworking-plugin-dnsname"; return
   fi
-  local project="$RUN_ID-scale" dir port base code i c t0 lbname served killed other
+  local project="$RUN_ID-scale" dir port base code i c t0 lbname redisname served killed other
   local -a replicas=()
   dir="$TMP/$project"; port="$(free_port)"; base="http://127.0.0.1:$port"
   COMPOSE_DIRS+=("$dir"); mkdir -p "$dir/deploy"
   cp "$ROOT/$file" "$dir/docker-compose.yml"; cp "$ROOT"/deploy/*.conf "$dir/deploy/"
   podman tag "$IMAGE" localhost/stackcast:latest
-  printf 'CONTROL_TOKEN=%s\nSTACKCAST_BIND=127.0.0.1\nSTACKCAST_PORT=%s\nPUBLIC_URL=%s\n' "$TOKEN" "$port" "$base" >"$dir/.env"
+  printf 'CONTROL_TOKEN=%s\nREDIS_PASSWORD=%s\nSTACKCAST_BIND=127.0.0.1\nSTACKCAST_PORT=%s\nPUBLIC_URL=%s\n' \
+    "$TOKEN" "$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')" "$port" "$base" >"$dir/.env"
   # This machine's rlimit quirk, for every service of the file.
   { echo "services:"; for c in $(node -e "const y=require('fs').readFileSync(process.argv[1],'utf8');const m=y.split(/^services:/m)[1];for(const l of m.split('\n')){const k=/^  ([a-z0-9-]+):\s*$/.exec(l);if(k)console.log(k[1])}" "$dir/docker-compose.yml"); do
       printf '  %s:\n    ulimits:\n      nofile: {soft: 1024, hard: 1024}\n      nproc: {soft: 1024, hard: 1024}\n' "$c"; done; } >"$dir/verify.override.yml"
@@ -482,9 +483,9 @@ scaleout_checks() {
   if ! (cd "$dir" && podman-compose -p "$project" -f docker-compose.yml -f verify.override.yml up -d --no-build >"$TMP/scale-up.log" 2>&1); then
     tail -8 "$TMP/scale-up.log"; fail "scale-out: podman-compose up -d ($file)"; return
   fi
-  while read -r c; do CONTAINERS+=("$c"); [[ "$c" == *_stackcast-[0-9]*_[0-9]* ]] && replicas+=("$c"); [[ "$c" == *_lb_* ]] && lbname="$c"; done \
+  while read -r c; do CONTAINERS+=("$c"); [[ "$c" == *_stackcast-[0-9]*_[0-9]* ]] && replicas+=("$c"); [[ "$c" == *_lb_* ]] && lbname="$c"; [[ "$c" == *_redis_* ]] && redisname="$c"; done \
     < <(podman ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}}')
-  VOLUMES+=("${project}_redis-data" "${project}_stackcast-1-data" "${project}_stackcast-2-data")
+  VOLUMES+=("${project}_stackcast-1-data" "${project}_stackcast-2-data")
   ((${#replicas[@]} >= 2)) && pass "scale-out: podman-compose up -d ($file): redis, ${#replicas[@]} replicas, load balancer" \
     || { fail "scale-out: two replicas started" "$(podman ps -a --filter "label=io.podman.compose.project=$project" --format '{{.Names}} {{.Status}}' | tr '\n' ';')"; return; }
   if wait_status_200 "$base/status" 900; then pass "scale-out: /status 200 through the load balancer on 127.0.0.1:$port ($(( ($(now_ms) - t0) / 1000 )) s after up)"
@@ -495,6 +496,16 @@ scaleout_checks() {
       || fail "scale-out: $c healthy" "$(in_replica "$c" /status | head -c 300)"
   done
   [[ -n "${lbname:-}" ]] && { podman healthcheck run "$lbname" >/dev/null 2>&1 && pass "scale-out: load balancer healthcheck passes" || fail "scale-out: load balancer healthcheck"; }
+  # Redis as the compose file sets it: a password (REDISCLI_AUTH in its environment), no snapshots, evicting only keys with a TTL.
+  if [[ -n "${redisname:-}" ]]; then
+    local answer policy save
+    answer="$(podman exec "$redisname" env -u REDISCLI_AUTH redis-cli ping 2>&1)"
+    [[ "$answer" == *NOAUTH* ]] && pass "scale-out: Redis refuses a client without the password" || fail "scale-out: Redis asks for a password" "ping answered $answer"
+    policy="$(podman exec "$redisname" redis-cli config get maxmemory-policy | tail -1)"
+    save="$(podman exec "$redisname" redis-cli config get save | tail -1)"
+    [[ "$policy" == volatile-* && -z "$save" ]] && pass "scale-out: Redis evicts only keys with a TTL ($policy) and never snapshots" \
+      || fail "scale-out: Redis memory settings" "maxmemory-policy $policy, save '$save'"
+  else fail "scale-out: find the redis container"; fi
 
   start_reconnecting_viewer "ws://127.0.0.1:$port/ws" "$TMP/scale-viewer.log"
   wait_for_line "$TMP/scale-viewer.log" '^open' 100 && pass "scale-out: a ws viewer connects through the load balancer (upgrade passed)" \
@@ -516,6 +527,8 @@ scaleout_checks() {
   [[ "$sums" == "$(printf "$want %.0s" "${replicas[@]}")" ]] && pass "scale-out: every replica serves the published image byte for byte" \
     || fail "scale-out: every replica serves the published image" "want $want, got $sums"
   [[ "$datas" == "$(printf '5 %.0s' "${replicas[@]}")" ]] && pass "scale-out: every replica's data.json has STACK_SIZE 5" || fail "scale-out: data.json on every replica" "$datas"
+  [[ -n "${redisname:-}" && "$(podman exec "$redisname" redis-cli ttl stackcast:latest)" == -1 ]] \
+    && pass "scale-out: stackcast:latest has no TTL (maxmemory never evicts it)" || fail "scale-out: stackcast:latest without a TTL"
   read -r -a v <<<"$vers"
   if [[ "${v[0]}" == - ]]; then say "scale-out: /status has no version field in this checkout (versions not merged): compared the image and data.json only"
   elif [[ "$(printf '%s\n' "${v[@]}" | sort -u | wc -l)" == 1 ]]; then

@@ -184,6 +184,44 @@ describe('replicas sharing one Redis (child processes, real redis-server)', { ti
     }
   });
 
+  it('hostile Redis writes cost nothing: a 2^53-1 announcement, bad metrics and garbage metrics neither wedge nor reach data.json', async () => {
+    fresh();
+    const [a, b] = await Promise.all([startReplica(), startReplica()]);
+    expect((await put(a, await makeJpeg({ color: { r: 5, g: 90, b: 5 } }), '?stackSize=3&exposure=90')).status).toBe(200);
+    const raw = createClient({ url: redis.url });
+    await raw.connect();
+    try {
+      await raw.publish(`${namespace}:announce`, '9007199254740991');
+      // A version planted by hand, with metrics no HTTP request could carry.
+      await raw.set(`${namespace}:metrics:2`, JSON.stringify({ stackSize: -5, exposureSeconds: 'NaN:NaN:NaN', imageOf: 1 }));
+      await raw.set(`${namespace}:latest`, '2');
+      await raw.set(`${namespace}:version`, '2');
+      await raw.publish(`${namespace}:announce`, '2');
+      for (const r of [a, b]) {
+        await r.viewer.waitFor((c) => c.count('new_image') >= 2, 10_000, 'version 2 applied (metrics only)');
+        expect(await (await fetch(`${r.baseUrl}/data.json`)).json()).toMatchObject({ STACK_SIZE: 3, EXPO: '0:01:30' });
+        expect(r.stdout()).toMatch(/announcement of version 9007199254740991 ignored/);
+        expect(r.stdout()).toMatch(/stackSize must be an integer ≥ 0, got -5; skipped/);
+      }
+
+      // Publishes go on at once, from either replica, with versions Redis can count.
+      const next = await makeJpeg({ color: { r: 5, g: 5, b: 90 } });
+      expect((await put(b, next, '?stackSize=4')).status).toBe(200);
+      expect(await raw.get(`${namespace}:latest`)).toBe('3');
+      await raw.set(`${namespace}:metrics:3`, 'garbage');
+      const last = await makeJpeg({ color: { r: 90, g: 5, b: 90 } });
+      const answer = await put(a, last, '?stackSize=5');
+      expect(answer.status).toBe(200);
+      for (const r of [a, b]) {
+        await until(async () => (await imageOf(r)).equals(last), 'the last image on every replica');
+        expect(await (await fetch(`${r.baseUrl}/data.json`)).json()).toMatchObject({ STACK_SIZE: 5, VERSION: 4 });
+      }
+      expect(a.stdout()).toMatch(/metrics:3 held "garbage", not a JSON object of metrics/);
+    } finally {
+      await raw.close();
+    }
+  });
+
   it('GET /metrics: Prometheus text with the viewers, publishes and Redis state', async () => {
     fresh();
     const a = await startReplica();

@@ -30,12 +30,14 @@ async function answersPing(port: number): Promise<boolean> {
     socket.setTimeout(500, () => done(false));
     socket.once('error', () => done(false));
     socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (d) => done(d.toString().startsWith('+PONG')));
+    // With requirepass an unauthenticated PING answers NOAUTH: up all the same.
+    socket.once('data', (d) => done(/^(\+PONG|-NOAUTH)/.test(d.toString())));
   });
 }
 
-function launch(port: number): { child: ChildProcess; exited: Promise<void>; log: () => string } {
-  const child = spawn(REDIS_SERVER, ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--loglevel', 'warning'], {
+function launch(port: number, extraArgs: readonly string[]): { child: ChildProcess; exited: Promise<void>; log: () => string } {
+  const args = ['--port', String(port), '--save', '', '--appendonly', 'no', '--bind', '127.0.0.1', '--loglevel', 'warning', ...extraArgs];
+  const child = spawn(REDIS_SERVER, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let log = '';
@@ -60,13 +62,16 @@ async function waitUntilUp(port: number, run: ReturnType<typeof launch>, timeout
   }
 }
 
-/** Starts Debian's redis-server on a free loopback port and waits until it answers. */
-export async function startRedisServer(timeoutMs = 10_000): Promise<RedisTestServer> {
+/**
+ * Starts Debian's redis-server on a free loopback port and waits until it answers.
+ * `extraArgs` go to redis-server as they are (e.g. `['--requirepass', 'x']`).
+ */
+export async function startRedisServer(timeoutMs = 10_000, extraArgs: readonly string[] = []): Promise<RedisTestServer> {
   if (!existsSync(REDIS_SERVER)) {
     throw new Error(`${REDIS_SERVER} is missing: apt-get install -y redis-server`);
   }
   const port = await freePort();
-  let run: ReturnType<typeof launch> | undefined = launch(port);
+  let run: ReturnType<typeof launch> | undefined = launch(port, extraArgs);
   await waitUntilUp(port, run, timeoutMs);
   const kill = async (): Promise<void> => {
     const current = run;
@@ -83,7 +88,7 @@ export async function startRedisServer(timeoutMs = 10_000): Promise<RedisTestSer
     kill,
     async restart() {
       await kill();
-      run = launch(port);
+      run = launch(port, extraArgs);
       await waitUntilUp(port, run, timeoutMs);
     },
     stop: kill,

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
-import { createClient, RESP_TYPES } from 'redis';
+import { createClient, ErrorReply, RESP_TYPES } from 'redis';
 import { BehaviorSubject, distinctUntilChanged, Subject, type Observable } from 'rxjs';
+import { assertMetrics } from '../web-assets/web-assets.service.js';
 import { FETCH, PUBLISH, RAISE_FLOOR } from './cluster-scripts.js';
 import { ClusterUnavailableError } from './cluster-unavailable.error.js';
 
@@ -31,7 +32,7 @@ export interface RedisBusOptions {
   namespace: string;
   /** Identifies this replica in logs and /status. */
   replicaId: string;
-  /** How long a replaced version's keys stay in Redis, seconds. Default 3600. */
+  /** How long a replaced version's keys stay in Redis, seconds. Default {@link REPLACED_TTL_SECONDS}. */
   replacedTtlSeconds?: number;
   /** The highest version this replica has on disk (e.g. its highest `/v/<n>`): never reused. */
   highestLocalVersion?: () => number;
@@ -51,14 +52,41 @@ export function redactRedisUrl(url: string): string {
   }
 }
 
+/**
+ * Default life of a replaced version's keys, seconds. A replica fetches a version as soon as
+ * it is announced and a catch-up reads only the latest: minutes are plenty, an hour of
+ * images is memory nothing reads.
+ */
+export const REPLACED_TTL_SECONDS = 120;
+
 const backoff = (retries: number): number => Math.min(50 * 2 ** retries, 2000);
 
+/** A failed login: the URL's password is wrong or missing. */
+const LOGIN_FAILED = /\b(WRONGPASS|NOAUTH)\b|AUTH.*without any password/;
+
+/** What a version's stored metrics may carry: the values assertMetrics accepts. */
+const METRIC_KEYS = ['stackSize', 'exposureSeconds'] as const;
+
+/** At most this many ignored announcements are logged per minute (anyone with Redis access can send them). */
+const IGNORED_LOG_BURST = 20;
+
+/** A value read from Redis, quoted and cut for a log line. */
+function shown(value: unknown): string {
+  const text = typeof value === 'string' ? value : String(JSON.stringify(value));
+  return JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}...` : text);
+}
+
+/** One version as the FETCH script read it, or why there is none. */
+type Read = { kind: 'above'; latest: number } | { kind: 'gone'; latest: number } | { kind: 'ok'; latest: number; update: ClusterUpdate };
+
 /**
- * The Redis side of a replica: global versions (INCR), each version's image and metrics,
- * the `latest` pointer, and announcements on `<ns>:announce`. Two connections: one for
- * commands, one subscribed. `updates$` gives each replica (the publisher included) the
- * versions to apply, fetched once, in increasing order, never one twice; after a
+ * The Redis side of a replica: global versions (a counter in Redis), each version's image
+ * and metrics, the `latest` pointer, and announcements on `<ns>:announce`. Two connections:
+ * one for commands, one subscribed. `updates$` gives each replica (the publisher included)
+ * the versions to apply, fetched once, in increasing order, never one twice; after a
  * (re)connect it catches up from `latest`, since pub/sub drops what it sent meanwhile.
+ * Nothing read from Redis is trusted: an announcement is a hint bounded by `latest`, stored
+ * metrics are checked with assertMetrics, garbage in a key is overwritten by the next publish.
  */
 export class RedisBus {
   private readonly logger = new Logger(RedisBus.name);
@@ -71,11 +99,18 @@ export class RedisBus {
   private readonly updates = new Subject<ClusterUpdate>();
   /** The highest version emitted on `updates$`. */
   private applied = 0;
-  /** The highest version known to exist (announced, read from latest, or published here). */
+  /** The highest version announced or published: fetched next, once checked against `latest`. */
   private wanted = 0;
+  /** The highest version Redis vouched for (its `latest`, a version it gave this replica). */
+  private known = 0;
   private draining = false;
   private closed = false;
+  /** node-redis resubscribes after a reconnect only if the first SUBSCRIBE succeeded. */
+  private subscribed = false;
   private lastDownReason = '';
+  /** Causes of the current outage already logged: each once, however often it retries. */
+  private readonly loggedCauses = new Set<string>();
+  private ignoredLog = { windowStart: 0, logged: 0, suppressed: 0 };
 
   /** Versions to apply, each once, increasing; a version a newer one replaced may be skipped. */
   readonly updates$: Observable<ClusterUpdate> = this.updates.asObservable();
@@ -85,7 +120,7 @@ export class RedisBus {
   constructor(private readonly options: RedisBusOptions) {
     const ns = options.namespace;
     this.keys = { version: `${ns}:version`, latest: `${ns}:latest`, channel: `${ns}:announce` };
-    this.ttl = options.replacedTtlSeconds ?? 3600;
+    this.ttl = options.replacedTtlSeconds ?? REPLACED_TTL_SECONDS;
     this.timeoutMs = options.commandTimeoutMs ?? 5000;
     this.client = createClient({
       url: options.url,
@@ -112,9 +147,9 @@ export class RedisBus {
     return this.options.replicaId;
   }
 
-  /** The highest version this replica has seen anywhere. */
+  /** The highest version this replica has seen in Redis (an announcement counts once Redis vouched for it). */
   get highestSeen(): number {
-    return Math.max(this.wanted, this.applied);
+    return Math.max(this.known, this.applied);
   }
 
   /** Connects in the background: a replica starts (and serves its last image) with Redis down. */
@@ -122,9 +157,6 @@ export class RedisBus {
     for (const c of [this.client, this.subscriber]) {
       c.connect().catch((err: Error) => this.closed || this.logger.error(`Redis connect gave up: ${this.clean(err.message)}`));
     }
-    this.subscriber
-      .subscribe(this.keys.channel, (message) => this.want(Number(message)))
-      .catch((err: Error) => this.closed || this.logger.error(`subscribe failed: ${this.clean(err.message)}`));
   }
 
   /**
@@ -144,11 +176,22 @@ export class RedisBus {
         arguments: image ? [...args, image] : args,
       });
     } catch (err) {
+      if (err instanceof ErrorReply) {
+        throw new ClusterUnavailableError(this.clean(err.message), 'refused');
+      }
       // Sent but unanswered (the link broke mid-call) may still have landed: the
       // announcement or the next catch-up then delivers it; the caller saw a 503.
       throw new ClusterUnavailableError(this.clean((err as Error).message));
     }
-    const version = Number(reply);
+    const [first, ...notes] = reply as [number, ...Buffer[]];
+    const version = Number(first);
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new ClusterUnavailableError(`the publish script answered ${shown(first)}, not a version`, 'refused');
+    }
+    for (const note of notes) {
+      this.logger.warn(`found in Redis and overwritten by version ${version}: ${String(note)}`);
+    }
+    this.known = Math.max(this.known, version);
     this.want(version);
     return version;
   }
@@ -158,17 +201,13 @@ export class RedisBus {
     return this.publish(null, metrics);
   }
 
-  /** Reads one version (its metrics and image bytes), or null when Redis no longer has it. */
+  /**
+   * Reads one version (its checked metrics and image bytes), or null when Redis no longer
+   * has it or it is above Redis's `latest`.
+   */
   async fetch(version: number): Promise<ClusterUpdate | null> {
-    const reply = (await this.withTimeout().eval(FETCH, { arguments: [this.options.namespace, String(version)] })) as
-      | [Buffer, Buffer | null]
-      | null;
-    if (reply === null) {
-      return null;
-    }
-    const stored = JSON.parse(reply[0].toString()) as ClusterMetrics & { imageOf?: number };
-    const { imageOf, ...metrics } = stored;
-    return { version, imageVersion: imageOf ?? null, image: reply[1] ?? null, metrics };
+    const read = await this.read(version);
+    return read.kind === 'ok' ? read.update : null;
   }
 
   /** Closes both connections; no more updates. */
@@ -197,12 +236,25 @@ export class RedisBus {
     return message.split(this.options.url).join(redactRedisUrl(this.options.url));
   }
 
+  /** Logs each cause of an outage once (both connections retry every 2 s at most), the way in and the first failure included. */
   private onDown(reason: string): void {
     this.lastDownReason = this.clean(reason);
-    if (this.closed || this.state === 'down') {
+    if (this.closed) {
       return;
     }
-    this.logger.warn(`Redis down (${this.lastDownReason}); serving the last image, publishes answer 503 until it is back`);
+    const cause = this.lastDownReason.replace(/^(commands|subscriber|catch-up): /, '');
+    const fresh = !this.loggedCauses.has(cause) && this.loggedCauses.size < 10;
+    if (fresh) {
+      this.loggedCauses.add(cause);
+    }
+    const where = redactRedisUrl(this.options.url);
+    if (fresh && LOGIN_FAILED.test(cause)) {
+      this.logger.error(`Redis at ${where} refused the login (${cause}): check the password in REDIS_URL; publishes answer 503 until it is accepted`);
+    } else if (this.state === 'up') {
+      this.logger.warn(`Redis down (${this.lastDownReason}); serving the last image, publishes answer 503 until it is back`);
+    } else if (fresh) {
+      this.logger.warn(`Redis at ${where} not reachable (${cause}); serving the last image, publishes answer 503 until it is`);
+    }
     this.stateSubject.next('down');
   }
 
@@ -216,26 +268,60 @@ export class RedisBus {
 
   private async resume(): Promise<void> {
     try {
+      // Subscribed before latest is read, so nothing announced in between is missed.
+      if (!this.subscribed) {
+        await this.subscriber.subscribe(this.keys.channel, (message) => this.announced(String(message)));
+        this.subscribed = true;
+      }
       // Redis may have restarted empty: the counter must not fall below what anyone here saw.
-      await this.withTimeout().eval(RAISE_FLOOR, { keys: [this.keys.version, this.keys.latest], arguments: [String(this.floor())] });
-      const latest = await this.withTimeout().get(this.keys.latest);
+      const reply = await this.withTimeout().eval(RAISE_FLOOR, { keys: [this.keys.version, this.keys.latest], arguments: [String(this.floor())] });
+      const [latest, ...notes] = reply as [number, ...Buffer[]];
+      for (const note of notes) {
+        this.logger.warn(`found in Redis, overwritten by the next publish: ${String(note)}`);
+      }
       if (this.state === 'down') {
         this.logger.log(`Redis up at ${redactRedisUrl(this.options.url)} (replica ${this.replicaId})`);
       }
+      this.loggedCauses.clear();
       this.stateSubject.next('up');
-      this.want(latest === null ? 0 : Number(latest.toString()));
+      this.known = Math.max(this.known, Number(latest));
+      this.want(Number(latest));
     } catch (err) {
       this.onDown(`catch-up: ${(err as Error).message}`);
     }
   }
 
-  /** A version exists: fetch and emit the newest wanted one, one at a time. */
-  private want(version: number): void {
-    if (!Number.isSafeInteger(version) || version <= this.wanted) {
-      this.drain();
+  /** An announcement: anyone with access to Redis can send one, so only a version, checked against `latest` when fetched. */
+  private announced(message: string): void {
+    const version = /^[1-9]\d{0,15}$/.test(message) ? Number(message) : Number.NaN;
+    if (!Number.isSafeInteger(version)) {
+      this.ignored(`announcement ${shown(message)} ignored: not a version`);
       return;
     }
-    this.wanted = version;
+    this.want(version);
+  }
+
+  private ignored(message: string): void {
+    const log = this.ignoredLog;
+    if (Date.now() - log.windowStart > 60_000) {
+      if (log.suppressed > 0) {
+        this.logger.warn(`${log.suppressed} more ignored announcements were not logged`);
+      }
+      this.ignoredLog = { windowStart: Date.now(), logged: 0, suppressed: 0 };
+    }
+    if (this.ignoredLog.logged < IGNORED_LOG_BURST) {
+      this.ignoredLog.logged++;
+      this.logger.warn(message);
+    } else {
+      this.ignoredLog.suppressed++;
+    }
+  }
+
+  /** A version may exist: fetch and emit the newest wanted one, one at a time. */
+  private want(version: number): void {
+    if (Number.isSafeInteger(version) && version > this.wanted) {
+      this.wanted = version;
+    }
     this.drain();
   }
 
@@ -250,23 +336,80 @@ export class RedisBus {
   private async drainLoop(): Promise<void> {
     while (!this.closed && this.wanted > this.applied) {
       const target = this.wanted;
-      let update: ClusterUpdate | null;
+      let read: Read;
       try {
-        update = await this.fetch(target);
+        read = await this.read(target);
       } catch (err) {
         // Retried on the next announcement or reconnect.
         this.logger.warn(`could not fetch version ${target}: ${this.clean((err as Error).message)}`);
         return;
       }
-      if (update === null) {
-        this.logger.warn(`version ${target} is no longer in Redis; waiting for the next one`);
+      this.known = Math.max(this.known, read.latest);
+      if (read.kind === 'above') {
+        this.ignored(`announcement of version ${target} ignored: Redis's latest is ${read.latest}`);
+        if (this.wanted === target) {
+          this.wanted = Math.max(this.applied, read.latest);
+        }
+        continue;
+      }
+      if (read.kind === 'gone') {
+        this.logger.warn(`version ${target} is no longer in Redis; catching up to the latest (${read.latest})`);
         this.applied = Math.max(this.applied, target);
+        this.wanted = Math.max(this.wanted, read.latest);
         continue;
       }
       if (target > this.applied) {
         this.applied = target;
-        this.updates.next(update);
+        this.updates.next(read.update);
       }
     }
+  }
+
+  private async read(version: number): Promise<Read> {
+    const reply = (await this.withTimeout().eval(FETCH, {
+      keys: [this.keys.latest],
+      arguments: [this.options.namespace, String(version)],
+    })) as [Buffer, number, Buffer?, (Buffer | null)?, (Buffer | null)?];
+    const [kind, latest, raw, imageOf, image] = reply;
+    const status = kind.toString();
+    if (status !== 'ok' || raw === undefined) {
+      return status === 'gone' ? { kind: 'gone', latest: Number(latest) } : { kind: 'above', latest: Number(latest) };
+    }
+    const imageVersion = imageOf ? Number(imageOf.toString()) : null;
+    return { kind: 'ok', latest: Number(latest), update: this.checked(version, raw.toString(), imageVersion, image ?? null) };
+  }
+
+  /** A version's stored metrics, checked like the HTTP edge's: a value that fails is skipped, never applied. */
+  private checked(version: number, raw: string, imageVersion: number | null, image: Buffer | null): ClusterUpdate {
+    const warn = (what: string): void => this.logger.warn(`version ${version} from Redis: ${what}`);
+    let stored: unknown;
+    try {
+      stored = JSON.parse(raw);
+    } catch {
+      stored = undefined;
+    }
+    if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) {
+      warn(`its metrics ${shown(raw)} are not a JSON object; none applied`);
+      stored = {};
+    }
+    const values = stored as Record<string, unknown>;
+    const metrics: ClusterMetrics = {};
+    for (const key of METRIC_KEYS) {
+      const value = values[key];
+      if (value === undefined) {
+        continue;
+      }
+      try {
+        assertMetrics({ [key]: value as number });
+        metrics[key] = value as number;
+      } catch (err) {
+        warn(`${(err as Error).message}; skipped, the previous value stays`);
+      }
+    }
+    if (imageVersion === null && values.imageOf !== undefined) {
+      warn(`imageOf ${shown(values.imageOf)} names no image in Redis (a version ≤ ${version} whose image is stored); no image applied`);
+    }
+    const checkedImage = imageVersion !== null && Number.isSafeInteger(imageVersion) ? image : null;
+    return { version, imageVersion: checkedImage ? imageVersion : null, image: checkedImage, metrics };
   }
 }
