@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -18,12 +19,28 @@ export interface SpawnedService {
   exited: Promise<number | null>;
 }
 
+export interface RunOptions {
+  /** Open-files limit of the service (soft and hard), set with `prlimit`; the PID stays node's. */
+  nofile?: number;
+}
+
+export interface SpawnOptions extends RunOptions {
+  /** The service speaks HTTPS (TLS_* in env): `baseUrl` is https:// and readiness is asked over TLS. */
+  https?: boolean;
+}
+
 /** Runs `node dist/main.js` with `env`, from the temp folder by default so no developer's .env is read. */
-export function runService(env: Record<string, string>, cwd = tmpdir()): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
+export function runService(
+  env: Record<string, string>,
+  cwd = tmpdir(),
+  { nofile }: RunOptions = {},
+): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
   if (!existsSync(MAIN)) {
     throw new Error('dist/main.js is missing: run `npm run build` first');
   }
-  const child = spawn(process.execPath, [MAIN], {
+  // prlimit execs the command: the child's PID is node's.
+  const [command, args] = nofile === undefined ? [process.execPath, [MAIN]] : ['prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, MAIN]];
+  const child = spawn(command, args, {
     cwd,
     env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -36,14 +53,26 @@ export function runService(env: Record<string, string>, cwd = tmpdir()): { child
   return { child, exited, out: () => out, err: () => err };
 }
 
+/** The status of `GET url` over HTTPS, whatever the certificate (readiness only). */
+function insecureStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
 /** Starts the built service and resolves once `/status` answers 200. */
-export async function spawnService(env: Record<string, string>, timeoutMs = 15_000): Promise<SpawnedService> {
+export async function spawnService(env: Record<string, string>, timeoutMs = 15_000, options: SpawnOptions = {}): Promise<SpawnedService> {
   const port = Number(env.PORT);
   if (!port) {
     throw new Error('spawnService needs env.PORT');
   }
-  const run = runService(env);
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const run = runService(env, tmpdir(), options);
+  const baseUrl = `${options.https === true ? 'https' : 'http'}://127.0.0.1:${port}`;
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
   void run.exited.then((c) => (exitCode = c));
@@ -52,8 +81,8 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 15_0
       throw new Error(`service exited with ${exitCode} before answering:\n${run.err()}`);
     }
     try {
-      const res = await fetch(`${baseUrl}/status`);
-      if (res.status === 200) {
+      const status = options.https === true ? await insecureStatus(`${baseUrl}/status`) : (await fetch(`${baseUrl}/status`)).status;
+      if (status === 200) {
         break;
       }
     } catch {
