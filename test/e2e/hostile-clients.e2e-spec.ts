@@ -169,6 +169,8 @@ async function oneByteSockets(scheme: Scheme, port: number, localAddress: string
       await new Promise<Socket>((resolve) => {
         const socket = connect({ port, host: '127.0.0.1', localAddress }, () => {
           socket.write(scheme === 'https' ? Buffer.from([0x16]) : 'G');
+          // Reads what comes (a refusal), so the server's close is seen.
+          socket.resume();
           resolve(socket);
         });
         socket.on('error', () => resolve(socket));
