@@ -5,7 +5,7 @@
 // another address, the stacker's PUT from 127.0.0.1. Loopback only, bounded in count and time.
 // Run after `npm run build`: node bench/hostile-sockets.mjs [sockets=1500] [nofile=1024] [holdMs=12000]
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect, createServer } from 'node:net';
@@ -60,6 +60,20 @@ async function run(scheme) {
       return NaN;
     }
   };
+  // Sockets the service holds open: its fds that are sockets (the listener among them).
+  const serverSockets = () => {
+    try {
+      return readdirSync(`/proc/${child.pid}/fd`).filter((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`).startsWith('socket:');
+        } catch {
+          return false;
+        }
+      }).length;
+    } catch {
+      return NaN;
+    }
+  };
   for (let i = 0; i < 400 && (await ask(scheme, port, { localAddress: '127.0.0.1' })).code !== 200; i++) {
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -72,6 +86,7 @@ async function run(scheme) {
       const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => {
         // One byte: HTTP's first request byte, or a TLS handshake record's type.
         s.write(scheme === 'https' ? Buffer.from([0x16]) : 'G');
+        s.resume();
         resolve(s);
       });
       s.on('error', () => {
@@ -85,8 +100,9 @@ async function run(scheme) {
   const during = await ask(scheme, port, { localAddress: '127.0.0.3' });
   const put = await ask(scheme, port, { path: '/api/image', method: 'PUT', localAddress: '127.0.0.1', body: jpeg, headers: { 'content-type': 'image/jpeg' } });
   const peak = rss();
+  const heldDuring = serverSockets();
   await Promise.race([exited, new Promise((r) => setTimeout(r, holdMs))]);
-  const held = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+  const held = serverSockets();
   const after = exit === undefined ? await ask(scheme, port, { localAddress: '127.0.0.3' }) : { code: 'dead', ms: 0 };
   const end = rss();
   const survived = exit === undefined;
@@ -100,10 +116,10 @@ async function run(scheme) {
   const died = survived ? '' : (/^\w*Error\b[^\n]*/m.exec(log)?.[0] ?? log.trim().split('\n').at(-1) ?? '').replace(/\s+/g, ' ').slice(0, 140);
   console.log(
     `${scheme.padEnd(5)} nofile=${nofile}: ${count} one-byte sockets from 127.0.0.2 opened in ${floodMs.toFixed(0)} ms (${refusedAtConnect} failed to connect); ` +
-      `/status from 127.0.0.3 during: ${during.code} in ${during.ms.toFixed(0)} ms; stacker PUT from 127.0.0.1: ${put.code} in ${put.ms.toFixed(0)} ms`,
+      `sockets held by the service: ${heldDuring}; /status from 127.0.0.3 during: ${during.code} in ${during.ms.toFixed(0)} ms; stacker PUT from 127.0.0.1: ${put.code} in ${put.ms.toFixed(0)} ms`,
   );
   console.log(
-    `${' '.repeat(6)}after ${holdMs} ms: process ${survived ? 'alive' : `EXITED (${exit}) ${died}`}; sockets still held: ${held}; ` +
+    `${' '.repeat(6)}after ${holdMs} ms: process ${survived ? 'alive' : `EXITED (${exit}) ${died}`}; sockets held by the service: ${Number.isNaN(held) ? '-' : held}; ` +
       `/status from 127.0.0.3: ${after.code}${after.code === 'dead' ? '' : ` in ${after.ms.toFixed(0)} ms`}; RSS idle ${base.toFixed(0)} MB, peak ${peak.toFixed(0)} MB, end ${Number.isNaN(end) ? '-' : end.toFixed(0)} MB`,
   );
 }

@@ -351,7 +351,7 @@ describe.each(SCHEMES)('one address flooding the built service (nofile=1024) ove
       await writeFile(join(temp.path, 'key.pem'), pair.key);
       Object.assign(env, { TLS_CERT_FILE: join(temp.path, 'cert.pem'), TLS_KEY_FILE: join(temp.path, 'key.pem') });
     }
-    service = await spawnService(env, 15_000, { nofile: 1024, https: scheme === 'https' });
+    service = await spawnService(env, 60_000, { nofile: 1024, https: scheme === 'https' });
     const { port } = service;
     const flood = await oneByteSockets(scheme, port, '127.0.0.2', 1500);
     sockets.push(...flood.sockets);
