@@ -110,9 +110,9 @@ function untilClosed(socket: Socket, timeoutMs: number): Promise<{ closed: boole
 }
 
 /** A /ws upgrade from `localAddress`: the open socket, or the refusal's status and Retry-After. */
-function upgrade(wsUrl: string, localAddress: string): Promise<{ ws?: WebSocket; status: number; retryAfter?: string }> {
+function upgrade(wsUrl: string, localAddress: string, ca?: string): Promise<{ ws?: WebSocket; status: number; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: false });
+    const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: false, ca });
     ws.once('open', () => resolve({ ws, status: 101 }));
     ws.once('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
       res.resume();
@@ -282,6 +282,44 @@ describe.each(SCHEMES)('connection caps over %s', (scheme) => {
     expect(whole.body.length).toBe(noise.length);
   });
 
+  it('upgrades beyond the rate of one address are answered 429 with Retry-After; another address is not affected', async () => {
+    server = await start({ upgradeBurst: 3, upgradesPerSecond: 0.5 });
+    const ca = pair?.cert;
+    for (let i = 0; i < 3; i++) {
+      const { ws, status } = await upgrade(server.wsUrl, '127.0.0.4', ca);
+      expect(status).toBe(101);
+      ws?.close();
+    }
+    const refused = await upgrade(server.wsUrl, '127.0.0.4', ca);
+    expect(refused.status).toBe(429);
+    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
+    const other = await upgrade(server.wsUrl, '127.0.0.2', ca);
+    expect(other.status).toBe(101);
+    other.ws?.close();
+  });
+
+  it('MAX_VIEWERS and viewers per address: refused with 503 beyond them, admitted again once a viewer leaves', async () => {
+    server = await start({ maxViewers: 3, maxViewersPerAddress: 2 });
+    const ca = pair?.cert;
+    const a1 = await upgrade(server.wsUrl, '127.0.0.5', ca);
+    const a2 = await upgrade(server.wsUrl, '127.0.0.5', ca);
+    expect([a1.status, a2.status]).toEqual([101, 101]);
+    expect((await upgrade(server.wsUrl, '127.0.0.5', ca)).status).toBe(503);
+    const b1 = await upgrade(server.wsUrl, '127.0.0.6', ca);
+    expect(b1.status).toBe(101);
+    const full = await upgrade(server.wsUrl, '127.0.0.7', ca);
+    expect(full.status).toBe(503);
+    expect(full.retryAfter).toBeDefined();
+    const closed = new Promise((r) => a1.ws?.once('close', r));
+    a1.ws?.close();
+    await closed;
+    const again = await waitForAdmission(server.wsUrl, '127.0.0.7', ca);
+    expect(again.status).toBe(101);
+    for (const c of [a2, b1, again]) {
+      c.ws?.close();
+    }
+  });
+
   it('one address flooding one-byte sockets takes nothing from the total: other phones, viewers and the stacker are served', async () => {
     // Issue 19, point 2: refused sockets were counted, so 5,000 of them locked everyone out.
     server = await start({ maxConnections: 100, maxConnectionsPerAddress: 16 });
@@ -320,6 +358,15 @@ describe.each(SCHEMES)('connection caps over %s', (scheme) => {
     sockets.splice(0).forEach((s) => s.destroy());
     const phone = await waitForStatus(scheme, port, '127.0.0.20', ca);
     expect(phone).toBe(200);
+  });
+
+  it('an accept error (EMFILE with the fd table full) is logged, not thrown: the server keeps serving', async () => {
+    server = await start({});
+    const http = server.app.getHttpServer() as import('node:net').Server;
+    const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
+    // What Node's server emits when libuv cannot accept a connection.
+    expect(() => http.emit('error', emfile)).not.toThrow();
+    expect((await ask(scheme, server.port, { localAddress: '127.0.0.2', ca: pair?.cert })).status).toBe(200);
   });
 
   it('a connection that never completes its request headers (or its TLS handshake) is closed after headersTimeoutMs', async () => {
@@ -391,42 +438,6 @@ describe('limits', () => {
     server = undefined;
   });
 
-  it('upgrades beyond the rate of one address are answered 429 with Retry-After; another address is not affected', async () => {
-    server = await startTestServer({ upgradeBurst: 3, upgradesPerSecond: 0.5 });
-    for (let i = 0; i < 3; i++) {
-      const { ws, status } = await upgrade(server.wsUrl, '127.0.0.4');
-      expect(status).toBe(101);
-      ws?.close();
-    }
-    const refused = await upgrade(server.wsUrl, '127.0.0.4');
-    expect(refused.status).toBe(429);
-    expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
-    const other = await upgrade(server.wsUrl, '127.0.0.2');
-    expect(other.status).toBe(101);
-    other.ws?.close();
-  });
-
-  it('MAX_VIEWERS and viewers per address: refused with 503 beyond them, admitted again once a viewer leaves', async () => {
-    server = await startTestServer({ maxViewers: 3, maxViewersPerAddress: 2 });
-    const a1 = await upgrade(server.wsUrl, '127.0.0.5');
-    const a2 = await upgrade(server.wsUrl, '127.0.0.5');
-    expect([a1.status, a2.status]).toEqual([101, 101]);
-    expect((await upgrade(server.wsUrl, '127.0.0.5')).status).toBe(503);
-    const b1 = await upgrade(server.wsUrl, '127.0.0.6');
-    expect(b1.status).toBe(101);
-    const full = await upgrade(server.wsUrl, '127.0.0.7');
-    expect(full.status).toBe(503);
-    expect(full.retryAfter).toBeDefined();
-    const closed = new Promise((r) => a1.ws?.once('close', r));
-    a1.ws?.close();
-    await closed;
-    const again = await waitForAdmission(server.wsUrl, '127.0.0.7');
-    expect(again.status).toBe(101);
-    for (const c of [a2, b1, again]) {
-      c.ws?.close();
-    }
-  });
-
   it('uploads beyond the slots and the queue get 503 with Retry-After; the queued one is published after', async () => {
     server = await startTestServer({ maxUploadsInFlight: 1, maxUploadsQueued: 1 });
     const jpeg = await makeJpeg();
@@ -467,10 +478,10 @@ describe('limits', () => {
 });
 
 /** Upgrades until admitted: the server counts a viewer gone once its socket has closed. */
-async function waitForAdmission(wsUrl: string, localAddress: string): Promise<{ ws?: WebSocket; status: number }> {
+async function waitForAdmission(wsUrl: string, localAddress: string, ca?: string): Promise<{ ws?: WebSocket; status: number }> {
   const deadline = Date.now() + 3000;
   for (;;) {
-    const attempt = await upgrade(wsUrl, localAddress);
+    const attempt = await upgrade(wsUrl, localAddress, ca);
     if (attempt.status === 101 || Date.now() > deadline) {
       return attempt;
     }
