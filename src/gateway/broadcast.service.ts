@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { guarded } from '../common/guarded.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import { MetricsService } from '../modules/metrics/metrics.service.js';
 import type { ServerMessage } from './server-message.js';
@@ -187,7 +188,7 @@ export class BroadcastService implements OnApplicationShutdown {
       return;
     }
     // One timer for all clients (ws README, "How to detect and close broken connections").
-    this.heartbeat = setInterval(() => this.beat(), this.options.heartbeatIntervalMs);
+    this.heartbeat = setInterval(guarded(this.logger, 'the heartbeat failed', () => this.beat()), this.options.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
 

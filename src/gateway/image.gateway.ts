@@ -55,11 +55,6 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
         done(false, 503, 'Service Unavailable');
         return;
       }
-      const connection = this.limits.connectionRefusal(info.req);
-      if (connection !== undefined) {
-        done(false, 503, connection, { 'Retry-After': '10' });
-        return;
-      }
       // Last: an admitted upgrade is counted as a viewer.
       const refusal = limiter.admit(info.req);
       if (refusal === undefined) {

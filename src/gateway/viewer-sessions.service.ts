@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Subject, type Observable } from 'rxjs';
 import type { WebSocket } from 'ws';
+import { guarded } from '../common/guarded.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import { BroadcastService } from './broadcast.service.js';
 import type { ServerMessage } from './server-message.js';
@@ -169,7 +170,7 @@ export class ViewerSessions implements OnApplicationShutdown {
       return;
     }
     this.lastCountSent = -1;
-    this.countTimer = setInterval(() => this.tellCount(), this.options.viewerCountIntervalMs);
+    this.countTimer = setInterval(guarded(this.logger, 'telling the viewer count failed', () => this.tellCount()), this.options.viewerCountIntervalMs);
     this.countTimer.unref();
   }
 

@@ -1,16 +1,21 @@
 import { randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { request as httpRequest, type ClientRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { NetworkInterfaceInfo } from 'node:os';
 import { WebSocket } from 'ws';
+import type { ImageServerOptions } from '../../src/config/image-server-options.js';
 import type { InterfaceTable } from '../../src/modules/network-info/network-interfaces.provider.js';
 import { makeJpeg } from '../helpers/images.js';
 import { freePort, runService, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { makeTestCertificate, type TestCertificate } from '../helpers/tls-cert.js';
 import { rawWebSocket, RecordingClient } from '../helpers/ws-client.js';
 
 async function rssBytes(pid: number): Promise<number> {
@@ -37,8 +42,8 @@ describe('hostile clients', () => {
 
   it('a ping flood from a client that never reads is cut off; RSS stays flat and other viewers are unaffected', async () => {
     const temp = await makeTempFolder();
-    const port = await freePort();
-    service = await spawnService({ PORT: String(port), WORK_FOLDER: temp.path });
+    service = await spawnService({ WORK_FOLDER: temp.path });
+    const { port } = service;
     const good = await RecordingClient.connect(`ws://127.0.0.1:${port}/ws`);
     const before = await rssBytes(service.pid);
 
@@ -104,23 +109,10 @@ function untilClosed(socket: Socket, timeoutMs: number): Promise<{ closed: boole
   });
 }
 
-/** One HTTP request from `localAddress`; the status and body. */
-function get(port: number, path: string, localAddress: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: IncomingMessage['headers'] }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, localAddress, headers: { connection: 'close', ...headers } }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, headers: res.headers }));
-    });
-    req.once('error', reject);
-    req.end();
-  });
-}
-
 /** A /ws upgrade from `localAddress`: the open socket, or the refusal's status and Retry-After. */
-function upgrade(wsUrl: string, localAddress: string): Promise<{ ws?: WebSocket; status: number; retryAfter?: string }> {
+function upgrade(wsUrl: string, localAddress: string, ca?: string): Promise<{ ws?: WebSocket; status: number; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: false });
+    const ws = new WebSocket(wsUrl, { localAddress, perMessageDeflate: false, ca });
     ws.once('open', () => resolve({ ws, status: 101 }));
     ws.once('unexpected-response', (_req: ClientRequest, res: IncomingMessage) => {
       res.resume();
@@ -130,9 +122,90 @@ function upgrade(wsUrl: string, localAddress: string): Promise<{ ws?: WebSocket;
   });
 }
 
-describe('limits', () => {
-  let server: TestServer | undefined;
+/** The schemes the connection caps are tested over: the same limits must hold on both. */
+const SCHEMES = ['http', 'https'] as const;
+type Scheme = (typeof SCHEMES)[number];
+
+/** A TLS connection from `localAddress` trusting only `ca`: the socket once secure, or why it failed. */
+function tlsSocket(port: number, localAddress: string, ca: string): Promise<{ socket: TLSSocket; secure: boolean }> {
+  return new Promise((resolve) => {
+    // tls.connect takes no localAddress: TLS over a TCP socket opened from that address.
+    const tcp = connect({ port, host: '127.0.0.1', localAddress });
+    tcp.on('error', () => undefined);
+    const socket = tlsConnect({ socket: tcp, host: '127.0.0.1', ca }, () => resolve({ socket, secure: true }));
+    socket.once('error', () => resolve({ socket, secure: false }));
+    socket.once('close', () => resolve({ socket, secure: false }));
+  });
+}
+
+/** One request over `scheme` from `localAddress`; the status, body and headers. */
+function ask(
+  scheme: Scheme,
+  port: number,
+  { path = '/status', method = 'GET', localAddress, ca, body, headers = {} }: { path?: string; method?: string; localAddress: string; ca?: string; body?: Buffer; headers?: Record<string, string> },
+): Promise<{ status: number; body: Buffer; headers: IncomingMessage['headers'] }> {
+  return new Promise((resolve, reject) => {
+    const request = scheme === 'https' ? httpsRequest : httpRequest;
+    const req = request({ host: '127.0.0.1', port, path, method, localAddress, ca, headers: { connection: 'close', ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks), headers: res.headers }));
+    });
+    req.once('error', reject);
+    req.end(body);
+  });
+}
+
+/**
+ * `count` plain TCP sockets from `localAddress`, each sending one byte (an HTTP request's
+ * first byte, or a TLS record's type: a half-open handshake) and then nothing.
+ */
+async function oneByteSockets(scheme: Scheme, port: number, localAddress: string, count: number): Promise<{ sockets: Socket[]; closed: () => number; untilClosed: (n: number, timeoutMs: number) => Promise<number> }> {
   const sockets: Socket[] = [];
+  let closed = 0;
+  let wake = (): void => undefined;
+  for (let i = 0; i < count; i++) {
+    sockets.push(
+      await new Promise<Socket>((resolve) => {
+        const socket = connect({ port, host: '127.0.0.1', localAddress }, () => {
+          socket.write(scheme === 'https' ? Buffer.from([0x16]) : 'G');
+          // Reads what comes (a refusal), so the server's close is seen.
+          socket.resume();
+          resolve(socket);
+        });
+        socket.on('error', () => resolve(socket));
+        socket.once('close', () => {
+          closed += 1;
+          wake();
+        });
+      }),
+    );
+  }
+  const untilClosed = (n: number, timeoutMs: number): Promise<number> =>
+    new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(closed), timeoutMs);
+      wake = () => {
+        if (closed >= n) {
+          clearTimeout(timer);
+          resolve(closed);
+        }
+      };
+      wake();
+    });
+  return { sockets, closed: () => closed, untilClosed };
+}
+
+describe.each(SCHEMES)('connection caps over %s', (scheme) => {
+  let server: TestServer | undefined;
+  let pair: TestCertificate | undefined;
+  const sockets: Socket[] = [];
+
+  const start = async (options: Partial<ImageServerOptions>): Promise<TestServer> => {
+    pair ??= await makeTestCertificate();
+    return startTestServer(options, scheme === 'https' ? { https: pair } : {});
+  };
+  const publish = async (port: number): Promise<number> =>
+    (await ask(scheme, port, { path: '/api/image', method: 'PUT', localAddress: '127.0.0.1', ca: pair?.cert, body: await makeJpeg(), headers: { 'content-type': 'image/jpeg' } })).status;
 
   afterEach(async () => {
     sockets.splice(0).forEach((s) => s.destroy());
@@ -142,25 +215,33 @@ describe('limits', () => {
 
   it('an address holding many sockets is refused politely while other addresses and the stacker are served', async () => {
     const cap = 40;
-    server = await startTestServer({ maxConnectionsPerAddress: cap });
+    server = await start({ maxConnectionsPerAddress: cap });
     const { port } = server;
+    const ca = pair!.cert;
     // The hog fills its share with idle sockets ...
     for (let i = 0; i < cap; i++) {
-      sockets.push(await rawSocket(port, '127.0.0.3'));
+      sockets.push(scheme === 'http' ? await rawSocket(port, '127.0.0.3') : (await tlsSocket(port, '127.0.0.3', ca)).socket);
     }
-    // ... then its requests beyond the cap get a 503 with Retry-After, ...
-    const asking = await Promise.all(Array.from({ length: 60 }, () => rawSocket(port, '127.0.0.3')));
-    sockets.push(...asking);
-    const answers = await Promise.all(
-      asking.map((s) => {
-        const done = untilClosed(s, 5000);
-        s.write('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
-        return done;
-      }),
-    );
-    for (const answer of answers) {
-      expect(answer.closed).toBe(true);
-      expect(answer.text).toMatch(/^HTTP\/1\.1 503 [^]*retry-after: 10[^]*too many connections/i);
+    if (scheme === 'http') {
+      // ... then its requests beyond the cap get a 503 with Retry-After, ...
+      const asking = await Promise.all(Array.from({ length: 60 }, () => rawSocket(port, '127.0.0.3')));
+      sockets.push(...asking);
+      const answers = await Promise.all(
+        asking.map((s) => {
+          const done = untilClosed(s, 5000);
+          s.write('GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+          return done;
+        }),
+      );
+      for (const answer of answers) {
+        expect(answer.closed).toBe(true);
+        expect(answer.text).toMatch(/^HTTP\/1\.1 503 [^]*retry-after: 10[^]*too many connections/i);
+      }
+    } else {
+      // ... then its TLS connections beyond the cap are closed before any handshake, ...
+      const asking = await Promise.all(Array.from({ length: 60 }, () => tlsSocket(port, '127.0.0.3', ca)));
+      sockets.push(...asking.map((a) => a.socket));
+      expect(asking.filter((a) => a.secure)).toHaveLength(0);
     }
     // ... and its silent ones beyond the cap are closed.
     const silent = await Promise.all(Array.from({ length: 100 }, () => rawSocket(port, '127.0.0.3')));
@@ -169,16 +250,15 @@ describe('limits', () => {
     expect(ends.every((e) => e.closed)).toBe(true);
 
     // Another phone, and the stacker's upload from this machine, are served meanwhile.
-    expect((await get(port, '/status', '127.0.0.2')).status).toBe(200);
-    const upload = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'content-type': 'image/jpeg' }, body: new Uint8Array(await makeJpeg()) });
-    expect(upload.status).toBe(200);
+    expect((await ask(scheme, port, { localAddress: '127.0.0.2', ca })).status).toBe(200);
+    expect(await publish(port)).toBe(200);
     // The hog's first sockets, within its share, are still open.
     expect(sockets.slice(0, cap).every((s) => !s.destroyed)).toBe(true);
   });
 
   it('a client that stops reading a response is closed; a normal reader gets the whole image', async () => {
     // A long keep-alive, so a socket closed here was closed by the slow-reader check.
-    server = await startTestServer({ slowClientWindowMs: 300, minReadBytesPerSecond: 64 * 1024, keepAliveTimeoutMs: 60_000 });
+    server = await start({ slowClientWindowMs: 300, minReadBytesPerSecond: 64 * 1024, keepAliveTimeoutMs: 60_000 });
     // Noise does not compress: a JPEG larger than loopback's socket buffers.
     const noise = await sharp(randomBytes(3000 * 3000 * 3), { raw: { width: 3000, height: 3000, channels: 3 } })
       .jpeg({ quality: 100 })
@@ -186,7 +266,7 @@ describe('limits', () => {
     expect(noise.length).toBeGreaterThan(8 * 1024 * 1024);
     await server.notifier.publish(noise);
 
-    const reader = await rawSocket(server.port, '127.0.0.2');
+    const reader = scheme === 'http' ? await rawSocket(server.port, '127.0.0.2') : (await tlsSocket(server.port, '127.0.0.2', pair!.cert)).socket;
     sockets.push(reader);
     reader.write('GET /web_image.jpg HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
     reader.pause();
@@ -198,44 +278,164 @@ describe('limits', () => {
     expect(got.closed).toBe(true);
     expect(Buffer.byteLength(got.text)).toBeLessThan(noise.length);
 
-    const whole = await fetch(`${server.baseUrl}/web_image.jpg`);
-    expect((await whole.arrayBuffer()).byteLength).toBe(noise.length);
+    const whole = await ask(scheme, server.port, { path: '/web_image.jpg', localAddress: '127.0.0.1', ca: pair?.cert });
+    expect(whole.body.length).toBe(noise.length);
   });
 
   it('upgrades beyond the rate of one address are answered 429 with Retry-After; another address is not affected', async () => {
-    server = await startTestServer({ upgradeBurst: 3, upgradesPerSecond: 0.5 });
+    server = await start({ upgradeBurst: 3, upgradesPerSecond: 0.5 });
+    const ca = pair?.cert;
     for (let i = 0; i < 3; i++) {
-      const { ws, status } = await upgrade(server.wsUrl, '127.0.0.4');
+      const { ws, status } = await upgrade(server.wsUrl, '127.0.0.4', ca);
       expect(status).toBe(101);
       ws?.close();
     }
-    const refused = await upgrade(server.wsUrl, '127.0.0.4');
+    const refused = await upgrade(server.wsUrl, '127.0.0.4', ca);
     expect(refused.status).toBe(429);
     expect(Number(refused.retryAfter)).toBeGreaterThanOrEqual(1);
-    const other = await upgrade(server.wsUrl, '127.0.0.2');
+    const other = await upgrade(server.wsUrl, '127.0.0.2', ca);
     expect(other.status).toBe(101);
     other.ws?.close();
   });
 
   it('MAX_VIEWERS and viewers per address: refused with 503 beyond them, admitted again once a viewer leaves', async () => {
-    server = await startTestServer({ maxViewers: 3, maxViewersPerAddress: 2 });
-    const a1 = await upgrade(server.wsUrl, '127.0.0.5');
-    const a2 = await upgrade(server.wsUrl, '127.0.0.5');
+    server = await start({ maxViewers: 3, maxViewersPerAddress: 2 });
+    const ca = pair?.cert;
+    const a1 = await upgrade(server.wsUrl, '127.0.0.5', ca);
+    const a2 = await upgrade(server.wsUrl, '127.0.0.5', ca);
     expect([a1.status, a2.status]).toEqual([101, 101]);
-    expect((await upgrade(server.wsUrl, '127.0.0.5')).status).toBe(503);
-    const b1 = await upgrade(server.wsUrl, '127.0.0.6');
+    expect((await upgrade(server.wsUrl, '127.0.0.5', ca)).status).toBe(503);
+    const b1 = await upgrade(server.wsUrl, '127.0.0.6', ca);
     expect(b1.status).toBe(101);
-    const full = await upgrade(server.wsUrl, '127.0.0.7');
+    const full = await upgrade(server.wsUrl, '127.0.0.7', ca);
     expect(full.status).toBe(503);
     expect(full.retryAfter).toBeDefined();
     const closed = new Promise((r) => a1.ws?.once('close', r));
     a1.ws?.close();
     await closed;
-    const again = await waitForAdmission(server.wsUrl, '127.0.0.7');
+    const again = await waitForAdmission(server.wsUrl, '127.0.0.7', ca);
     expect(again.status).toBe(101);
     for (const c of [a2, b1, again]) {
       c.ws?.close();
     }
+  });
+
+  it('one address flooding one-byte sockets takes nothing from the total: other phones, viewers and the stacker are served', async () => {
+    // Issue 19, point 2: refused sockets were counted, so 5,000 of them locked everyone out.
+    server = await start({ maxConnections: 100, maxConnectionsPerAddress: 16 });
+    const { port } = server;
+    const ca = pair!.cert;
+    const flood = await oneByteSockets(scheme, port, '127.0.0.2', 300);
+    sockets.push(...flood.sockets);
+    // Every socket over the address's share is closed at once ...
+    expect(await flood.untilClosed(300 - 16, 5000)).toBeGreaterThanOrEqual(300 - 16);
+    // ... and counts toward no total: another phone, a viewer and the stacker are served.
+    expect((await ask(scheme, port, { localAddress: '127.0.0.3', ca })).status).toBe(200);
+    const viewer = await RecordingClient.connect(server.wsUrl, { ca });
+    await viewer.waitFor((c) => c.count('hello') === 1);
+    viewer.close();
+    expect(await publish(port)).toBe(200);
+  });
+
+  it('when phones fill every connection, this machine keeps a reserve: the stacker publishes, /status answers', async () => {
+    server = await start({ maxConnections: 32, maxConnectionsPerAddress: 8 });
+    const { port } = server;
+    const ca = pair!.cert;
+    // 8 addresses x 8 sockets: more than the 32 connections in all.
+    const floods: Awaited<ReturnType<typeof oneByteSockets>>[] = [];
+    for (let a = 2; a < 10; a++) {
+      const flood = await oneByteSockets(scheme, port, `127.0.0.${a}`, 8);
+      sockets.push(...flood.sockets);
+      floods.push(flood);
+    }
+    const phonesOpen = (): number => floods.reduce((sum, f) => sum + 8 - f.closed(), 0);
+    // Those over the total are closed at accept; the phones hold less than the total.
+    await Promise.all(floods.map((f) => f.untilClosed(8, 300)));
+    expect(phonesOpen()).toBeLessThan(32);
+    expect(await publish(port)).toBe(200);
+    expect((await ask(scheme, port, { localAddress: '127.0.0.1', ca })).status).toBe(200);
+    // Once the flood is gone, a new phone is served: nothing was left counted.
+    sockets.splice(0).forEach((s) => s.destroy());
+    const phone = await waitForStatus(scheme, port, '127.0.0.20', ca);
+    expect(phone).toBe(200);
+  });
+
+  it('an accept error (EMFILE with the fd table full) is logged, not thrown: the server keeps serving', async () => {
+    server = await start({});
+    const http = server.app.getHttpServer() as import('node:net').Server;
+    const emfile = Object.assign(new Error('accept EMFILE'), { code: 'EMFILE', errno: -24, syscall: 'accept' });
+    // What Node's server emits when libuv cannot accept a connection.
+    expect(() => http.emit('error', emfile)).not.toThrow();
+    expect((await ask(scheme, server.port, { localAddress: '127.0.0.2', ca: pair?.cert })).status).toBe(200);
+  });
+
+  it('a connection that never completes its request headers (or its TLS handshake) is closed after headersTimeoutMs', async () => {
+    server = await start({ headersTimeoutMs: 300 });
+    const flood = await oneByteSockets(scheme, server.port, '127.0.0.2', 20);
+    sockets.push(...flood.sockets);
+    expect(await flood.untilClosed(20, 5000)).toBe(20);
+    expect((await ask(scheme, server.port, { localAddress: '127.0.0.3', ca: pair?.cert })).status).toBe(200);
+  });
+});
+
+describe.each(SCHEMES)('one address flooding the built service (nofile=1024) over %s', (scheme) => {
+  let service: SpawnedService | undefined;
+  const sockets: Socket[] = [];
+
+  afterEach(async () => {
+    sockets.splice(0).forEach((s) => s.destroy());
+    await service?.kill('SIGKILL');
+    service = undefined;
+  });
+
+  it('1,500 one-byte sockets from one address: the process lives, another phone and the stacker are served, the flood is closed', async () => {
+    // Issue 19, point 1: these filled the fd table and an EMFILE thrown from a timer ended the process.
+    const temp = await makeTempFolder();
+    const pair = await makeTestCertificate();
+    const env: Record<string, string> = { WORK_FOLDER: join(temp.path, 'work') };
+    if (scheme === 'https') {
+      await writeFile(join(temp.path, 'cert.pem'), pair.cert);
+      await writeFile(join(temp.path, 'key.pem'), pair.key);
+      Object.assign(env, { TLS_CERT_FILE: join(temp.path, 'cert.pem'), TLS_KEY_FILE: join(temp.path, 'key.pem') });
+    }
+    service = await spawnService(env, 60_000, { nofile: 1024, https: scheme === 'https' });
+    const { port } = service;
+    const flood = await oneByteSockets(scheme, port, '127.0.0.2', 1500);
+    sockets.push(...flood.sockets);
+    // All but the address's share (64 by default) are closed at accept.
+    expect(await flood.untilClosed(1500 - 64, 10_000)).toBeGreaterThanOrEqual(1500 - 64);
+    expect(service.child.exitCode).toBeNull();
+    expect((await ask(scheme, port, { localAddress: '127.0.0.3', ca: pair.cert })).status).toBe(200);
+    const upload = await ask(scheme, port, { path: '/api/image', method: 'PUT', localAddress: '127.0.0.1', ca: pair.cert, body: await makeJpeg(), headers: { 'content-type': 'image/jpeg' } });
+    expect(upload.status).toBe(200);
+    expect(service.child.exitCode).toBeNull();
+    await temp.remove();
+  });
+});
+
+/** `/status` from `localAddress` until it answers 200 (the server counts a socket gone once it closed). */
+async function waitForStatus(scheme: Scheme, port: number, localAddress: string, ca: string): Promise<number> {
+  const deadline = Date.now() + 3000;
+  for (;;) {
+    const status = await ask(scheme, port, { localAddress, ca }).then(
+      (r) => r.status,
+      () => 0,
+    );
+    if (status === 200 || Date.now() > deadline) {
+      return status;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('limits', () => {
+  let server: TestServer | undefined;
+  const sockets: Socket[] = [];
+
+  afterEach(async () => {
+    sockets.splice(0).forEach((s) => s.destroy());
+    await server?.close();
+    server = undefined;
   });
 
   it('uploads beyond the slots and the queue get 503 with Retry-After; the queued one is published after', async () => {
@@ -278,10 +478,10 @@ describe('limits', () => {
 });
 
 /** Upgrades until admitted: the server counts a viewer gone once its socket has closed. */
-async function waitForAdmission(wsUrl: string, localAddress: string): Promise<{ ws?: WebSocket; status: number }> {
+async function waitForAdmission(wsUrl: string, localAddress: string, ca?: string): Promise<{ ws?: WebSocket; status: number }> {
   const deadline = Date.now() + 3000;
   for (;;) {
-    const attempt = await upgrade(wsUrl, localAddress);
+    const attempt = await upgrade(wsUrl, localAddress, ca);
     if (attempt.status === 101 || Date.now() > deadline) {
       return attempt;
     }

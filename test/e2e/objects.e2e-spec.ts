@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, spawnService } from '../helpers/spawn-service.js';
+import { spawnService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
@@ -104,7 +104,7 @@ describe('GET /api/objects/<name>', () => {
 describe('the built service (dist/main.js)', () => {
   it('carries the catalogue file in dist: GET /api/objects/M13 answers', async () => {
     const temp = await makeTempFolder();
-    const service = await spawnService({ PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work') }, 60_000);
+    const service = await spawnService({ WORK_FOLDER: join(temp.path, 'work') }, 60_000);
     try {
       const res = await fetch(`${service.baseUrl}/api/objects/M13`);
       expect(res.status).toBe(200);

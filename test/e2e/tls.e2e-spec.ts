@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { freePort, runService } from '../helpers/spawn-service.js';
@@ -63,6 +64,25 @@ describe('HTTPS and WSS', () => {
     await server.notifier.notifyNewImage();
     await client.waitFor((c) => c.count('new_image') === 1);
     client.close();
+  });
+
+  it('plain HTTP on the HTTPS port gets a 400 that says to use https://, not an empty reply', async () => {
+    const pair = await makeTestCertificate();
+    server = await startTestServer({}, { https: pair });
+    const port = server.port;
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/status', headers: { host: `192.168.1.20:${port}` } }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.once('error', reject);
+      req.end();
+    });
+    expect(reply.status).toBe(400);
+    expect(reply.body).toContain(`https://192.168.1.20:${port}/`);
+    // The port still speaks TLS to those who do.
+    expect((await httpsGet(`${server.baseUrl}/status`, pair.cert)).status).toBe(200);
   });
 
   it('TLS_CERT_FILE / TLS_KEY_FILE: dist/main.js serves HTTPS and WSS on PORT', async () => {

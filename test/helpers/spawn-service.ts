@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -18,12 +19,28 @@ export interface SpawnedService {
   exited: Promise<number | null>;
 }
 
+export interface RunOptions {
+  /** Open-files limit of the service (soft and hard), set with `prlimit`; the PID stays node's. */
+  nofile?: number;
+}
+
+export interface SpawnOptions extends RunOptions {
+  /** The service speaks HTTPS (TLS_* in env): `baseUrl` is https:// and readiness is asked over TLS. */
+  https?: boolean;
+}
+
 /** Runs `node dist/main.js` with `env`, from the temp folder by default so no developer's .env is read. */
-export function runService(env: Record<string, string>, cwd = tmpdir()): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
+export function runService(
+  env: Record<string, string>,
+  cwd = tmpdir(),
+  { nofile }: RunOptions = {},
+): { child: ChildProcess; exited: Promise<number | null>; out: () => string; err: () => string } {
   if (!existsSync(MAIN)) {
     throw new Error('dist/main.js is missing: run `npm run build` first');
   }
-  const child = spawn(process.execPath, [MAIN], {
+  // prlimit execs the command: the child's PID is node's.
+  const [command, args] = nofile === undefined ? [process.execPath, [MAIN]] : ['prlimit', [`--nofile=${nofile}:${nofile}`, process.execPath, MAIN]];
+  const child = spawn(command, args, {
     cwd,
     env: { PATH: process.env.PATH ?? '', NO_COLOR: '1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -39,13 +56,26 @@ export function runService(env: Record<string, string>, cwd = tmpdir()): { child
 /** The line START logs once it has bound: `(listening on 0.0.0.0:43127)`, in text or JSON logs. */
 const LISTENING = /listening on \S*:(\d+)\)/;
 
+/** The status of `GET url` over HTTPS, whatever the certificate (readiness only). */
+function insecureStatus(url: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { rejectUnauthorized: false }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
 /**
  * Starts the built service and resolves once it said which port it bound and `/status`
  * there answers 200. `PORT` defaults to 0 (the kernel picks a free port): the port is read
  * from this process's own log, so another test's server can never be the one answering.
  */
-export async function spawnService(env: Record<string, string>, timeoutMs = 30_000): Promise<SpawnedService> {
-  const run = runService({ ...env, PORT: env.PORT ?? '0' });
+export async function spawnService(env: Record<string, string>, timeoutMs = 30_000, options: SpawnOptions = {}): Promise<SpawnedService> {
+  const run = runService({ ...env, PORT: env.PORT ?? '0' }, tmpdir(), options);
+  const scheme = options.https === true ? 'https' : 'http';
   const deadline = Date.now() + timeoutMs;
   let exitCode: number | null | undefined;
   void run.exited.then((c) => (exitCode = c));
@@ -56,7 +86,8 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 30_0
     }
     port ??= Number(LISTENING.exec(run.out())?.[1]) || undefined;
     if (port !== undefined) {
-      const status = await fetch(`http://127.0.0.1:${port}/status`).then((res) => res.status, () => 0);
+      const url = `${scheme}://127.0.0.1:${port}/status`;
+      const status = await (options.https === true ? insecureStatus(url) : fetch(url).then((res) => res.status)).catch(() => 0);
       if (status === 200) {
         break;
       }
@@ -67,7 +98,7 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 30_0
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  const baseUrl = `http://127.0.0.1:${port}`;
+  const baseUrl = `${scheme}://127.0.0.1:${port}`;
   return {
     baseUrl,
     port,

@@ -48,7 +48,7 @@ const serversWithFront = new WeakSet<Server>();
 
 /**
  * The one owner of the HTTP server's request front, installed by ServerLifecycle at START
- * ahead of Express: connection caps (503), security headers, a 415 for a `PUT /api/image`
+ * ahead of Express: tells the connection caps a request arrived, security headers, a 415 for a `PUT /api/image`
  * whose Content-Type is not an image's (before any body parser reads it), the hot files
  * from memory ({@link HotFileResponder}), and only then Express.
  */
@@ -82,11 +82,7 @@ export class HttpHardening {
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, express: () => void): void {
-    const refusal = this.limits.connectionRefusal(req);
-    if (refusal !== undefined) {
-      answer(res, 503, `${refusal}: try again later`, { 'Retry-After': '10' });
-      return;
-    }
+    this.limits.requestArrived(req);
     if (this.options.listen) {
       securityHeaders(req, res, () => undefined);
     } else {

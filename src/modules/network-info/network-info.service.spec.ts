@@ -185,6 +185,30 @@ describe('NetworkInfoService', () => {
     });
   });
 
+  describe('the address re-read timer', () => {
+    it('an error reading the interfaces (EMFILE when the fd table is full) is logged once, never thrown; the last advertisement stays', async () => {
+      const source = new FakeInterfaces(LAN);
+      const network = new NetworkInfoService(resolveImageServerOptions({ port: 8000, addressRefreshMs: 10 }), source);
+      const advertised = network.advertise(8000);
+      const emfile = Object.assign(new Error('A system error occurred: uv_interface_addresses returned Unknown system error 24'), { code: 'ERR_SYSTEM_ERROR' });
+      let failures = 0;
+      const failedThrice = new Promise<void>((resolve) => {
+        source.read = () => {
+          failures += 1;
+          if (failures === 3) {
+            resolve();
+          }
+          throw emfile;
+        };
+      });
+      await failedThrice;
+      network.onModuleDestroy();
+      expect(network.current()).toBe(advertised);
+      const lines = warn.mock.calls.map(([message]) => String(message)).filter((m) => m.includes('uv_interface_addresses'));
+      expect(lines).toEqual([expect.stringMatching(/^could not read the network interfaces: .*system error 24/)]);
+    });
+  });
+
   describe('isCandidate', () => {
     it('accepts the current addresses only', () => {
       const { network } = service(LAN);

@@ -1,6 +1,7 @@
 import { isIPv4 } from 'node:net';
 import { Inject, Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import QRCode from 'qrcode';
+import { guarded } from '../../common/guarded.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { type AddressClass, chooseDisplayed, classifyIPv4, rankCandidates } from './address-ranking.js';
 import { NETWORK_INTERFACES, type NetworkInterfacesSource } from './network-interfaces.provider.js';
@@ -106,7 +107,8 @@ export class NetworkInfoService implements OnModuleDestroy {
     if (this.refreshTimer !== undefined || this.options.addressRefreshMs <= 0) {
       return;
     }
-    this.refreshTimer = setInterval(() => this.refresh(), this.options.addressRefreshMs);
+    // Reading the interfaces opens a socket: with the fd table full it throws EMFILE; the last advertisement stays.
+    this.refreshTimer = setInterval(guarded(this.logger, 'could not read the network interfaces', () => this.refresh()), this.options.addressRefreshMs);
     this.refreshTimer.unref();
   }
 

@@ -15,17 +15,17 @@ export class HttpLimits {
 
   constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
 
-  /** Caps, timeouts and the slow-reader sweep on the server this module binds; once. */
+  /** Caps at accept, timeouts and the slow-reader sweep on the server this module binds (HTTP or HTTPS); once. */
   limitServer(server: Server): void {
     if (this.connections !== undefined) {
       return;
     }
-    this.connections = new ConnectionGuard(this.options, this.refusals);
+    this.connections = new ConnectionGuard(this.options, this.refusals, new Logger('Limits'));
     this.connections.attach(server);
   }
 
-  /** Why a request or upgrade is refused because its connection is over a cap, or undefined. */
-  connectionRefusal(req: IncomingMessage): string | undefined {
-    return this.connections?.refusal(req);
+  /** Called by the request front for each request: its connection has spoken, Node's timeouts take over. */
+  requestArrived(req: IncomingMessage): void {
+    this.connections?.requestArrived(req);
   }
 }
