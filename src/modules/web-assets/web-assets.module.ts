@@ -3,22 +3,26 @@ import { ViewerGateModule } from '../lifecycle/viewer-gate.module.js';
 import { CURRENT_VERSION, type CurrentVersion } from './current-version.js';
 import { FileStorage } from './file-storage.repository.js';
 import { HotFileResponder } from './hot-files.responder.js';
+import { CompressedFiles } from './precompressed.js';
 import { PyramidBuilder } from './pyramid.js';
 import { VersionFiles } from './version-files.js';
 import { VersionStore } from './version-store.js';
+import { ViewerFilesService } from './viewer-files.service.js';
 import { WebAssetsService } from './web-assets.service.js';
 import { WebFolderMiddleware } from './web-folder.middleware.js';
 
 /**
- * The web folder: viewer files, the waiting image, web_image.jpg and data.json (atomic
- * writes, one queue), the versions (their numbering, pyramids under `v/`) and serving all
- * of it (503 while the gate is closed).
+ * The web folder: viewer files (a user's own page kept), the waiting image, web_image.jpg
+ * and data.json (atomic writes, one queue), the versions (their numbering, pyramids under `v/`) and serving all
+ * of it as it is on disk now (503 while the gate is closed).
  */
 @Module({
   imports: [ViewerGateModule],
   providers: [
     FileStorage,
     WebAssetsService,
+    ViewerFilesService,
+    CompressedFiles,
     HotFileResponder,
     VersionStore,
     PyramidBuilder,
