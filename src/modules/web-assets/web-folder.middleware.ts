@@ -117,7 +117,8 @@ export class WebFolderMiddleware implements NestMiddleware {
       next(); // not in the folder (or the folder itself is gone): Nest answers 404
       return;
     }
-    if (!target.startsWith(roots.web + sep) || (roots.work !== undefined && (target + sep).startsWith(roots.work + sep))) {
+    const inWork = roots.work !== undefined && (target + sep).startsWith(roots.work + sep);
+    if (!target.startsWith(roots.web + sep) || (inWork && !this.viewerFiles.isViewerFile(relative))) {
       next(); // a symlink leading out of the web folder, or into the work folder inside it
       return;
     }
@@ -141,7 +142,7 @@ export class WebFolderMiddleware implements NestMiddleware {
     this.files(req, res, next);
   }
 
-  /** Real paths of the web folder, and of the work folder when it lies inside it (WEB_DEDICATED). */
+  /** Real paths of the web folder, and with WEB_DEDICATED of the work folder when it lies inside (or is) it. */
   private async realRoots(): Promise<{ web: string; work: string | undefined }> {
     if (this.roots) {
       return this.roots;
@@ -149,7 +150,7 @@ export class WebFolderMiddleware implements NestMiddleware {
     const web = await this.assets.realpathIn('.');
     // Throws while the work folder is missing (before START): nothing is served then.
     const work = this.dedicated ? await realpath(this.options.workFolder) : web;
-    this.roots = { web, work: work.startsWith(web + sep) ? work : undefined };
+    this.roots = { web, work: (work + sep).startsWith(web + sep) && this.dedicated ? work : undefined };
     return this.roots;
   }
 }
