@@ -90,13 +90,15 @@ export class ViewerFilesService {
     await this.warm(bundle);
   }
 
-  /** Compresses the text files now, so the first phone does not wait for it. */
+  /** Compresses the text files now, so the first phone does not wait for it (a file that fails is left to its first request). */
   private async warm(bundle: Map<string, unknown>): Promise<void> {
     for (const relative of bundle.keys()) {
       const type = compressibleType(relative);
       if (type) {
-        const real = await this.storage.realpath(join(this.options.webFolder, relative));
-        await this.compressed.get(real, type);
+        await this.storage
+          .realpath(join(this.options.webFolder, relative))
+          .then((real) => this.compressed.get(real, type))
+          .catch(() => undefined);
       }
     }
   }
