@@ -230,4 +230,22 @@ describe('WEB_DEDICATED: every file of the web folder is served, never anything 
     expect((await stat(join(server.webFolder, '.stackcast-viewer.json'))).isFile()).toBe(true);
     expect((await get(server.port, '/.stackcast-viewer.json')).status).toBe(404);
   });
+
+  it('a file never shadows a route; while stopped a file is a 503 and a missing one still a 404', async () => {
+    await writeFile(join(server.webFolder, 'status'), 'not the status');
+    const status = await get(server.port, '/status');
+    expect(status.status).toBe(200);
+    expect(status.headers['content-type']).toMatch(/^application\/json/);
+    expect(status.body.toString()).not.toContain('not the status');
+    await server.lifecycle.stop();
+    try {
+      for (const path of ['/notes.txt', '/als/', '/index.html']) {
+        expect((await get(server.port, path)).status, path).toBe(503);
+      }
+      expect((await get(server.port, '/nope.txt')).status).toBe(404);
+    } finally {
+      await server.lifecycle.start();
+    }
+    expect((await get(server.port, '/notes.txt')).status).toBe(200);
+  });
 });
