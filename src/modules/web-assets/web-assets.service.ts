@@ -125,8 +125,9 @@ export class InvalidMetricsError extends Error {
 
 /**
  * Prepares the web folder at START (the viewer's files through {@link ViewerFilesService})
- * and owns the two files that change during a session, web_image.jpg and data.json. Every write is atomic, and writes are
- * serialized so the image and data.json on disk always belong to the same publish.
+ * and owns the two files that change during a session, web_image.jpg and data.json. Every
+ * write is atomic, and writes are serialized so the image and data.json on disk always
+ * belong to the same publish.
  */
 @Injectable()
 export class WebAssetsService {
