@@ -15,6 +15,8 @@ const UPLOAD_PATH = '/api/image';
  * The viewer's security headers. OpenSeadragon sets inline styles and may draw from
  * blob:/data: URLs; the viewer opens ws:/wss: to this host. No HSTS and no
  * upgrade-insecure-requests: the service is plain HTTP on a LAN unless TLS is set.
+ * The CSP is stackcast's: WebFolderFiles removes it from a web-folder file that is
+ * not stackcast's own (a page the user put there runs as written, inline scripts included).
  */
 const securityHeaders = helmet({
   contentSecurityPolicy: {

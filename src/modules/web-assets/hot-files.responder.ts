@@ -11,7 +11,7 @@ import { WebAssetsService, type ServedFile } from './web-assets.service.js';
  * at once, so the request front (HttpHardening, installed by ServerLifecycle at START)
  * answers them through {@link answer} from the HTTP server's 'request' event, ahead of
  * Express's router and body parsers. Anything else, and these while not running, goes on
- * to Express, so STOP's 503 is decided in one place (WebFolderMiddleware).
+ * to Express, so STOP's 503 is decided in one place (web-folder.middleware.ts).
  * The host app's own Express middleware (CORS, logging) does not see these files.
  */
 @Injectable()

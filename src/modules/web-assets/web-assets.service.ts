@@ -1,17 +1,14 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
-import { readdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
 import { FileStorage } from './file-storage.repository.js';
-import { appIcons, favicon, waitingImage } from './generated-images.js';
-import { compressAsset, compressibleType, type CompressedAsset } from './precompressed.js';
+import { waitingImage } from './generated-images.js';
 import { DZI_FILE, PyramidBuilder } from './pyramid.js';
 import { isVersionName, VersionStore, VERSIONS_FOLDER } from './version-store.js';
+import { ViewerFilesService } from './viewer-files.service.js';
 
 export const IMAGE_FILE = 'web_image.jpg';
 export const DATA_FILE = 'data.json';
@@ -126,12 +123,11 @@ export class InvalidMetricsError extends Error {
   override name = 'InvalidMetricsError';
 }
 
-const VIEWER_SOURCE = fileURLToPath(new URL('./viewer/', import.meta.url));
-
 /**
- * Publishes the viewer's files into the web folder and owns the two files that change
- * during a session, web_image.jpg and data.json. Every write is atomic, and writes are
- * serialized so the image and data.json on disk always belong to the same publish.
+ * Prepares the web folder at START (the viewer's files through {@link ViewerFilesService})
+ * and owns the two files that change during a session, web_image.jpg and data.json. Every
+ * write is atomic, and writes are serialized so the image and data.json on disk always
+ * belong to the same publish.
  */
 @Injectable()
 export class WebAssetsService {
@@ -142,11 +138,7 @@ export class WebAssetsService {
   private readonly queue = new SerialQueue();
   /** web_image.jpg and data.json as last written, by file name. */
   private readonly hot = new Map<string, ServedFile>();
-  /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
-  private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
   private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
-  /** The viewer's text files with their brotli and gzip forms, made at START. */
-  private readonly compressed = new Map<string, CompressedAsset>();
   /** SHA-256 of web_image.jpg as last written: data.json names the image it belongs to. */
   private imageDigest = '';
   /** data.json keys of other features, read at the first START and written back as they were. */
@@ -162,12 +154,8 @@ export class WebAssetsService {
     private readonly storage: FileStorage,
     private readonly versions: VersionStore,
     private readonly pyramids: PyramidBuilder,
+    private readonly viewerFiles: ViewerFilesService,
   ) {}
-
-  /** A viewer text file (index.html, viewer.js, ...) with its compressed forms; undefined for others. */
-  compressedAsset(relative: string): CompressedAsset | undefined {
-    return this.compressed.get(relative);
-  }
 
   get webFolder(): string {
     return this.options.webFolder;
@@ -175,11 +163,6 @@ export class WebAssetsService {
 
   get session(): Readonly<SessionState> {
     return this.state;
-  }
-
-  /** Whether a web-folder path (`icons/home_rest.png`) is one of the files the service serves. */
-  isServed(relative: string): boolean {
-    return this.published.has(relative);
   }
 
   /** Real path of a file inside the web folder (symlinks resolved); throws when missing. */
@@ -220,7 +203,7 @@ export class WebAssetsService {
 
   /**
    * START: writes index.html and the viewer sources, favicon.ico, icons/*.png and
-   * openseadragon.min.js. At the first START of the process, an image and data.json left by
+   * openseadragon.min.js, except those the user replaced ({@link ViewerFilesService}). At the first START of the process, an image and data.json left by
    * an earlier run are kept when `resume` allows ({@link resumable}); otherwise the waiting
    * image and zeros. A START after a STOP keeps what was published meanwhile.
    */
@@ -229,7 +212,7 @@ export class WebAssetsService {
       const web = this.options.webFolder;
       try {
         await this.storage.ensureFolder(this.options.workFolder);
-        await this.publishViewerFiles();
+        await this.viewerFiles.publish();
         const removed = await this.storage.removeStaleTemps(web);
         if (removed.length > 0) {
           this.logger.log(`removed ${removed.length} temp file(s) an interrupted write left behind`);
@@ -260,35 +243,6 @@ export class WebAssetsService {
       this.logger.log(`web folder ready: ${web}`);
       this.markReady();
     });
-  }
-
-  /** The viewer's files: index.html and its sources, favicon.ico, icons/*.png, openseadragon.min.js. */
-  private async publishViewerFiles(): Promise<void> {
-    const web = this.options.webFolder;
-    await this.storage.ensureFolder(join(web, 'icons'));
-    const copy = async (relative: string, source: string): Promise<void> => {
-      const body = await this.storage.readFile(source);
-      await this.storage.writeAtomic(join(web, relative), body);
-      this.published.add(relative);
-      const type = compressibleType(relative);
-      if (type) {
-        this.compressed.set(relative, await compressAsset(body, type));
-      }
-    };
-    for (const name of await readdir(VIEWER_SOURCE)) {
-      await copy(name, join(VIEWER_SOURCE, name));
-    }
-    const osd = openSeadragonBuild();
-    await copy('openseadragon.min.js', join(osd, 'openseadragon.min.js'));
-    for (const icon of (await readdir(join(osd, 'images'))).filter((f) => f.endsWith('.png'))) {
-      await copy(`icons/${icon}`, join(osd, 'images', icon));
-    }
-    await this.storage.writeAtomic(join(web, 'favicon.ico'), await favicon());
-    this.published.add('favicon.ico');
-    for (const [relative, render] of appIcons) {
-      await this.storage.writeAtomic(join(web, relative), await render());
-      this.published.add(relative);
-    }
   }
 
   /**
@@ -380,7 +334,7 @@ export class WebAssetsService {
           throw err;
         }
         this.logger.warn(`the web folder ${web} was removed: creating it again with the viewer's files`);
-        await this.publishViewerFiles();
+        await this.viewerFiles.publish();
         result = await write();
       }
     } catch (err) {
@@ -498,10 +452,4 @@ export function assertMetrics({ stackSize, exposureSeconds }: SessionMetrics): v
   if (exposureSeconds !== undefined && (!Number.isFinite(exposureSeconds) || exposureSeconds < 0)) {
     throw new InvalidMetricsError(`exposureSeconds must be a number ≥ 0, got ${String(exposureSeconds)}`);
   }
-}
-
-/** Folder of OpenSeadragon's build in the installed npm package (never a copy in this repo). */
-function openSeadragonBuild(): string {
-  const pkg = createRequire(import.meta.url).resolve('openseadragon/package.json');
-  return join(dirname(pkg), 'build', 'openseadragon');
 }

@@ -1,45 +1,33 @@
 import { Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
-import { sep } from 'node:path';
-import serveStatic from 'serve-static';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { HotFileResponder } from './hot-files.responder.js';
-import { sendCompressed } from './precompressed.js';
 import { isVersionPath, VersionFiles } from './version-files.js';
+import { ViewerFilesService } from './viewer-files.service.js';
 import { DATA_FILE, IMAGE_FILE, WebAssetsService } from './web-assets.service.js';
+import { WebFolderFiles } from './web-folder-files.js';
 
 /**
- * Serves the files START published into the web folder, and nothing else of it.
- * @nestjs/serve-static is not used: its catch-all answers the viewer page with 200 for
- * any missing path, it serves whatever the folder holds, and it knows nothing of STOP. Here:
- * web_image.jpg and data.json come from memory (no disk read per phone, ETag/304,
- * `Cache-Control: no-cache`); the viewer's text files from memory, brotli or gzip; the
- * versions' files (`/v/...`) by {@link VersionFiles}; the other files through serve-static
- * (ETag, Last-Modified, ranges) after a realpath check that keeps every answer inside the
- * web folder, symlinks included. A missing file falls through to Nest's 404.
+ * Serves the viewer's files of the web folder as they are on disk now, whoever wrote them
+ * (a user's own index.html included), ahead of the routes. @nestjs/serve-static is not used:
+ * its catch-all answers the viewer page with 200 for any missing path, and it knows nothing
+ * of STOP. Here: web_image.jpg and data.json come from memory (the service that writes
+ * them); the versions' files (`/v/...`) by {@link VersionFiles}; the others from disk by
+ * {@link WebFolderFiles}. A missing file falls through to Nest's 404. With WEB_DEDICATED
+ * the folder's other files are served after every route ({@link webFolderFallback}).
  *
  * The hot files and `/v/` are also answered ahead of Express (see {@link HotFileResponder}).
  */
 @Injectable()
 export class WebFolderMiddleware implements NestMiddleware {
-  private readonly files: ReturnType<typeof serveStatic>;
-  private rootReal: string | undefined;
-
   constructor(
     private readonly assets: WebAssetsService,
+    private readonly viewerFiles: ViewerFilesService,
+    private readonly folder: WebFolderFiles,
     private readonly gate: ViewerGate,
     private readonly hot: HotFileResponder,
     private readonly versions: VersionFiles,
-  ) {
-    this.files = serveStatic(assets.webFolder, {
-      dotfiles: 'ignore',
-      index: ['index.html'],
-      redirect: false,
-      fallthrough: true,
-      cacheControl: true,
-      maxAge: 0,
-    });
-  }
+  ) {}
 
   use(req: Request, res: Response, next: NextFunction): void {
     if (isVersionPath(req.path)) {
@@ -51,9 +39,9 @@ export class WebFolderMiddleware implements NestMiddleware {
       this.versions.handle(req, res).catch(next);
       return;
     }
-    const relative = req.method === 'GET' || req.method === 'HEAD' ? this.viewerFile(req.path) : undefined;
-    if (relative === undefined) {
-      // Not a file of the viewer: Nest's 404, or a route of the host app when embedded.
+    const relative = req.method === 'GET' || req.method === 'HEAD' ? this.folder.webPath(req.path) : undefined;
+    // Only the viewer's names here: the work folder may hold the stacker's own files.
+    if (relative === undefined || !(relative === IMAGE_FILE || relative === DATA_FILE || this.viewerFiles.isViewerFile(relative))) {
       next();
       return;
     }
@@ -70,56 +58,27 @@ export class WebFolderMiddleware implements NestMiddleware {
       }
       return;
     }
-    this.sendFromDisk(relative, req, res, next).catch(next);
+    this.folder.send(relative, req, res, next).catch(next);
   }
+}
 
-  /**
-   * The web-folder path a URL path names, when it is one of the files START published
-   * (or the image / data.json); undefined otherwise. Only those are served: the work folder
-   * is the web folder by default and may hold the stacker's own files.
-   */
-  private viewerFile(path: string): string | undefined {
-    let decoded: string;
-    try {
-      decoded = decodeURIComponent(path);
-    } catch {
-      return undefined;
-    }
-    // Backslashes and NULs have no business in a web path (Windows-style traversal).
-    if (decoded.includes('\\') || decoded.includes('\0') || decoded.split('/').some((s) => s === '..' || s.startsWith('.'))) {
-      return undefined;
-    }
-    const relative = decoded === '/' ? 'index.html' : decoded.slice(1);
-    return this.assets.isServed(relative) ? relative : undefined;
-  }
-
-  private async sendFromDisk(relative: string, req: Request, res: Response, next: NextFunction): Promise<void> {
-    let root: string;
-    let target: string;
-    try {
-      root = await this.realRoot();
-      target = await this.assets.realpathIn(relative);
-    } catch {
-      next(); // removed from the folder (or the folder itself) since START: Nest answers 404
+/**
+ * WEB_DEDICATED: every other file of the web folder, installed after the routes (stackcast's
+ * and a host app's), so a file never shadows a route; 503 for a file while stopped.
+ */
+export function webFolderFallback(folder: WebFolderFiles, gate: ViewerGate): (req: Request, res: Response, next: NextFunction) => void {
+  return (req, res, next) => {
+    const relative = req.method === 'GET' || req.method === 'HEAD' ? folder.webPath(req.path) : undefined;
+    if (relative === undefined) {
+      next();
       return;
     }
-    if (!target.startsWith(root + sep)) {
-      next(); // replaced by a symlink leading out of the web folder
+    if (gate.acceptsViewers) {
+      folder.send(relative, req, res, next).catch(next);
       return;
     }
-    // The viewer's text files from memory, brotli or gzip, while they are still on disk.
-    const compressed = this.assets.compressedAsset(relative);
-    if (compressed) {
-      sendCompressed(req, res, compressed);
-      return;
-    }
-    this.files(req, res, next);
-  }
-
-  private async realRoot(): Promise<string> {
-    this.rootReal ??= await this.assets.realpathIn('.');
-    return this.rootReal;
-  }
+    folder.exists(relative).then((exists) => (exists ? stopped(res) : next()), next);
+  };
 }
 
 function stopped(res: Response): void {
