@@ -1,8 +1,13 @@
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeFits } from '../fixtures/fits-writer.mjs';
+import { makeJpeg } from '../helpers/images.js';
 import { freePort, MAIN, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 /** Resolves once the service's stdout satisfies `done` (checked on each chunk), or rejects after `timeoutMs`. */
 function outputWhere(service: SpawnedService, done: (stdout: string) => boolean, timeoutMs = 10_000): Promise<string> {
@@ -69,5 +74,45 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
       await service.kill();
       await temp.remove();
     }
+  });
+});
+
+describe('PUT /api/image, as a new user\'s first script sends it', () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  function put(body: Buffer, type: string): Promise<Response> {
+    return fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': type }, body: new Uint8Array(body) });
+  }
+
+  it('image/jpg (a common misspelling of image/jpeg) is taken as image/jpeg', async () => {
+    const jpeg = await makeJpeg();
+    const res = await put(jpeg, 'image/jpg');
+    expect(res.status).toBe(200);
+    expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(jpeg);
+  });
+
+  it('a body of another format than its Content-Type is named in plain words', async () => {
+    const res = await put(await makeJpeg(), 'image/png');
+    expect(res.status).toBe(415);
+    const { message } = (await res.json()) as { message: string };
+    expect(message).toBe('Content-Type is image/png but the body is a JPEG image');
+  });
+
+  it('a gzip-compressed FITS (.fits.gz) is refused naming gzip, not as an unknown signature', async () => {
+    const fits = encodeFits({ width: 8, height: 8, channels: 1, bitpix: 16, data: new Uint16Array(64).fill(1000) });
+    const before = await readFile(join(server.webFolder, 'web_image.jpg'));
+    const res = await put(gzipSync(fits), 'image/fits');
+    expect(res.status).toBe(415);
+    const { message } = (await res.json()) as { message: string };
+    expect(message).toMatch(/gzip-compressed/);
+    expect(message).toMatch(/decompress it first/);
+    expect(message).not.toMatch(/unknown file signature/);
+    expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(before);
   });
 });

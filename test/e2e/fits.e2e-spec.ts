@@ -156,7 +156,7 @@ describe('FITS and the auto-stretch, end to end', () => {
     // The bytes decide, not the declared type.
     const asPng = await put(s, good, 'image/png');
     expect(asPng.status).toBe(415);
-    expect(((await asPng.json()) as { message: string }).message).toMatch(/image\/png but the body is a image\/fits/);
+    expect(((await asPng.json()) as { message: string }).message).toMatch(/image\/png but the body is a FITS file/);
     expect(await onDisk(s)).toEqual(before);
     expect(client?.count('new_image')).toBe(1);
   });
