@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeFits } from '../fixtures/fits-writer.mjs';
 import { makeJpeg } from '../helpers/images.js';
-import { freePort, MAIN, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { freePort, MAIN, runService, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
@@ -59,6 +59,20 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
       await service.kill();
       await temp.remove();
     }
+  });
+
+  it('WORK_FOLDER under /proc: exit 1 at once with one line naming the folder (no endless mkdir)', async () => {
+    const temp = await makeTempFolder();
+    const work = `/proc/stackcast-first-run-${process.pid}/work`;
+    const run = runService({ PORT: String(await freePort()), WORK_FOLDER: work }, temp.path);
+    const code = await run.exited;
+    await temp.remove();
+    expect(code).toBe(1);
+    const lines = run.err().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^WebFolderError: /);
+    expect(lines[0]).toContain(work);
+    expect(lines[0]).toContain('takes no new folders');
   });
 
   it('LOG_FORMAT=json: every line is JSON, the route map is left out, the URL is there', async () => {

@@ -113,7 +113,7 @@ export class WebFolderError extends Error {
     const what: Record<StorageProblem, string> = {
       full: `The disk of the folder ${folder} is full`,
       'read-only': `The folder ${folder} is read-only or not writable`,
-      missing: `The folder ${folder} is missing`,
+      missing: `The folder ${folder} is missing or cannot be created`,
       failed: `Cannot use the folder ${folder}`,
     };
     super(`${what[problem]} (${cause.message})`, { cause });
