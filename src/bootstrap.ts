@@ -7,6 +7,7 @@ import { AppModule } from './app.module.js';
 import { StackcastLogger } from './common/stackcast-logger.js';
 import { ConfigValidationError, validateEnv } from './config/env.validation.js';
 import { tlsFromEnvironment } from './config/environment-options.js';
+import { unknownVariableWarnings } from './config/unknown-variables.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
@@ -43,6 +44,9 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
   app.useLogger(new StackcastLogger({ json, logLevels: LOG_LEVELS }));
   // From here on lines are printed as they come, so START's URL and QR code come last.
   app.flushLogs();
+  for (const line of unknownVariableWarnings(process.env)) {
+    new Logger('Config').warn(line);
+  }
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
   setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).

@@ -75,6 +75,26 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
     expect(lines[0]).toContain('takes no new folders');
   });
 
+  it('a misspelled setting is named with the one meant, one warning line each, its value never printed', async () => {
+    const temp = await makeTempFolder();
+    const secret = 'my-secret-control-token-4242';
+    const service = await spawnService(
+      { PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work'), CONTROLTOKEN: secret, TLS_SELFSIGNED: 'true' },
+      STARTUP_MS,
+    );
+    try {
+      const out = await outputWhere(service, (s) => s.includes('stackcast is live at'));
+      const warnings = out.split('\n').filter((line) => line.includes('is not a stackcast setting'));
+      expect(warnings).toHaveLength(2);
+      expect(warnings[0]).toMatch(/WARN.*CONTROLTOKEN is not a stackcast setting and is ignored: did you mean CONTROL_TOKEN\?$/);
+      expect(warnings[1]).toMatch(/WARN.*TLS_SELFSIGNED is not a stackcast setting and is ignored: did you mean TLS_SELF_SIGNED\?$/);
+      expect(out + service.stderr()).not.toContain(secret);
+    } finally {
+      await service.kill();
+      await temp.remove();
+    }
+  });
+
   it('LOG_FORMAT=json: every line is JSON, the route map is left out, the URL is there', async () => {
     const temp = await makeTempFolder();
     const port = await freePort();
