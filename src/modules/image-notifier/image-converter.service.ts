@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
-import type { FitsMetrics } from './fits-reader.js';
+import { fitsToSharpInput, stretchIfLinear, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
@@ -20,7 +19,7 @@ export interface PublishableImage {
   /** True when the auto-stretch was applied (see `stretch` in the options). */
   stretched: boolean;
   /** Stack size and exposure from a FITS header (empty for other formats). */
-  headerMetrics: FitsMetrics;
+  headerMetrics: HeaderMetrics;
 }
 
 /**

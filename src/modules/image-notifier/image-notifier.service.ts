@@ -9,6 +9,7 @@ import { MetricsService } from '../metrics/metrics.service.js';
 import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { assertMetrics, IMAGE_FILE, WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { combineMetrics } from './fits-intake.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
 import type { ImageFormat } from '../../common/image-format.js';
 
@@ -208,17 +209,5 @@ function isDecodeError(err: unknown): boolean {
 
 /** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */
 function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
-  return { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) };
-}
-
-/** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */
-function definedOnly(metrics: ImageMetrics): ImageMetrics {
-  const out: ImageMetrics = {};
-  if (metrics.stackSize !== undefined) {
-    out.stackSize = metrics.stackSize;
-  }
-  if (metrics.exposureSeconds !== undefined) {
-    out.exposureSeconds = metrics.exposureSeconds;
-  }
-  return out;
+  return combineMetrics(metrics, result.headerMetrics, options.fallbackMetrics ?? {});
 }
