@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { encodeFits } from '../fixtures/fits-writer.mjs';
 import { makeJpeg } from '../helpers/images.js';
 import { freePort, MAIN, runService, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
@@ -148,5 +148,34 @@ describe('PUT /api/image, as a new user\'s first script sends it', () => {
     expect(message).toMatch(/decompress it first/);
     expect(message).not.toMatch(/unknown file signature/);
     expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(before);
+  });
+});
+
+describe('npm run demo, then npm start', () => {
+  it('the demo galaxy is not resumed as the live session; a live session still is', async () => {
+    const temp = await makeTempFolder();
+    const work = join(temp.path, 'work');
+    const readData = async (): Promise<{ STACK_SIZE: number; UPDATED: string | null }> =>
+      JSON.parse(await readFile(join(work, 'data.json'), 'utf8')) as { STACK_SIZE: number; UPDATED: string | null };
+    try {
+      const demo = await startTestServer({ workFolder: work, demo: true, demoIntervalMs: 3_600_000 });
+      await vi.waitFor(async () => expect((await readData()).STACK_SIZE).toBe(1), { timeout: 15_000 });
+      await demo.close();
+
+      const live = await startTestServer({ workFolder: work });
+      const status = (await (await fetch(`${live.baseUrl}/status`)).json()) as { stackSize: number };
+      expect(status.stackSize).toBe(0);
+      expect(await readData()).toMatchObject({ STACK_SIZE: 0, UPDATED: null });
+      const jpeg = await makeJpeg();
+      await live.notifier.publish(jpeg, { stackSize: 5 });
+      await live.close();
+
+      const again = await startTestServer({ workFolder: work });
+      expect(await readData()).toMatchObject({ STACK_SIZE: 5 });
+      expect(await readFile(join(work, 'web_image.jpg'))).toEqual(jpeg);
+      await again.close();
+    } finally {
+      await temp.remove();
+    }
   });
 });
