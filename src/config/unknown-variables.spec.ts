@@ -34,7 +34,7 @@ describe('unknownVariableWarnings', () => {
   });
 
   it('leaves the usual environment of a shell, a container and Node alone', () => {
-    const usual = ['PATH', 'HOME', 'USER', 'SHELL', 'TERM', 'LANG', 'PWD', 'OLDPWD', 'HOSTNAME', 'SHLVL', 'LOGNAME', 'TZ', 'NODE_ENV', 'NODE_VERSION', 'YARN_VERSION', 'NO_COLOR', 'DISPLAY', 'EDITOR', 'MAIL', 'TMPDIR', 'COLORTERM', 'DEBUG', 'HOST', 'npm_config_cache', 'npm_lifecycle_event'];
+    const usual = ['PATH', 'HOME', 'USER', 'SHELL', 'TERM', 'LANG', 'PWD', 'OLDPWD', 'HOSTNAME', 'SHLVL', 'LOGNAME', 'TZ', 'NODE_ENV', 'NODE_VERSION', 'YARN_VERSION', 'NO_COLOR', 'DISPLAY', 'EDITOR', 'MAIL', 'TMPDIR', 'COLORTERM', 'DEBUG', 'HOST', 'npm_config_cache', 'npm_lifecycle_event', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'NODE_OPTIONS', 'NODE_EXTRA_CA_CERTS', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY', 'XDG_RUNTIME_DIR', 'DBUS_SESSION_BUS_ADDRESS', 'SSH_AUTH_SOCK', 'KUBERNETES_PORT', 'container'];
     expect(unknownVariableWarnings(Object.fromEntries(usual.map((name) => [name, 'x'])))).toEqual([]);
   });
 });

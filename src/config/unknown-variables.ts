@@ -28,14 +28,18 @@ function tolerance(known: string): number {
   return known.length >= 8 ? 2 : known.length >= 4 ? 1 : 0;
 }
 
-/** The known setting `name` most likely stands for, if it is close to one. */
+/**
+ * The known setting `name` most likely stands for, if it is close to one. A misspelling
+ * keeps the first letter: SSL_CERT_FILE (OpenSSL's) is not a TLS_CERT_FILE.
+ */
 function closest(name: string, known: readonly string[]): string | undefined {
   const given = normalised(name);
   let best: { name: string; distance: number } | undefined;
   for (const candidate of known) {
     const target = normalised(candidate);
     const distance = editDistance(given, target);
-    if (distance <= tolerance(target) && (best === undefined || distance < best.distance)) {
+    const likely = distance === 0 || (given[0] === target[0] && distance <= tolerance(target));
+    if (likely && (best === undefined || distance < best.distance)) {
       best = { name: candidate, distance };
     }
   }
