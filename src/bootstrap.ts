@@ -1,11 +1,13 @@
 import 'reflect-metadata';
-import { ConsoleLogger, Logger, type LogLevel } from '@nestjs/common';
+import { Logger, type LogLevel } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { AppModule } from './app.module.js';
+import { StackcastLogger } from './common/stackcast-logger.js';
 import { ConfigValidationError, validateEnv } from './config/env.validation.js';
 import { tlsFromEnvironment } from './config/environment-options.js';
+import { unknownVariableWarnings } from './config/unknown-variables.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-server-options.js';
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
@@ -39,7 +41,12 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
     forceCloseConnections: true,
   });
   const json = app.get(ConfigService).get<string>('LOG_FORMAT') === 'json';
-  app.useLogger(new ConsoleLogger({ json, logLevels: LOG_LEVELS }));
+  app.useLogger(new StackcastLogger({ json, logLevels: LOG_LEVELS }));
+  // From here on lines are printed as they come, so START's URL and QR code come last.
+  app.flushLogs();
+  for (const line of unknownVariableWarnings(process.env)) {
+    new Logger('Config').warn(line);
+  }
   app.useWebSocketAdapter(new ViewerWsAdapter(app));
   setupApiDocs(app);
   // Exit 0 after a clean SIGTERM / SIGINT, instead of re-raising the signal (exit 143).

@@ -1,9 +1,9 @@
 import 'reflect-metadata';
-import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import { Controller, Get, Injectable, Module, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ImageNotifier, ImageServerModule, PortInUseError, ServerLifecycle, ViewerWsAdapter } from '../../src/index.js';
 import { ExampleStacker, ExampleStackerModule } from '../example/stacker.module.js';
 import { makeJpeg } from '../helpers/images.js';
@@ -111,5 +111,34 @@ describe('embedding ImageServerModule in another Nest app', () => {
     await second.close();
     await first.close();
     await temp.remove();
+  });
+
+  it('served on the host\'s own port (not 8000), the terminal URL, the QR code and /status name that port', async () => {
+    const temp = await makeTempFolder();
+    const lines: string[] = [];
+    const record = (message: unknown): void => {
+      lines.push(String(message));
+    };
+    const logger: LoggerService = { log: record, warn: record, error: record };
+    const stdout = vi.spyOn(process.stdout, 'write');
+    const app = await NestFactory.create(ImageServerModule.forRoot({ workFolder: temp.path, disconnectGraceMs: 20, addressRefreshMs: 0 }), { logger, abortOnError: false });
+    try {
+      app.useWebSocketAdapter(new ViewerWsAdapter(app));
+      await app.listen(0, '127.0.0.1');
+      const port = app.get(ServerLifecycle).port;
+      expect(port).not.toBe(8000);
+      const printed = (): string => stdout.mock.calls.map(([chunk]) => String(chunk)).join('');
+      await vi.waitFor(() => expect(printed()).toContain('Scan to watch on a phone'), { timeout: 5000 });
+      const status = (await (await fetch(`http://127.0.0.1:${port}/status`)).json()) as { url: string };
+      expect(status.url).toMatch(new RegExp(`:${port}$`));
+      expect(printed()).toMatch(new RegExp(`Scan to watch on a phone: ${status.url.replace(/[.]/g, '\\.')}\n`));
+      const live = lines.filter((line) => line.startsWith('stackcast is live at'));
+      expect(live).toEqual([`stackcast is live at ${status.url} (listening on 127.0.0.1:${port})`]);
+      expect([printed(), ...lines].join('\n')).not.toContain(':8000');
+    } finally {
+      stdout.mockRestore();
+      await app.close();
+      await temp.remove();
+    }
   });
 });

@@ -156,7 +156,7 @@ describe('FITS and the auto-stretch, end to end', () => {
     // The bytes decide, not the declared type.
     const asPng = await put(s, good, 'image/png');
     expect(asPng.status).toBe(415);
-    expect(((await asPng.json()) as { message: string }).message).toMatch(/image\/png but the body is a image\/fits/);
+    expect(((await asPng.json()) as { message: string }).message).toMatch(/image\/png but the body is a FITS file/);
     expect(await onDisk(s)).toEqual(before);
     expect(client?.count('new_image')).toBe(1);
   });
@@ -217,6 +217,31 @@ describe('FITS and the auto-stretch, end to end', () => {
       await writeFile(join(temp.path, 'live_stack_00001.fit'), stack(0));
       await client?.waitFor((c) => c.count('new_image') === 2, 10_000, 'the rewritten stack published');
       expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 2, EXPO: '0:00:20' });
+    } finally {
+      await temp.remove();
+    }
+  });
+
+  it('a FITS with EXPTIME only: the exposure is EXPTIME times the stack size used, and never goes back', async () => {
+    const temp = await makeTempFolder();
+    try {
+      const s = await start({ watchPath: temp.path, watchSettleMs: 50, watchPollIntervalMs: 100, watchExposureSeconds: 60 });
+      const frame = (cards: Record<string, number>): Buffer => encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(1, 65535), cards });
+      // A JPEG first: the watch's own count and WATCH_EXPOSURE (1 x 60 s).
+      await writeFile(join(temp.path, 'stack.jpg'), await sharp({ create: { width: 64, height: 48, channels: 3, background: '#203040' } }).jpeg().toBuffer());
+      await client?.waitFor((c) => c.count('new_image') === 1, 10_000, 'the JPEG published');
+      expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 1, EXPO: '0:01:00' });
+      // Then the stacker's FITS, each with one frame's EXPTIME and no count: 2 x 50 s, then 3 x 50 s.
+      await writeFile(join(temp.path, 'stack.fit'), frame({ EXPTIME: 50 }));
+      await client?.waitFor((c) => c.count('new_image') === 2, 10_000, 'the first FITS published');
+      expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 2, EXPO: '0:01:40' });
+      await writeFile(join(temp.path, 'stack.fit'), frame({ EXPTIME: 50, FRAME: 2 }));
+      await client?.waitFor((c) => c.count('new_image') === 3, 10_000, 'the second FITS published');
+      expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 3, EXPO: '0:02:30' });
+      // Over HTTP, a stack size given in the query is the one EXPTIME multiplies.
+      const res = await put(s, frame({ EXPTIME: 50 }), 'image/fits', '?stackSize=14');
+      expect(res.status).toBe(200);
+      expect(JSON.parse((await onDisk(s)).data)).toMatchObject({ STACK_SIZE: 14, EXPO: '0:11:40' });
     } finally {
       await temp.remove();
     }

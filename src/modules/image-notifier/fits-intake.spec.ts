@@ -2,7 +2,7 @@ import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { encodeFits } from '../../../test/fixtures/fits-writer.mjs';
 import { encodeTiff } from '../../../test/fixtures/tiff-writer.mjs';
-import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
+import { combineMetrics, fitsToSharpInput, headerMetrics, stretchIfLinear, type RawPixels } from './fits-intake.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
 const W = 160;
@@ -109,5 +109,28 @@ describe('stretchIfLinear', () => {
     expect(await stretchIfLinear(sharp(bright), 'auto')).toBeUndefined();
     expect(await stretchIfLinear(sharp(tiff16), 'never')).toBeUndefined();
     expect(await stretchIfLinear(sharp(bright), 'always')).toBeDefined();
+  });
+});
+
+describe('headerMetrics and combineMetrics', () => {
+  const h = (cards: Record<string, number>): Map<string, number> => new Map(Object.entries(cards));
+
+  it('one frame\'s EXPTIME without a count stays one frame\'s; with a count or LIVETIME, the total', () => {
+    expect(headerMetrics(h({ EXPTIME: 50 }))).toEqual({ frameExposureSeconds: 50 });
+    expect(headerMetrics(h({ EXPOSURE: 2.5 }))).toEqual({ frameExposureSeconds: 2.5 });
+    expect(headerMetrics(h({ NCOMBINE: 10, EXPTIME: 30 }))).toEqual({ stackSize: 10, exposureSeconds: 300 });
+    expect(headerMetrics(h({ LIVETIME: 100, EXPTIME: 60 }))).toEqual({ exposureSeconds: 100 });
+  });
+
+  it('EXPTIME is multiplied by the stack size used, whoever gives it', () => {
+    expect(combineMetrics({}, { frameExposureSeconds: 50 }, { stackSize: 14, exposureSeconds: 0 })).toEqual({ stackSize: 14, exposureSeconds: 700 });
+    expect(combineMetrics({ stackSize: 3 }, { frameExposureSeconds: 50 }, { stackSize: 14 })).toEqual({ stackSize: 3, exposureSeconds: 150 });
+    expect(combineMetrics({}, { frameExposureSeconds: 50 }, {})).toEqual({ exposureSeconds: 50 });
+  });
+
+  it('the caller wins, then the header, then the fallbacks', () => {
+    expect(combineMetrics({ exposureSeconds: 9 }, { stackSize: 4, exposureSeconds: 100 }, { stackSize: 14, exposureSeconds: 140 })).toEqual({ stackSize: 4, exposureSeconds: 9 });
+    expect(combineMetrics({}, {}, { stackSize: 14, exposureSeconds: 140 })).toEqual({ stackSize: 14, exposureSeconds: 140 });
+    expect(combineMetrics({ stackSize: undefined }, { stackSize: 4 }, {})).toEqual({ stackSize: 4 });
   });
 });

@@ -10,7 +10,8 @@ import {
   type StretchParameters,
   type ValueRange,
 } from './auto-stretch.js';
-import { displayRange, FitsError, fitsMetrics, locateFitsImage, type FitsImageLayout, type FitsMetrics, type FitsReadOptions } from './fits-reader.js';
+import type { SessionMetrics } from '../web-assets/web-assets.service.js';
+import { displayRange, FitsError, fitsMetrics, locateFitsImage, type FitsImageLayout, type FitsReadOptions, type FitsValue } from './fits-reader.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
 /** 8-bit interleaved pixels with the options sharp needs to take them: `sharp(data, { raw })`. */
@@ -21,8 +22,8 @@ export interface RawPixels {
 
 /** A FITS image ready for sharp, with what its header says about the stack. */
 export interface FitsIntake extends RawPixels {
-  /** Stack size and total exposure from the header (empty when it has neither). */
-  metrics: FitsMetrics;
+  /** Stack size and exposure from the header (empty when it has neither). */
+  metrics: HeaderMetrics;
   /** True when the auto-stretch was applied; otherwise the values are scaled linearly. */
   stretched: boolean;
 }
@@ -62,7 +63,43 @@ export function fitsToSharpInput(buffer: Buffer, mode: StretchMode, options?: Fi
   } else {
     mapQuantised(layout, range, params, out);
   }
-  return { data: out, raw: { width, height, channels }, metrics: fitsMetrics(layout.header), stretched };
+  return { data: out, raw: { width, height, channels }, metrics: headerMetrics(layout.header), stretched };
+}
+
+/** What a FITS header says about the stack. */
+export interface HeaderMetrics {
+  /** STACKCNT, NCOMBINE or IMGCOUNT. */
+  stackSize?: number;
+  /** LIVETIME, or EXPTIME (EXPOSURE) times the header's own stack size. */
+  exposureSeconds?: number;
+  /** EXPTIME or EXPOSURE of a header with no stack size: multiplied by the stack size the publish uses. */
+  frameExposureSeconds?: number;
+}
+
+/** {@link fitsMetrics}, except that one frame's exposure without a count stays one frame's. */
+export function headerMetrics(header: ReadonlyMap<string, FitsValue>): HeaderMetrics {
+  const metrics = fitsMetrics(header);
+  const live = header.get('LIVETIME');
+  const hasLiveTime = typeof live === 'number' && Number.isFinite(live) && live >= 0;
+  if (metrics.stackSize === undefined && metrics.exposureSeconds !== undefined && !hasLiveTime) {
+    return { frameExposureSeconds: metrics.exposureSeconds };
+  }
+  return metrics;
+}
+
+/**
+ * The metrics of a publish: the caller's, then the header's, then the fallbacks (the
+ * watch's count). One frame's EXPTIME is multiplied by the stack size chosen so, never
+ * mixed with another source's count (a stack of 14 with one frame's 50 s).
+ */
+export function combineMetrics(given: SessionMetrics, header: HeaderMetrics, fallback: SessionMetrics): SessionMetrics {
+  const stackSize = given.stackSize ?? header.stackSize ?? fallback.stackSize;
+  const fromFrames = header.frameExposureSeconds === undefined ? undefined : header.frameExposureSeconds * (stackSize ?? 1);
+  const exposureSeconds = given.exposureSeconds ?? header.exposureSeconds ?? fromFrames ?? fallback.exposureSeconds;
+  return {
+    ...(stackSize === undefined ? {} : { stackSize }),
+    ...(exposureSeconds === undefined ? {} : { exposureSeconds }),
+  };
 }
 
 function dataView(bytes: Uint8Array): DataView {

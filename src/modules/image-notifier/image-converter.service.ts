@@ -1,9 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
-import type { FitsMetrics } from './fits-reader.js';
-import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from '../../common/image-format.js';
+import { fitsToSharpInput, stretchIfLinear, type HeaderMetrics, type RawPixels } from './fits-intake.js';
+import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
@@ -20,7 +19,7 @@ export interface PublishableImage {
   /** True when the auto-stretch was applied (see `stretch` in the options). */
   stretched: boolean;
   /** Stack size and exposure from a FITS header (empty for other formats). */
-  headerMetrics: FitsMetrics;
+  headerMetrics: HeaderMetrics;
 }
 
 /**
@@ -62,10 +61,10 @@ export class ImageConverter {
     // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
-      throw new ImageRejectedError('unsupported-type', 'not a JPEG, PNG or TIFF image, nor a FITS file (unknown file signature)');
+      throw new ImageRejectedError('unsupported-type', unknownFormatMessage(input));
     }
     if (declaredFormat !== undefined && declaredFormat !== format) {
-      throw new ImageRejectedError('unsupported-type', `Content-Type is ${MEDIA_TYPES[declaredFormat]} but the body is a ${MEDIA_TYPES[format]} image`);
+      throw new ImageRejectedError('unsupported-type', `Content-Type is ${MEDIA_TYPES[declaredFormat]} but the body is ${FORMAT_NAMES[format]}`);
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.

@@ -10,6 +10,7 @@ import { LocalPublisher } from '../publishing/local-publisher.service.js';
 import { UndecodableImageError, type Publisher } from '../publishing/publisher.js';
 import { VersionWriter } from '../publishing/version-writer.service.js';
 import { assertMetrics, IMAGE_FILE, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { combineMetrics } from './fits-intake.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
@@ -139,17 +140,5 @@ export class ImageNotifier implements BeforeApplicationShutdown {
 
 /** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */
 function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
-  return { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) };
-}
-
-/** The metrics actually given: `{ stackSize: undefined }` must not hide a header's value. */
-function definedOnly(metrics: ImageMetrics): ImageMetrics {
-  const out: ImageMetrics = {};
-  if (metrics.stackSize !== undefined) {
-    out.stackSize = metrics.stackSize;
-  }
-  if (metrics.exposureSeconds !== undefined) {
-    out.exposureSeconds = metrics.exposureSeconds;
-  }
-  return out;
+  return combineMetrics(metrics, result.headerMetrics, options.fallbackMetrics ?? {});
 }

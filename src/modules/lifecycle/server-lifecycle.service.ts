@@ -144,11 +144,13 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       return;
     }
     this.front.install(this.httpServer());
-    this.readvertiseOnHostListen();
+    const waitsForHost = this.readvertiseOnHostListen();
     this.broadcast.open();
     this.gate.set('running');
     this.sessions.serverStarted();
-    await this.announce(advertisement);
+    if (!waitsForHost) {
+      await this.announce(advertisement);
+    }
   }
 
   private async runStop(): Promise<StopReport> {
@@ -175,16 +177,18 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 
   /**
    * Embedded with `listen: false`, START runs inside the host's `app.listen()` before it
-   * binds: once bound, the advertisement is rebuilt with the real port.
+   * binds: once bound, the advertisement is rebuilt with the real port and only then
+   * printed (URL and QR code). True when the announcement waits for that.
    */
-  private readvertiseOnHostListen(): void {
+  private readvertiseOnHostListen(): boolean {
     const server = this.httpServer();
     if (this.options.listen || !server || typeof server.once !== 'function' || server.listening) {
-      return;
+      return false;
     }
     server.once('listening', () => {
-      this.network.advertise(this.port);
+      void this.announce(this.network.advertise(this.port));
     });
+    return true;
   }
 
   /** Binds the HTTP server, reporting the real error (no probing the port first). */
@@ -208,8 +212,17 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     });
   }
 
+  /** `host:port` of the bound socket (the host app's, when embedded), else the configured one. */
+  private listeningOn(): string {
+    const bound = this.httpServer()?.address();
+    if (bound === null || bound === undefined || typeof bound !== 'object') {
+      return `${this.options.host}:${this.port}`;
+    }
+    return `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  }
+
   private async announce(ad: Advertisement): Promise<void> {
-    this.logger.log(`stackcast is live at ${ad.url} (listening on ${this.options.host}:${this.port})`);
+    this.logger.log(`stackcast is live at ${ad.url} (listening on ${this.listeningOn()})`);
     if (ad.limitedAccess) {
       this.logger.warn(`limited access: ${ad.url} is reachable from this machine only`);
     }

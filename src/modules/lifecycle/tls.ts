@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
+import { makeFolder } from '../../common/make-folder.js';
 import { ConfigValidationError } from '../../config/env.validation.js';
 import type { TlsSource } from '../../config/environment-options.js';
 
@@ -108,7 +109,7 @@ async function selfSigned(folder: string): Promise<TlsMaterial> {
     ],
   });
   try {
-    await mkdir(folder, { recursive: true });
+    await makeFolder(folder);
     await writeBeside(keyPath, pems.private, 0o600);
     await writeBeside(certPath, pems.cert, 0o644);
   } catch (err) {

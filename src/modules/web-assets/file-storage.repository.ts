@@ -1,8 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, mkdir, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Stats } from 'node:fs';
+import { makeFolder } from '../../common/make-folder.js';
 
 /**
  * The filesystem, behind a thin injectable wrapper so services are tested against real
@@ -95,8 +96,9 @@ export class FileStorage {
     return stale;
   }
 
-  async ensureFolder(path: string): Promise<void> {
-    await mkdir(path, { recursive: true });
+  /** Creates `path` and its missing parents (see {@link makeFolder}). */
+  ensureFolder(path: string): Promise<void> {
+    return makeFolder(path);
   }
 
   readFile(path: string): Promise<Buffer> {

@@ -1,7 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { makeFolder } from '../../common/make-folder.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 
 /** The folder under the web folder that holds one sub-folder per version (`v/17/`). */
@@ -73,7 +74,7 @@ export class VersionStore {
 
   private async persist(version: number): Promise<void> {
     if (!this.opened) {
-      await mkdir(this.webFolder, { recursive: true });
+      await makeFolder(this.webFolder);
     }
     const path = join(this.webFolder, VERSION_FILE);
     const temp = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;

@@ -15,7 +15,7 @@ export const DATA_FILE = 'data.json';
 /** The image of the publish before the last, kept so a kill between the two renames can be undone at START. */
 const PREVIOUS_IMAGE_FILE = '.web_image.previous.jpg';
 /** data.json keys this service writes; any other key is carried over as it is. */
-const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION']);
+const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION', 'DEMO']);
 
 /** Session metrics, absolute values (not increments). */
 export interface SessionMetrics {
@@ -110,7 +110,7 @@ export class WebFolderError extends Error {
     const what: Record<StorageProblem, string> = {
       full: `The disk of the folder ${folder} is full`,
       'read-only': `The folder ${folder} is read-only or not writable`,
-      missing: `The folder ${folder} is missing`,
+      missing: `The folder ${folder} is missing or cannot be created`,
       failed: `Cannot use the folder ${folder}`,
     };
     super(`${what[problem]} (${cause.message})`, { cause });
@@ -271,6 +271,10 @@ export class WebAssetsService {
     if (mode === 'never' || Number.isNaN(updated) || typeof data.IMAGE_SHA256 !== 'string') {
       return undefined; // not wanted, or the waiting image of a run that got no image
     }
+    if (data.DEMO === true && !this.options.demo) {
+      this.logger.log('the last session was the demo: starting with the waiting image');
+      return undefined;
+    }
     if (mode === 'auto' && Date.now() - updated >= RESUME_MAX_AGE_MS) {
       this.logger.log(`the last image (${data.UPDATED as string}) is over 12 hours old: starting with the waiting image (RESUME=always keeps it)`);
       return undefined;
@@ -415,6 +419,7 @@ export class WebAssetsService {
       UPDATED: state.lastImageAt?.toISOString() ?? null,
       IMAGE_SHA256: imageDigest,
       VERSION: state.version,
+      ...(this.options.demo ? { DEMO: true } : {}),
     });
   }
 

@@ -1,5 +1,5 @@
-import { ForbiddenException, UnauthorizedException, type ExecutionContext } from '@nestjs/common';
-import { describe, expect, it } from 'vitest';
+import { ForbiddenException, Logger, UnauthorizedException, type ExecutionContext, type LoggerService } from '@nestjs/common';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
 import { ControlGuard, isLoopback } from './control.guard.js';
 
@@ -67,5 +67,60 @@ describe('ControlGuard with a token', () => {
     ['a prefix of the token', { authorization: `Bearer ${TOKEN.slice(0, -1)}` }],
   ])('refuses %s with 401, even from loopback', (_what, headers) => {
     expect(() => withToken.canActivate(call('127.0.0.1', headers))).toThrow(UnauthorizedException);
+  });
+});
+
+describe('ControlGuard refusals say the rule and are logged', () => {
+  const warnings: string[] = [];
+  beforeEach(() => {
+    warnings.length = 0;
+    const record = (message: unknown): void => {
+      warnings.push(String(message));
+    };
+    Logger.overrideLogger({ log: () => undefined, error: record, warn: record } satisfies LoggerService);
+  });
+  afterEach(() => {
+    Logger.overrideLogger(true);
+  });
+
+  /** The 403's message, from a guard of its own (each refusal log starts empty). */
+  function refusal(address: string, headers: Record<string, string>): string {
+    try {
+      new ControlGuard(resolveImageServerOptions({})).canActivate(call(address, headers));
+    } catch (err) {
+      expect(err).toBeInstanceOf(ForbiddenException);
+      return (err as ForbiddenException).message;
+    }
+    throw new Error('not refused');
+  }
+
+  it('a script on this machine that used the printed LAN URL is told to use 127.0.0.1 or the token', () => {
+    const message = refusal('192.0.2.2', { host: '192.0.2.2:8000' });
+    expect(message).toContain('loopback address only');
+    expect(message).toContain('http://127.0.0.1:8000');
+    expect(message).toContain('Authorization: Bearer <CONTROL_TOKEN>');
+    expect(message).not.toContain('from this machine only');
+    expect(warnings).toEqual([expect.stringMatching(/^refused control call from 192\.0\.2\.2: .*loopback address only/)]);
+  });
+
+  it('a loopback call addressed to another name says the same rule and why', () => {
+    const message = refusal('127.0.0.1', { host: 'stars.local:8123' });
+    expect(message).toContain('http://127.0.0.1:8123');
+    expect(message).toContain('addressed to "stars.local:8123"');
+    expect(message).toContain('Authorization: Bearer <CONTROL_TOKEN>');
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('repeated refusals from one address are summed up, not logged one line each', () => {
+    const guard = new ControlGuard(resolveImageServerOptions({}));
+    for (let i = 0; i < 50; i++) {
+      expect(() => guard.canActivate(call('192.0.2.7', {}))).toThrow(ForbiddenException);
+    }
+    expect(warnings).toHaveLength(1);
+  });
+
+  it('isAuthorized (the /status check) logs nothing', () => {
+    expect(new ControlGuard(resolveImageServerOptions({})).isAuthorized(call('192.0.2.7', {}).switchToHttp().getRequest())).toBe(false);
+    expect(warnings).toEqual([]);
   });
 });

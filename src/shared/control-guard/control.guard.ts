@@ -1,7 +1,9 @@
 import {
   ForbiddenException,
+  HttpException,
   Inject,
   Injectable,
+  Logger,
   UnauthorizedException,
   type CanActivate,
   type ExecutionContext,
@@ -10,6 +12,7 @@ import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { RefusalLog } from '../http-limits/refusal-log.js';
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (::ffff:127.x.y.z). */
 export function isLoopback(address: string | undefined): boolean {
@@ -67,17 +70,34 @@ function sameSecret(given: string, expected: string): boolean {
   return timingSafeEqual(a, b);
 }
 
+/** How to pass the guard, for the 403's message: the loopback address on the port the call used, or the token. */
+function howToPass(req: Pick<Request, 'headers' | 'socket'>, fallbackPort: number): string {
+  const port = req.socket.localPort ?? /:(\d+)$/.exec(req.headers.host ?? '')?.[1] ?? fallbackPort;
+  return `use http://127.0.0.1:${port} (or localhost) on this machine, or set CONTROL_TOKEN and send "Authorization: Bearer <CONTROL_TOKEN>"`;
+}
+
 /**
  * Control routes: `Authorization: Bearer <CONTROL_TOKEN>` when a token is configured
  * (401 otherwise), else only a loopback peer addressing localhost directly, not through a
- * proxy nor from a web page of another origin (403 otherwise).
+ * proxy nor from a web page of another origin (403 otherwise). Refusals are logged, a
+ * few lines at most per address.
  */
 @Injectable()
 export class ControlGuard implements CanActivate {
+  private readonly refusals = new RefusalLog(new Logger('ControlGuard'));
+
   constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
 
   canActivate(context: ExecutionContext): boolean {
-    this.authorize(context.switchToHttp().getRequest<Request>());
+    const req = context.switchToHttp().getRequest<Request>();
+    try {
+      this.authorize(req);
+    } catch (err) {
+      if (err instanceof HttpException) {
+        this.refusals.refused('control call', req.socket.remoteAddress ?? '?', err.message);
+      }
+      throw err;
+    }
     return true;
   }
 
@@ -92,12 +112,17 @@ export class ControlGuard implements CanActivate {
       }
       return;
     }
+    // The peer address is what counts: the machine's own LAN address is not loopback.
     if (!isLoopback(req.socket.remoteAddress)) {
-      throw new ForbiddenException('control calls are accepted from this machine only; set CONTROL_TOKEN to allow others');
+      throw new ForbiddenException(
+        `without CONTROL_TOKEN, control calls are accepted from a loopback address only, and this one came from ${req.socket.remoteAddress ?? 'an unknown address'}: ${howToPass(req, this.options.port)}`,
+      );
     }
     const refusal = loopbackRefusal(req.headers);
     if (refusal !== undefined) {
-      throw new ForbiddenException(`without CONTROL_TOKEN, control calls are accepted from this machine only: ${refusal}`);
+      throw new ForbiddenException(
+        `without CONTROL_TOKEN, control calls are accepted from a loopback address only, addressed to it directly (not through a proxy nor from a web page), but ${refusal}: ${howToPass(req, this.options.port)}`,
+      );
     }
   }
 

@@ -69,6 +69,8 @@
   var lastStamp = 0;
   var lastImageAt = 0;
   var metrics = { stackSize: null, exposure: null };
+  /** data.json says UPDATED: null: the server shows its waiting image, nothing was published yet. */
+  var waitingForFirst = false;
   var blobUrls = new Map();
 
   // Versions (servers that announce them): the pyramid of `latestVersion` is opened at
@@ -756,6 +758,10 @@
     if (typeof data.EXPO === 'string') {
       metrics.exposure = data.EXPO;
     }
+    // Only a server that writes UPDATED says so (ALS's data.json has no such key).
+    if ('UPDATED' in data) {
+      waitingForFirst = data.UPDATED === null;
+    }
     render();
   }
 
@@ -775,7 +781,7 @@
     els.connText.textContent = connectionText();
     els.stackSize.textContent = metrics.stackSize === null ? '–' : String(metrics.stackSize);
     els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
-    els.updated.textContent = lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
+    els.updated.textContent = waitingForFirst ? 'waiting for the first image' : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
   }
 
   function connectionText() {
@@ -882,6 +888,8 @@
       get stackSize() { return metrics.stackSize; },
       get exposure() { return metrics.exposure; },
       get lastImageAt() { return lastImageAt; },
+      /** True while the server has published nothing yet (its waiting image). */
+      get waitingForFirst() { return waitingForFirst; },
       get connects() { return connects; },
       get lastConnectedAt() { return lastConnectedAt; },
       get nextRetryAt() { return nextRetryAt; },
