@@ -7,14 +7,15 @@
 
 /**
  * A FITS file that cannot be read as an image; the message says why. `unsupported`: not
- * FITS, or a kind of FITS this reader does not take; `damaged`: cut short or inconsistent.
+ * FITS, or a kind of FITS this reader does not take; `damaged`: cut short or inconsistent;
+ * `too-large`: more pixels than `maxPixels`.
  */
 export class FitsError extends Error {
   override name = 'FitsError';
 
   constructor(
     message: string,
-    readonly kind: 'unsupported' | 'damaged' = 'damaged',
+    readonly kind: 'unsupported' | 'damaged' | 'too-large' = 'damaged',
   ) {
     super(message);
   }
@@ -217,7 +218,7 @@ function imageLayout(bytes: Uint8Array, header: Map<string, FitsValue>, dataStar
   }
   // Checked before anything is allocated; each factor is already a safe integer.
   if (width > maxPixels || height > maxPixels || width * height * planes > maxPixels) {
-    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'unsupported');
+    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'too-large');
   }
   const bytesPer = Math.abs(bitpix) / 8;
   const need = width * height * planes * bytesPer;
