@@ -47,7 +47,7 @@ describe('VersionStore', () => {
   it('refuses to move past MAX_VERSION with a clear error', async () => {
     const versions = store();
     await versions.open();
-    await expect(versions.advanceTo(MAX_VERSION + 1)).rejects.toThrow(`version must be an integer from 0 to ${MAX_VERSION}`);
+    await expect(versions.advanceTo(MAX_VERSION + 1)).rejects.toThrow(`version must be an integer ≥ 0 and ≤ ${MAX_VERSION}`);
     await versions.advanceTo(MAX_VERSION);
     await expect(versions.next()).rejects.toThrow(/reached its maximum/);
   });

@@ -88,7 +88,7 @@ export class VersionStore {
    */
   async advanceTo(version: number): Promise<void> {
     if (!Number.isSafeInteger(version) || version < 0 || version > MAX_VERSION) {
-      throw new RangeError(`version must be an integer from 0 to ${MAX_VERSION}, got ${String(version)}`);
+      throw new RangeError(`version must be an integer ≥ 0 and ≤ ${MAX_VERSION}, got ${String(version)}`);
     }
     if (version > this.last) {
       await this.persist(version);
