@@ -18,7 +18,6 @@ import { freePort, sleep, spawnNode, statusUp, stopChild, waitUntilUp } from './
 const log = logger('bombs');
 const MAIN = resolve(option('--main') ?? fileURLToPath(new URL('../dist/main.js', import.meta.url)));
 const { tempDir, removeTemps } = tempFolders();
-const MB = 1024 * 1024;
 
 /** VmRSS and VmHWM of `pid`, in MB. */
 function memory(pid) {
@@ -63,8 +62,9 @@ async function run({ name, bytes, type, via, env = {} }) {
       writeFileSync(join(watch, `bomb.${type.split('/')[1]}`), bytes);
       handled = (async () => {
         for (;;) {
-          const { watch: w } = await (await fetch(`http://127.0.0.1:${port}/status`)).json();
-          if (w.imagesPublished + w.filesSkipped > 0) {
+          // A stalled service may reset the connection: asked again.
+          const w = await fetch(`http://127.0.0.1:${port}/status`).then(async (r) => (await r.json()).watch, () => undefined);
+          if (w !== undefined && w.imagesPublished + w.filesSkipped > 0) {
             return w.filesSkipped > 0 ? `skipped ${JSON.stringify(w.skippedBy)}` : 'published';
           }
           await sleep(100);
@@ -110,4 +110,4 @@ console.log(`\n${'bomb'.padEnd(48)} ${'file'.padStart(7)} ${'idle MB'.padStart(8
 for (const r of rows) {
   console.log(`${r.name.padEnd(48)} ${r.size.padStart(7)} ${fmt(r.idleMb).padStart(8)} ${fmt(r.peakMb).padStart(8)} ${fmt(r.afterMb).padStart(8)} ${r.seconds.toFixed(1).padStart(6)} ${fmt(r.stallMs).padStart(8)}  ${r.alive ? 'yes' : 'NO '}    ${r.answer}`);
 }
-console.log(`\n${new Date().toISOString()}, Node ${process.version}, ${MB / MB} run each`);
+console.log(`\n${new Date().toISOString()}, Node ${process.version}, one run each, ${MAIN}`);
