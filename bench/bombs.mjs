@@ -96,18 +96,20 @@ const cases = [
   { name: 'float TIFF 16383², PUT, MAX_INPUT_PIXELS=3e8', bytes: tiff, type: 'image/tiff', via: 'put', env: HIGH },
   { name: '16-bit PNG 16383², PUT, MAX_INPUT_PIXELS=3e8', bytes: png16k, type: 'image/png', via: 'put', env: HIGH },
 ];
-const rows = [];
+const fmt = (n) => n.toFixed(0).padStart(6);
+// Each row as soon as it is measured.
+console.log(`${'bomb'.padEnd(48)} ${'file'.padStart(7)} ${'idle MB'.padStart(8)} ${'peak MB'.padStart(8)} ${'after MB'.padStart(8)} ${'s'.padStart(6)} ${'stall ms'.padStart(8)}  alive  answer`);
 try {
   for (const c of cases) {
     log(c.name);
-    rows.push(await run(c));
+    const r = await run(c).catch((err) => ({ name: c.name, failed: err.message.split('\n')[0] }));
+    if (r.failed !== undefined) {
+      console.log(`${r.name.padEnd(48)} not measured: ${r.failed}`);
+      continue;
+    }
+    console.log(`${r.name.padEnd(48)} ${r.size.padStart(7)} ${fmt(r.idleMb).padStart(8)} ${fmt(r.peakMb).padStart(8)} ${fmt(r.afterMb).padStart(8)} ${r.seconds.toFixed(1).padStart(6)} ${fmt(r.stallMs).padStart(8)}  ${r.alive ? 'yes' : 'NO '}    ${r.answer}`);
   }
 } finally {
   removeTemps();
-}
-const fmt = (n) => n.toFixed(0).padStart(6);
-console.log(`\n${'bomb'.padEnd(48)} ${'file'.padStart(7)} ${'idle MB'.padStart(8)} ${'peak MB'.padStart(8)} ${'after MB'.padStart(8)} ${'s'.padStart(6)} ${'stall ms'.padStart(8)}  alive  answer`);
-for (const r of rows) {
-  console.log(`${r.name.padEnd(48)} ${r.size.padStart(7)} ${fmt(r.idleMb).padStart(8)} ${fmt(r.peakMb).padStart(8)} ${fmt(r.afterMb).padStart(8)} ${r.seconds.toFixed(1).padStart(6)} ${fmt(r.stallMs).padStart(8)}  ${r.alive ? 'yes' : 'NO '}    ${r.answer}`);
 }
 console.log(`\n${new Date().toISOString()}, Node ${process.version}, one run each, ${MAIN}`);
