@@ -6,6 +6,7 @@ import { floatTiffBomb, png16Bomb } from '../fixtures/bombs.mjs';
 import { makeJpeg } from '../helpers/images.js';
 import { freePort, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
+import { startTestServer } from '../helpers/test-server.js';
 
 const TOKEN = 'bomb-test-token-0123456789';
 const AUTH = { Authorization: `Bearer ${TOKEN}` };
@@ -149,5 +150,24 @@ describe('decompression bombs against the real process', () => {
       }
       expect(await peakRss(service.pid)).toBeLessThan(GIB);
     }, 120_000);
+  });
+
+  it('never reads a watched file larger than MAX_IMAGE_BYTES: skipped as refused, naming the limit; the previous image stays', async () => {
+    const watch = join(temp.path, 'watch-bytes');
+    await mkdir(watch);
+    const server = await startTestServer({ watchPath: watch, watchSettleMs: 200, watchPollIntervalMs: 200, maxImageBytes: 4096 });
+    try {
+      const small = await makeJpeg({ width: 32, height: 24 });
+      await server.notifier.publish(small);
+      const big = await sharp({ create: { width: 1200, height: 900, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma: 60 } } }).jpeg().toBuffer();
+      expect(big.length).toBeGreaterThan(4096);
+      await writeFile(join(watch, 'big.jpg'), big);
+      const status = async (): Promise<WatchCounts> => ((await (await fetch(`${server.baseUrl}/status`)).json()) as { watch: WatchCounts }).watch;
+      await until(async () => (await status()).skippedBy.refused === 1, 'the big file to be skipped');
+      expect((await status()).lastSkipped?.reason).toBe(`${big.length} bytes is more than the 4096 allowed (MAX_IMAGE_BYTES)`);
+      expect(Buffer.from(await (await fetch(`${server.baseUrl}/web_image.jpg`)).arrayBuffer()).equals(small)).toBe(true);
+    } finally {
+      await server.close();
+    }
   });
 });
