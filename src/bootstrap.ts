@@ -12,6 +12,8 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from './config/image-se
 import { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';
 import { PortBindError, PortInUseError } from './modules/lifecycle/port-in-use.error.js';
 import { loadTls } from './modules/lifecycle/tls.js';
+import { warnAboutCertificate } from './modules/lifecycle/certificate-check.js';
+import { ServerLifecycle } from './modules/lifecycle/server-lifecycle.service.js';
 import { setupApiDocs } from './modules/status/api-docs.js';
 import { WebFolderError } from './modules/web-assets/web-assets.service.js';
 
@@ -64,6 +66,9 @@ export async function bootstrap(onSignalsHandled: () => void): Promise<void> {
   onSignalsHandled();
   // The module binds the port at START (ServerLifecycle), so init, not listen.
   await app.init();
+  if (tls !== undefined && tlsSource?.kind === 'files') {
+    warnAboutCertificate(tls.cert, app.get(ServerLifecycle).advertised.displayedAddress);
+  }
 }
 
 /** A known startup error is one clean line; anything else keeps its stack. Exit code 1. */

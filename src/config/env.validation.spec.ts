@@ -22,6 +22,7 @@ describe('validateEnv', () => {
     expect(options).toMatchObject({ port: 8000, displayedAddress: { mode: 'auto' }, publicUrl: undefined, controlToken: undefined });
     expect(options.workFolder).toMatch(/\/work$/);
     expect(options.webFolder).toBe(options.workFolder);
+    expect(options.maxInputPixels).toBe(200_000_000);
   });
 
   it('maps valid settings onto typed options', () => {
@@ -35,6 +36,7 @@ describe('validateEnv', () => {
       CONTROL_TOKEN: '0123456789abcdef',
       MAX_IMAGE_BYTES: '1048576',
       KEEP_VERSIONS: '6',
+      MAX_INPUT_PIXELS: '50000000',
       UNRELATED: 'ignored',
     });
     expect(resolveImageServerOptions(optionsFromEnvironment(env))).toMatchObject({
@@ -46,6 +48,7 @@ describe('validateEnv', () => {
       controlToken: '0123456789abcdef',
       maxImageBytes: 1_048_576,
       keepVersions: 6,
+      maxInputPixels: 50_000_000,
     });
   });
 
@@ -71,6 +74,9 @@ describe('validateEnv', () => {
     ['MAX_IMAGE_BYTES', '12'],
     ['KEEP_VERSIONS', '2'],
     ['KEEP_VERSIONS', '9'],
+    ['MAX_INPUT_PIXELS', '1000'],
+    ['MAX_INPUT_PIXELS', '2000000000'],
+    ['MAX_INPUT_PIXELS', '1e8'],
   ])('%s=%s is refused with one line naming the variable, the value and what is allowed', (name, value) => {
     const lines = errorLines({ [name]: value });
     expect(lines).toHaveLength(1);

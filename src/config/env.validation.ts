@@ -30,6 +30,7 @@ const RANGE = {
   MAX_IMAGE_BYTES: envRange('maxImageBytes'),
   JPEG_QUALITY: envRange('jpegQuality'),
   MAX_IMAGE_SIZE: envRange('maxImageSize'),
+  MAX_INPUT_PIXELS: envRange('maxInputPixels'),
   WATCH_EXPOSURE: envRange('watchExposureSeconds'),
   WATCH_SETTLE_MS: envRange('watchSettleMs'),
   WATCH_POLL_MS: envRange('watchPollIntervalMs'),
@@ -74,6 +75,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   MAX_IMAGE_BYTES: between('MAX_IMAGE_BYTES', 'an integer number of bytes'),
   JPEG_QUALITY: between('JPEG_QUALITY', 'an integer'),
   MAX_IMAGE_SIZE: between('MAX_IMAGE_SIZE', 'an integer number of pixels'),
+  MAX_INPUT_PIXELS: between('MAX_INPUT_PIXELS', 'an integer number of pixels (width × height)'),
   WATCH_PATH: 'a file or folder path',
   WATCH_EXPOSURE: 'a number of seconds ≥ 0, e.g. 30 or 2.5',
   WATCH_SETTLE_MS: between('WATCH_SETTLE_MS', 'an integer number of milliseconds'),
@@ -225,6 +227,13 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('MAX_IMAGE_SIZE')
   MAX_IMAGE_SIZE?: number;
+
+  /** Largest image decoded (width × height); checked from the header, before any pixel. */
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_INPUT_PIXELS')
+  MAX_INPUT_PIXELS?: number;
 
   @IsOptional()
   @Transform(blankToUndefined)

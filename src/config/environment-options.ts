@@ -21,6 +21,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     maxImageBytes: env.MAX_IMAGE_BYTES,
     jpegQuality: env.JPEG_QUALITY,
     maxImageSize: env.MAX_IMAGE_SIZE,
+    maxInputPixels: env.MAX_INPUT_PIXELS,
     watchPath: env.WATCH_PATH,
     watchSettleMs: env.WATCH_SETTLE_MS,
     watchPollIntervalMs: env.WATCH_POLL_MS,

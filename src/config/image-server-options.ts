@@ -57,6 +57,11 @@ export interface ImageServerOptions {
   maxClientFrameBytes: number;
   /** Print the advertised URL and a QR code in the terminal at START. Default `true`. */
   printQrCode: boolean;
+  /**
+   * Largest image decoded, in pixels (width × height; FITS: × planes), checked from the
+   * header before any pixel is decoded: a bigger one is refused (413). Default 200 million.
+   */
+  maxInputPixels: number;
   /** Quality (1-100) of the JPEGs made from PNG and TIFF (or oversized JPEG) images. Default 90. */
   jpegQuality: number;
   /**
@@ -173,6 +178,7 @@ export const DEFAULT_MAX_CLIENT_BACKLOG_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_CLIENT_FRAME_BYTES = 4 * 1024;
 export const DEFAULT_JPEG_QUALITY = 90;
 export const DEFAULT_MAX_IMAGE_SIZE = 4096;
+export const DEFAULT_MAX_INPUT_PIXELS = 200_000_000;
 export const DEFAULT_WATCH_SETTLE_MS = 500;
 export const DEFAULT_WATCH_POLL_INTERVAL_MS = 1000;
 export const DEFAULT_DEMO_INTERVAL_MS = 3000;
@@ -220,6 +226,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     printQrCode: partial.printQrCode ?? true,
     jpegQuality: partial.jpegQuality ?? DEFAULT_JPEG_QUALITY,
     maxImageSize: partial.maxImageSize ?? DEFAULT_MAX_IMAGE_SIZE,
+    maxInputPixels: partial.maxInputPixels ?? DEFAULT_MAX_INPUT_PIXELS,
     watchPath: partial.watchPath === undefined ? undefined : resolve(partial.watchPath),
     watchSettleMs: partial.watchSettleMs ?? DEFAULT_WATCH_SETTLE_MS,
     watchPollIntervalMs: partial.watchPollIntervalMs ?? DEFAULT_WATCH_POLL_INTERVAL_MS,
@@ -283,6 +290,7 @@ export const OPTION_RANGES = {
   maxClientFrameBytes: { min: 16, max: 1024 ** 2, integer: true },
   jpegQuality: { min: 1, max: 100, integer: true },
   maxImageSize: { min: 64, max: 65_500, integer: true },
+  maxInputPixels: { min: 65_536, max: 1_000_000_000, integer: true },
   watchSettleMs: { min: 10, max: 600_000, integer: false },
   watchPollIntervalMs: { min: 50, max: 600_000, integer: false },
   watchExposureSeconds: { min: 0, max: Number.MAX_SAFE_INTEGER, integer: false },

@@ -11,7 +11,8 @@ import {
   ValidationPipe,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiProperty, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { IsString, Length, Matches } from 'class-validator';
+import { IsString, Length, ValidateBy } from 'class-validator';
+import { noticeTextProblem } from './notice-text.js';
 import { ControlGuard } from '../shared/control-guard/control.guard.js';
 import { ViewerSessions, type ViewerInfo } from './viewer-sessions.service.js';
 
@@ -23,7 +24,13 @@ export class NoticeDto {
   @ApiProperty({ minLength: 1, maxLength: MAX_NOTICE_LENGTH, example: 'Clouds coming: stacking paused' })
   @IsString({ message: 'text must be a string' })
   @Length(1, MAX_NOTICE_LENGTH, { message: `text must be 1 to ${MAX_NOTICE_LENGTH} characters long` })
-  @Matches(/\S/, { message: 'text must contain a visible character' })
+  @ValidateBy({
+    name: 'noticeText',
+    validator: {
+      validate: (value: unknown) => typeof value !== 'string' || noticeTextProblem(value) === undefined,
+      defaultMessage: (args) => noticeTextProblem(String(args?.value)) ?? 'text is invalid',
+    },
+  })
   text!: string;
 }
 

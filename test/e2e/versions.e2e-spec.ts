@@ -195,6 +195,22 @@ describe('versions: /v/<version>/ pyramids', () => {
     expect((await json(`${server.baseUrl}/status`)).version).toBe(5);
   });
 
+  it('a counter near 2^53 in the web folder does not fail the publishes: numbering starts over, each PUT answers 200 and its version is served', async () => {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const workFolder = join(temp.path, 'work');
+    await mkdir(join(workFolder, 'v', '9007199254740990'), { recursive: true });
+    await writeFile(join(workFolder, '.stackcast-version'), '9007199254740990\n');
+    server = await startTestServer({ workFolder });
+    for (let i = 1; i <= 5; i++) {
+      const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(await makeJpeg()) });
+      expect(res.status, await res.text()).toBe(200);
+      expect((await json(`${server.baseUrl}/status`)).version).toBe(i);
+      expect((await fetch(`${server.baseUrl}/v/${i}/image.dzi`)).status).toBe(200);
+    }
+    expect((await readdir(join(workFolder, 'v'))).filter((n) => /^\d+$/.test(n)).sort()).toEqual(['2', '3', '4', '5']);
+  });
+
   it('keeps the newest four versions and answers 404 for older ones', async () => {
     server = await startTestServer();
     for (let i = 0; i < 7; i++) {

@@ -146,6 +146,28 @@ describe('viewer sessions over /ws and the control routes', () => {
     expect((await post(server, '/api/messages', { text: 'x'.repeat(500) })).status).toBe(200);
   });
 
+  it('a notice of only invisible characters, with control characters or a bidi override is a 400 naming the problem, on both routes', async () => {
+    server = await startTestServer();
+    const phone = await viewer();
+    const id = helloOf(phone).id;
+    const cases: [string, RegExp][] = [
+      ['\u200B', /visible character/],
+      ['\u3164 \u200D', /visible character/],
+      ['ding\u0007\u001B[2J', /control characters \(U\+0007 at position 4\)/],
+      ['photo\u202Egpj.exe', /bidi .*\(U\+202E at position 5\)/],
+    ];
+    for (const [text, message] of cases) {
+      for (const path of ['/api/messages', `/api/clients/${id}/messages`]) {
+        const res = await post(server, path, { text });
+        expect(res.status, `${path} ${JSON.stringify(text)}`).toBe(400);
+        expect(((await res.json()) as { message: string[] }).message.join('\n')).toMatch(message);
+      }
+    }
+    expect(phone.count('notice')).toBe(0);
+    expect((await post(server, '/api/messages', { text: 'السماء صافية \u200F M31\nback soon' })).status).toBe(200);
+    await phone.waitFor((c) => c.count('notice') === 1, 5000, 'the right-to-left notice');
+  });
+
   it('control auth: 401 without the token when one is set, 403 from a web page without one', async () => {
     server = await startTestServer({ controlToken: 'a-long-enough-control-token' });
     const a = await viewer();

@@ -47,6 +47,9 @@ export function fitsToSharpInput(buffer: Buffer, mode: StretchMode, options?: Fi
     layout = locateFitsImage(buffer, options);
   } catch (err) {
     if (err instanceof FitsError) {
+      if (err.kind === 'too-large') {
+        throw new ImageRejectedError('too-large', `${err.message} (MAX_INPUT_PIXELS); nothing was decoded`);
+      }
       throw new ImageRejectedError(err.kind === 'unsupported' ? 'unsupported-type' : 'corrupt', err.message);
     }
     throw err;

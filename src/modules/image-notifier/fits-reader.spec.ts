@@ -6,7 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applyStretch, autoStretchParameters, channelStatistics, IDENTITY_STRETCH, shouldStretch } from './auto-stretch.js';
 import { fitsToSharpInput } from './fits-intake.js';
-import { FitsError, fitsMetrics, isFits, readFits, type FitsImage } from './fits-reader.js';
+import { FitsError, fitsMetrics, isFits, MAX_HEADER_BYTES, readFits, type FitsImage } from './fits-reader.js';
 
 const MAKE_FITS = join(import.meta.dirname, '../../../test/fixtures/make-fits.py');
 
@@ -189,6 +189,23 @@ describe('readFits on damaged and hostile input', () => {
 
   it('refuses a header with no END card', () => {
     expect(readError(fitsBytes(GREY_8x2, Buffer.alloc(0), { end: false })).message).toMatch(/no END card/);
+  });
+
+  it('refuses a 64 MB header without END after reading only MAX_HEADER_BYTES of it', () => {
+    const comments = Buffer.alloc(64 * 1024 * 1024 - 2880, 'COMMENT'.padEnd(80), 'latin1');
+    const huge = Buffer.concat([fitsBytes(GREY_8x2, Buffer.alloc(0), { end: false }), comments]);
+    const err = readError(huge);
+    expect(err.kind).toBe('damaged');
+    expect(err.message).toMatch(new RegExp(`no END card within the first ${MAX_HEADER_BYTES} bytes of headers.*longer headers are refused`));
+  });
+
+  it('refuses headers longer than MAX_HEADER_BYTES even with an END card, in one HDU or over several', () => {
+    const many = (n: number): string[] => Array.from({ length: n }, (_, i) => `COMMENT ${i}`);
+    const long = fitsBytes([...GREY_8x2, ...many(MAX_HEADER_BYTES / 80)], Buffer.alloc(16));
+    expect(readError(long).message).toMatch(/longer headers are refused/);
+    const primary = fitsBytes([card('SIMPLE', 'T'), card('BITPIX', 8), card('NAXIS', 0), card('EXTEND', 'T'), ...many(MAX_HEADER_BYTES / 160)]);
+    const ext = fitsBytes([card('XTENSION', "'IMAGE'"), card('BITPIX', 8), card('NAXIS', 2), card('NAXIS1', 8), card('NAXIS2', 2), card('PCOUNT', 0), card('GCOUNT', 1), ...many(MAX_HEADER_BYTES / 160)], Buffer.alloc(16));
+    expect(readError(Buffer.concat([primary, ext])).message).toMatch(/longer headers are refused/);
   });
 
   it.each([

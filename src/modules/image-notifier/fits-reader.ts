@@ -7,14 +7,15 @@
 
 /**
  * A FITS file that cannot be read as an image; the message says why. `unsupported`: not
- * FITS, or a kind of FITS this reader does not take; `damaged`: cut short or inconsistent.
+ * FITS, or a kind of FITS this reader does not take; `damaged`: cut short or inconsistent;
+ * `too-large`: more pixels than `maxPixels`.
  */
 export class FitsError extends Error {
   override name = 'FitsError';
 
   constructor(
     message: string,
-    readonly kind: 'unsupported' | 'damaged' = 'damaged',
+    readonly kind: 'unsupported' | 'damaged' | 'too-large' = 'damaged',
   ) {
     super(message);
   }
@@ -61,6 +62,8 @@ const DEFAULT_MAX_PIXELS = 200_000_000;
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 /** Extensions skipped while looking for an image; a file with more is refused, not walked. */
 const MAX_HDUS = 64;
+/** Header bytes read in all (360 blocks, 12,960 cards; real headers are a few blocks): a longer one is refused unread. */
+export const MAX_HEADER_BYTES = 360 * BLOCK;
 
 /** True when the bytes start like a FITS file (`SIMPLE  =` with the value T). */
 export function isFits(bytes: Uint8Array): boolean {
@@ -104,8 +107,10 @@ export function locateFitsImage(bytes: Uint8Array, options: FitsReadOptions = {}
     throw new FitsError('not a FITS file (it does not start with SIMPLE = T)', 'unsupported');
   }
   let offset = 0;
+  let headerBytes = 0;
   for (let hdu = 0; hdu < MAX_HDUS && offset < bytes.length; hdu++) {
-    const { header, dataStart } = readHeader(bytes, offset, hdu);
+    const { header, dataStart } = readHeader(bytes, offset, hdu, MAX_HEADER_BYTES - headerBytes);
+    headerBytes += dataStart - offset;
     if (header.get('ZIMAGE') === true || header.has('ZCMPTYPE')) {
       throw new FitsError('tile-compressed FITS (.fz) is not supported: save the stack uncompressed', 'unsupported');
     }
@@ -119,9 +124,11 @@ export function locateFitsImage(bytes: Uint8Array, options: FitsReadOptions = {}
   throw new FitsError('no image in this FITS file (no HDU with pixel data)', 'unsupported');
 }
 
-function readHeader(bytes: Uint8Array, start: number, hdu: number): { header: Map<string, FitsValue>; dataStart: number } {
+/** One HDU's cards up to END, reading at most `budget` bytes (the rest of {@link MAX_HEADER_BYTES}). */
+function readHeader(bytes: Uint8Array, start: number, hdu: number, budget: number): { header: Map<string, FitsValue>; dataStart: number } {
   const header = new Map<string, FitsValue>();
-  for (let at = start; at + CARD <= bytes.length; at += CARD) {
+  const stop = Math.min(bytes.length, start + budget);
+  for (let at = start; at + CARD <= stop; at += CARD) {
     const card = latin1(bytes, at, CARD);
     const keyword = card.slice(0, 8).trimEnd();
     if (keyword === 'END') {
@@ -136,6 +143,9 @@ function readHeader(bytes: Uint8Array, start: number, hdu: number): { header: Ma
         header.set(keyword, value);
       }
     }
+  }
+  if (stop < bytes.length) {
+    throw new FitsError(`damaged FITS: no END card within the first ${MAX_HEADER_BYTES} bytes of headers (${MAX_HEADER_BYTES / CARD} cards); longer headers are refused`);
   }
   throw new FitsError(`damaged FITS: header ${hdu} has no END card (the file is cut short or not FITS)`);
 }
@@ -217,7 +227,7 @@ function imageLayout(bytes: Uint8Array, header: Map<string, FitsValue>, dataStar
   }
   // Checked before anything is allocated; each factor is already a safe integer.
   if (width > maxPixels || height > maxPixels || width * height * planes > maxPixels) {
-    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'unsupported');
+    throw new FitsError(`FITS image too large: ${width}×${height}×${planes} is more than ${maxPixels} pixels`, 'too-large');
   }
   const bytesPer = Math.abs(bitpix) / 8;
   const need = width * height * planes * bytesPer;

@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { resolveImageServerOptions, type ImageServerOptions } from '../../config/image-server-options.js';
 import { closeTo, decodeStrictly, makeTexturedJpeg, makeTexturedPng, makeTexturedTiff } from '../../../test/fixtures/sample-images.js';
 import { encodeTiff } from '../../../test/fixtures/tiff-writer.mjs';
+import { encodeFits } from '../../../test/fixtures/fits-writer.mjs';
+import { floatTiffBomb } from '../../../test/fixtures/bombs.mjs';
 import { ImageConverter } from './image-converter.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
@@ -151,5 +153,25 @@ describe('ImageConverter', () => {
     png[png.length >> 1] ^= 0xff;
     const err = await rejection(converter().toPublishable(png));
     expect(err.message).toMatch(/damaged PNG/);
+  });
+
+  it.each([
+    ['JPEG', () => makeTexturedJpeg({ colour: ORANGE, width: 512, height: 384 })],
+    ['16-bit PNG', () => makeTexturedPng({ colour: ORANGE, bits: 16, width: 512, height: 384 })],
+    ['16-bit TIFF', () => Promise.resolve(makeTexturedTiff({ colour: ORANGE, width: 512, height: 384 }))],
+    ['FITS', () => Promise.resolve(encodeFits({ width: 512, height: 384, channels: 1, bitpix: 16, data: new Uint16Array(512 * 384).fill(900) }))],
+  ])('refuses a %s with more pixels than maxInputPixels as too-large, naming its size and MAX_INPUT_PIXELS', async (_what, make) => {
+    const err = await rejection(converter({ maxInputPixels: 100_000 }).toPublishable(await make()));
+    expect(err.reason).toBe('too-large');
+    expect(err.message).toMatch(/512×384/);
+    expect(err.message).toMatch(/100000.*MAX_INPUT_PIXELS/);
+  });
+
+  it('reduces a high-depth image in libvips before the stretch: a 4000² float TIFF is stretched at maxImageSize', async () => {
+    const out = await converter({ maxImageSize: 512, maxInputPixels: 20_000_000 }).toPublishable(floatTiffBomb({ side: 4000, value: 0.02 }));
+    expect(out.stretched).toBe(true);
+    expect([out.width, out.height]).toEqual([512, 512]);
+    const decoded = await decodeStrictly(out.jpeg);
+    expect([decoded.width, decoded.height, decoded.channels]).toEqual([512, 512, 1]);
   });
 });

@@ -68,17 +68,17 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      const fits = fitsToSharpInput(input, this.options.stretch);
+      const fits = fitsToSharpInput(input, this.options.stretch, { maxPixels: this.options.maxInputPixels });
       const { data, info } = await this.encodeRaw(fits);
       return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
     checkStructure(format, input);
-    const meta = await readMetadata(format, input);
+    const meta = await readMetadata(format, input, this.options.maxInputPixels);
     const width = meta.width ?? 0;
     const height = meta.height ?? 0;
     if (format === 'jpeg' && this.canPassThrough(meta)) {
       if (verifyPixels) {
-        await decodeFully(format, input);
+        await decodeFully(format, input, this.options.maxInputPixels);
       }
       return { jpeg: input, width, height, sourceFormat: format, passedThrough: true, stretched: false, headerMetrics: {} };
     }
@@ -103,17 +103,19 @@ export class ImageConverter {
     const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
     // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
-    let upright = sharp(input, { failOn: FAIL_ON[format] }).rotate();
+    let upright = sharp(input, { failOn: FAIL_ON[format], limitInputPixels: this.options.maxInputPixels }).rotate();
     if (meta.hasAlpha) {
       upright = upright.flatten({ background: '#000000' });
     }
+    // Reduced in libvips (streamed, samples kept at their depth) before anything reaches
+    // JavaScript: the statistics and the stretch see at most maxImageSize², whatever the input.
+    const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
     // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
-    const stretched = mayStretch ? await stretchIfLinear(upright, mode) : undefined;
+    const stretched = mayStretch ? await stretchIfLinear(image, mode) : undefined;
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
-    const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
     if (meta.depth === 'float' || meta.depth === 'double') {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
       return { ...(await floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality)), stretched: false };
@@ -130,7 +132,7 @@ export class ImageConverter {
   /** 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp. */
   private encodeRaw({ data, raw }: RawPixels): Promise<{ data: Buffer; info: OutputInfo }> {
     const max = this.options.maxImageSize;
-    return sharp(data, { raw })
+    return sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
       .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
       // Grey stays a one-channel JPEG (libvips would otherwise write it as sRGB).
       .toColourspace(raw.channels === 1 ? 'b-w' : 'srgb')
@@ -179,10 +181,12 @@ function checkStructure(format: SharpFormat, input: Buffer): void {
   }
 }
 
-async function readMetadata(format: SharpFormat, input: Buffer): Promise<Metadata> {
+/** The header, checked: the right format, a size, and no more than `maxPixels` (before any decode). */
+async function readMetadata(format: SharpFormat, input: Buffer, maxPixels: number): Promise<Metadata> {
   let meta: Metadata;
   try {
-    meta = await sharp(input, { failOn: FAIL_ON[format] }).metadata();
+    // Header only: the pixel limit is checked below, with a message that says so.
+    meta = await sharp(input, { failOn: FAIL_ON[format], limitInputPixels: false }).metadata();
   } catch (err) {
     throw damagedImage(format, err);
   }
@@ -192,13 +196,16 @@ async function readMetadata(format: SharpFormat, input: Buffer): Promise<Metadat
   if (!meta.width || !meta.height) {
     throw new ImageRejectedError('corrupt', `damaged ${NAMES[format]}: no image size in its header`);
   }
+  if (meta.width * meta.height > maxPixels) {
+    throw tooManyPixels(NAMES[format], `${meta.width}×${meta.height}`, meta.width * meta.height, maxPixels);
+  }
   return meta;
 }
 
 /** Decodes every pixel (cheaply: JPEG shrink-on-load), for an image published as it is. */
-async function decodeFully(format: SharpFormat, input: Buffer): Promise<void> {
+async function decodeFully(format: SharpFormat, input: Buffer, maxPixels: number): Promise<void> {
   try {
-    await sharp(input, { failOn: FAIL_ON[format] })
+    await sharp(input, { failOn: FAIL_ON[format], limitInputPixels: maxPixels })
       .resize({ width: CHECK_DECODE_SIZE, height: CHECK_DECODE_SIZE, fit: 'inside' })
       .raw()
       .toBuffer();
@@ -208,6 +215,14 @@ async function decodeFully(format: SharpFormat, input: Buffer): Promise<void> {
 }
 
 const NAMES: Record<SharpFormat, string> = { jpeg: 'JPEG', png: 'PNG', tiff: 'TIFF' };
+
+/** The 413 of an image with more pixels than `maxInputPixels`, e.g. "TIFF too large: 16383×16383 …". */
+export function tooManyPixels(format: string, size: string, pixels: number, maxPixels: number): ImageRejectedError {
+  return new ImageRejectedError(
+    'too-large',
+    `${format} too large: ${size} is ${pixels} pixels, more than the ${maxPixels} allowed (MAX_INPUT_PIXELS); nothing was decoded`,
+  );
+}
 
 /** A decoder's error as the `ImageRejectedError` a sender reads ("damaged JPEG: …", "truncated TIFF: …"). */
 export function damagedImage(format: SharpFormat, err: unknown): ImageRejectedError {

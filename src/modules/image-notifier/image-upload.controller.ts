@@ -92,7 +92,7 @@ export class ImageUploadController {
   @ApiResponse({ status: 400, description: 'A bad stackSize or exposure, or an empty body' })
   @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
   @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
-  @ApiResponse({ status: 413, description: 'Larger than maxImageBytes' })
+  @ApiResponse({ status: 413, description: 'Larger than maxImageBytes, or more pixels than maxInputPixels (MAX_INPUT_PIXELS)' })
   @ApiResponse({ status: 415, description: 'Not one of the accepted types, the bytes are another format, or a FITS this service does not read (tile-compressed .fz, more than 3 planes)' })
   @ApiResponse({ status: 422, description: 'A damaged or truncated image (a FITS cut short or with no END card)' })
   @ApiResponse({ status: 503, description: 'Too many uploads at once (Retry-After), or the web folder cannot be written (read-only)' })
@@ -146,9 +146,14 @@ export class ImageUploadController {
 
 function toHttpError(err: unknown): unknown {
   if (err instanceof ImageRejectedError) {
-    return err.reason === 'unsupported-type'
-      ? new UnsupportedMediaTypeException(err.message)
-      : new UnprocessableEntityException(err.message);
+    switch (err.reason) {
+      case 'unsupported-type':
+        return new UnsupportedMediaTypeException(err.message);
+      case 'too-large':
+        return new PayloadTooLargeException(err.message);
+      default:
+        return new UnprocessableEntityException(err.message);
+    }
   }
   if (err instanceof InvalidMetricsError) {
     return new BadRequestException(err.message);

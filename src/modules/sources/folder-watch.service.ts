@@ -21,7 +21,8 @@ export type WatchTarget = 'folder' | 'file' | 'missing';
 
 /**
  * Why a file was not published: `damaged` (the converter found it cut or corrupt once it
- * had settled), `refused` (not a format the service takes), `unreadable` (a symlink loop,
+ * had settled), `refused` (not a format the service takes, larger than `maxImageBytes` or
+ * `maxInputPixels`), `unreadable` (a symlink loop,
  * a FIFO, a folder named like an image, a permission denied), `failed` (the publish itself).
  */
 export type WatchSkipKind = 'damaged' | 'refused' | 'unreadable' | 'failed';
@@ -498,6 +499,11 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     // Refusals count as skips only after a full settle time: a "renamed" file may be a writer
     // that deleted and recreated it, still writing. The timer may fire a hair early.
     const settled = triedAt - file.changedAt >= this.options.watchSettleMs - 1;
+    if (candidate.size > this.options.maxImageBytes) {
+      // The same bound as an upload: a huge file is never read into memory.
+      this.skipFile(candidate, arrival, 'refused', `${candidate.size} bytes is more than the ${this.options.maxImageBytes} allowed (MAX_IMAGE_BYTES)`);
+      return;
+    }
     let bytes: Buffer | undefined;
     try {
       bytes = await readIfUnchanged(candidate);
@@ -608,7 +614,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
 
 function skipKindOf(err: unknown): WatchSkipKind {
   if (err instanceof ImageRejectedError) {
-    return err.reason === 'unsupported-type' ? 'refused' : 'damaged';
+    return err.reason === 'corrupt' ? 'damaged' : 'refused';
   }
   return 'failed';
 }

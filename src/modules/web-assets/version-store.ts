@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,11 +10,16 @@ export const VERSIONS_FOLDER = 'v';
 /** Where the last version handed out is kept, beside the versions; a dot-name, never served. */
 export const VERSION_FILE = '.stackcast-version';
 
-const VERSION_NAME = /^[1-9][0-9]{0,15}$/;
+/** The largest version: 12 digits, far from 2^53 (a publish a second for 31,000 years). */
+export const MAX_VERSION = 999_999_999_999;
+/** A counter found above this at START was forged or damaged, not counted: numbering starts over. */
+export const TRUSTED_VERSION_LIMIT = 100_000_000_000;
 
-/** True for the name of a version folder: a positive decimal integer without leading zeros. */
+const VERSION_NAME = /^[1-9][0-9]{0,11}$/;
+
+/** True for the name of a version folder: an integer from 1 to {@link MAX_VERSION}, without leading zeros. */
 export function isVersionName(name: string): boolean {
-  return VERSION_NAME.test(name) && Number.isSafeInteger(Number(name));
+  return VERSION_NAME.test(name);
 }
 
 /**
@@ -25,6 +30,7 @@ export function isVersionName(name: string): boolean {
  */
 @Injectable()
 export class VersionStore {
+  private readonly logger = new Logger('VersionStore');
   private readonly webFolder: string;
   private last = 0;
   private opened = false;
@@ -38,11 +44,27 @@ export class VersionStore {
     return this.last;
   }
 
-  /** Reads the persisted counter and the version folders present; returns {@link current}. */
+  /**
+   * Reads the persisted counter and the version folders present; returns {@link current}.
+   * A counter above {@link TRUSTED_VERSION_LIMIT} is not trusted: numbering starts over
+   * from the highest value below it, with a warning, and its folders go to the trash.
+   */
   async open(): Promise<number> {
     const persisted = await readPersisted(join(this.webFolder, VERSION_FILE));
     const folders = await listVersions(this.webFolder);
-    this.last = Math.max(this.last, persisted, folders.at(-1) ?? 0);
+    const oversized = await listOversized(this.webFolder);
+    const found = Math.max(persisted, folders.at(-1) ?? 0, oversized.length > 0 ? Number.MAX_SAFE_INTEGER : 0);
+    if (found > TRUSTED_VERSION_LIMIT) {
+      const kept = folders.filter((v) => v <= TRUSTED_VERSION_LIMIT);
+      const start = Math.max(kept.at(-1) ?? 0, persisted <= TRUSTED_VERSION_LIMIT ? persisted : 0);
+      const shown = found === Number.MAX_SAFE_INTEGER ? `past ${MAX_VERSION}` : String(found);
+      this.logger.warn(`the version counter in ${this.webFolder} is ${shown}, above ${TRUSTED_VERSION_LIMIT} (forged or damaged): numbering starts over after ${start}`);
+      await this.trash([...folders.filter((v) => v > TRUSTED_VERSION_LIMIT).map(String), ...oversized]);
+      await this.persist(start);
+      this.last = Math.max(this.last <= TRUSTED_VERSION_LIMIT ? this.last : 0, start);
+    } else {
+      this.last = Math.max(this.last, found);
+    }
     this.opened = true;
     return this.last;
   }
@@ -53,6 +75,9 @@ export class VersionStore {
       await this.open();
     }
     const version = this.last + 1;
+    if (version > MAX_VERSION) {
+      throw new RangeError(`the version counter reached its maximum (${MAX_VERSION}); restart the service to number versions again`);
+    }
     await this.persist(version);
     this.last = version;
     return version;
@@ -63,12 +88,20 @@ export class VersionStore {
    * counter): later calls to {@link next} go above it. Never moves it down.
    */
   async advanceTo(version: number): Promise<void> {
-    if (!Number.isSafeInteger(version) || version < 0) {
-      throw new RangeError(`version must be an integer ≥ 0, got ${String(version)}`);
+    if (!Number.isSafeInteger(version) || version < 0 || version > MAX_VERSION) {
+      throw new RangeError(`version must be an integer ≥ 0 and ≤ ${MAX_VERSION}, got ${String(version)}`);
     }
     if (version > this.last) {
       await this.persist(version);
       this.last = version;
+    }
+  }
+
+  /** Renames version folders to `.trash-*` names, which the next prune removes. */
+  private async trash(names: string[]): Promise<void> {
+    for (const v of names) {
+      const from = join(this.webFolder, VERSIONS_FOLDER, v);
+      await rename(from, join(this.webFolder, VERSIONS_FOLDER, `.trash-${v}-${randomBytes(6).toString('hex')}`)).catch(() => undefined);
     }
   }
 
@@ -105,6 +138,12 @@ export async function listVersions(webFolder: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+/** Folder names of versions beyond {@link MAX_VERSION} (16 digits or more), left by an older build or forged. */
+async function listOversized(webFolder: string): Promise<string[]> {
+  const names = await readdir(join(webFolder, VERSIONS_FOLDER)).catch(() => [] as string[]);
+  return names.filter((n) => /^[1-9][0-9]{12,}$/.test(n));
+}
+
 async function readPersisted(path: string): Promise<number> {
   let text: string;
   try {
@@ -116,6 +155,7 @@ async function readPersisted(path: string): Promise<number> {
     throw err;
   }
   const value = text.trim();
-  // A damaged file must not restart the numbering at 1: the folders still count.
-  return isVersionName(value) ? Number(value) : 0;
+  // A damaged file must not restart the numbering at 1: the folders still count. Past
+  // MAX_VERSION it counts as over the trusted limit (numbering starts over, with a warning).
+  return isVersionName(value) ? Number(value) : /^[1-9][0-9]{12,}$/.test(value) ? Number.MAX_SAFE_INTEGER : 0;
 }
