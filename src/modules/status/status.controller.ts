@@ -1,9 +1,10 @@
-import { Controller, Get, Req, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Inject, Req, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ClusterService, type ClusterStatus } from '../cluster/cluster.service.js';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions, type ViewerLanguage } from '../../config/image-server-options.js';
 import { ControlGuard } from '../lifecycle/control.guard.js';
 import { ServerLifecycle, type LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
@@ -49,6 +50,10 @@ export interface StatusBody {
   demo?: DemoStatus;
   /** With REDIS_URL: whether this replica reaches Redis, and its id. */
   cluster?: ClusterStatus;
+  /** With WIFI_SSID: the hotspot's name (`/qr-wifi.svg` joins it); never its password. Otherwise null. */
+  wifi: { ssid: string } | null;
+  /** VIEWER_LANGUAGE: the viewer's language when the visitor's browser names none it speaks. */
+  viewerLanguage: ViewerLanguage;
 }
 
 @ApiTags('status')
@@ -64,6 +69,7 @@ export class StatusController {
     private readonly sources: ImageSources,
     private readonly cluster: ClusterService,
     private readonly control: ControlGuard,
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
   ) {}
 
   /**
@@ -97,6 +103,8 @@ export class StatusController {
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
       cluster: this.cluster.status(),
+      wifi: this.options.wifiSsid === undefined ? null : { ssid: this.options.wifiSsid },
+      viewerLanguage: this.options.viewerLanguage,
     };
     const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {
