@@ -9,6 +9,7 @@ export {
   resolveImageServerOptions,
   type DisplayedAddressChoice,
   type ImageServerOptions,
+  type ViewerLanguage,
 } from './config/image-server-options.js';
 export { setupApiDocs, API_DOCS_PATH } from './modules/status/api-docs.js';
 export { ViewerWsAdapter } from './gateway/viewer-ws.adapter.js';

@@ -165,3 +165,38 @@ describe('scale-out and operations settings', () => {
     expect(() => resolveImageServerOptions({ redisUrl: 'http://x:y@h' })).not.toThrow(/x:y/);
   });
 });
+
+describe('every visitor: WIFI_SSID, WIFI_PASSWORD, VIEWER_LANGUAGE', () => {
+  it('maps them onto the options; VIEWER_LANGUAGE defaults to auto, no password is an open network', () => {
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({})))).toMatchObject({ wifiSsid: undefined, wifiPassword: undefined, viewerLanguage: 'auto' });
+    const env = validateEnv({ WIFI_SSID: ' Star;Party ', WIFI_PASSWORD: 'dark-sky-42', VIEWER_LANGUAGE: 'it' });
+    expect(resolveImageServerOptions(optionsFromEnvironment(env))).toMatchObject({ wifiSsid: ' Star;Party ', wifiPassword: 'dark-sky-42', viewerLanguage: 'it' });
+  });
+
+  it.each([
+    ['WIFI_SSID', 'x'.repeat(33), /1 to 32 bytes/],
+    // 17 characters, 34 bytes in UTF-8.
+    ['WIFI_SSID', 'ééééééééééé'.repeat(3).slice(0, 17), /1 to 32 bytes/],
+    ['VIEWER_LANGUAGE', 'pt', /one of auto, en, fr, de, es, it/],
+  ])('%s=%s is refused with one line naming the variable and what is allowed', (name, value, allowed) => {
+    expect(errorLines({ [name]: value })).toEqual([expect.stringMatching(new RegExp(`^${name}=.* is invalid: expected .*${allowed.source}`))]);
+  });
+
+  it.each(['seven77', 'x'.repeat(64)])('a bad WIFI_PASSWORD is shown by its length, never its value', (password) => {
+    const lines = errorLines({ WIFI_SSID: 'Messier 42', WIFI_PASSWORD: password });
+    expect(lines).toEqual([`WIFI_PASSWORD (${password.length} characters) is invalid: expected the hotspot's WPA password, 8 to 63 characters, together with WIFI_SSID (unset: an open network)`]);
+  });
+
+  it('WIFI_PASSWORD without WIFI_SSID is refused, without its value', () => {
+    const lines = errorLines({ WIFI_PASSWORD: 'dark-sky-42' });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^WIFI_PASSWORD \(11 characters\) is invalid: .*together with WIFI_SSID/);
+  });
+
+  it('options given in code are checked too, never printing the password', () => {
+    expect(() => resolveImageServerOptions({ wifiSsid: 'M42', wifiPassword: 'short' })).toThrow(/wifiPassword \(5 characters\) is invalid: expected 8 to 63 characters/);
+    expect(() => resolveImageServerOptions({ wifiSsid: 'M42', wifiPassword: 'short' })).not.toThrow(/short/);
+    expect(() => resolveImageServerOptions({ wifiSsid: '' })).toThrow(/wifiSsid="" is invalid: expected 1 to 32 bytes/);
+    expect(() => resolveImageServerOptions({ viewerLanguage: 'pt' as 'en' })).toThrow(/viewerLanguage="pt" is invalid: expected one of auto, en, fr, de, es, it/);
+  });
+});

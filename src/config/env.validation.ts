@@ -16,7 +16,20 @@ import {
 } from 'class-validator';
 import { statSync } from 'node:fs';
 import { isIPv4 } from 'node:net';
-import { ENV_PORT_MIN, isRedisUrl, OPTION_RANGES, REDIS_NAMESPACE_PATTERN, RESUME_MODES, STRETCH_MODES, type ResumeMode, type StretchMode } from './image-server-options.js';
+import {
+  ENV_PORT_MIN,
+  isRedisUrl,
+  isWifiPassword,
+  isWifiSsid,
+  OPTION_RANGES,
+  REDIS_NAMESPACE_PATTERN,
+  RESUME_MODES,
+  STRETCH_MODES,
+  VIEWER_LANGUAGE_CHOICES,
+  type ResumeMode,
+  type StretchMode,
+  type ViewerLanguage,
+} from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
 
@@ -99,6 +112,9 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
   METRICS_PUBLIC: '"true" or "false"',
   LOG_FORMAT: '"text" or "json"',
+  WIFI_SSID: "the hotspot's name, 1 to 32 bytes (UTF-8)",
+  WIFI_PASSWORD: "the hotspot's WPA password, 8 to 63 characters, together with WIFI_SSID (unset: an open network)",
+  VIEWER_LANGUAGE: `one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -369,10 +385,30 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @Satisfies('logFormat', (v) => v === 'text' || v === 'json')
   LOG_FORMAT?: 'text' | 'json';
+
+  // Not trimmed: spaces are part of a network's name.
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('wifiSsid', isWifiSsid)
+  WIFI_SSID?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('wifiPassword', isWifiPassword)
+  @ValidateBy({
+    name: 'withSsid',
+    validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).WIFI_SSID !== undefined },
+  })
+  WIFI_PASSWORD?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @IsIn(VIEWER_LANGUAGE_CHOICES)
+  VIEWER_LANGUAGE?: ViewerLanguage;
 }
 
 /** Variables whose value is shown by its length only. */
-const SECRETS = new Set<string>(['CONTROL_TOKEN']);
+const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD']);
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';

@@ -41,6 +41,9 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     redisUrl: env.REDIS_URL,
     redisNamespace: env.REDIS_NAMESPACE,
     metricsPublic: env.METRICS_PUBLIC,
+    wifiSsid: env.WIFI_SSID,
+    wifiPassword: env.WIFI_PASSWORD,
+    viewerLanguage: env.VIEWER_LANGUAGE,
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };

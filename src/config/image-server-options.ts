@@ -10,6 +10,23 @@ export type StretchMode = 'auto' | 'always' | 'never';
 /** The allowed `stretch` values (and `STRETCH` in the environment). */
 export const STRETCH_MODES: readonly StretchMode[] = ['auto', 'always', 'never'];
 
+/** The viewer's languages; `auto` follows the visitor's browser only. */
+export const VIEWER_LANGUAGES = ['en', 'fr', 'de', 'es', 'it'] as const;
+/** One of {@link VIEWER_LANGUAGES}, or `auto`. */
+export type ViewerLanguage = 'auto' | (typeof VIEWER_LANGUAGES)[number];
+/** The allowed `viewerLanguage` values (and `VIEWER_LANGUAGE` in the environment). */
+export const VIEWER_LANGUAGE_CHOICES: readonly ViewerLanguage[] = ['auto', ...VIEWER_LANGUAGES];
+
+/** A Wi-Fi network's name: 1 to 32 bytes (UTF-8), as 802.11 allows. */
+export function isWifiSsid(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && Buffer.byteLength(value, 'utf8') <= 32;
+}
+
+/** A WPA passphrase: 8 to 63 characters. */
+export function isWifiPassword(value: unknown): value is string {
+  return typeof value === 'string' && [...value].length >= 8 && [...value].length <= 63;
+}
+
 /** How the advertised (displayed) address is chosen among the machine's IPv4 addresses. */
 export type DisplayedAddressChoice =
   /** The best-ranked candidate (private LAN first, loopback last). */
@@ -161,6 +178,12 @@ export interface ImageServerOptions {
    * changed. Default 5000 ms (the most often phones are told); shorter in tests.
    */
   viewerCountIntervalMs: number;
+  /** The hotspot's name: `GET /qr-wifi.svg` then joins it. Unset: no Wi-Fi code. */
+  wifiSsid?: string;
+  /** The hotspot's WPA password (8-63 characters); unset: an open network. Never logged nor shown. */
+  wifiPassword?: string;
+  /** The viewer's language when neither `?lang=` nor the browser's languages name one it speaks. Default `auto` (English). */
+  viewerLanguage: ViewerLanguage;
 }
 
 /** See {@link ImageServerOptions.resume}. */
@@ -258,8 +281,11 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     redisNamespace: partial.redisNamespace ?? DEFAULT_REDIS_NAMESPACE,
     metricsPublic: partial.metricsPublic ?? false,
     viewerCountIntervalMs: partial.viewerCountIntervalMs ?? DEFAULT_VIEWER_COUNT_INTERVAL_MS,
+    wifiSsid: partial.wifiSsid,
+    wifiPassword: partial.wifiPassword,
+    viewerLanguage: partial.viewerLanguage ?? 'auto',
   };
-  const problems = [...optionProblems(options), ...redisProblems(options)];
+  const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
     problems.push(`tileFormat=${JSON.stringify(options.tileFormat)} is invalid: expected "jpeg" or "webp"`);
   }
@@ -359,6 +385,24 @@ function redisProblems({ redisUrl, redisNamespace }: ImageServerOptions): string
   }
   if (!REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
     problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid: expected 1 to 40 characters from a-z, 0-9 and -`);
+  }
+  return problems;
+}
+
+function visitorProblems({ wifiSsid, wifiPassword, viewerLanguage }: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  if (wifiSsid !== undefined && !isWifiSsid(wifiSsid)) {
+    problems.push(`wifiSsid=${JSON.stringify(wifiSsid)} is invalid: expected 1 to 32 bytes (UTF-8)`);
+  }
+  if (wifiPassword !== undefined && !isWifiPassword(wifiPassword)) {
+    // Never the password itself, not even a wrong one.
+    problems.push(`wifiPassword (${typeof wifiPassword === 'string' ? `${[...wifiPassword].length} characters` : typeof wifiPassword}) is invalid: expected 8 to 63 characters`);
+  }
+  if (wifiPassword !== undefined && wifiSsid === undefined) {
+    problems.push('wifiPassword is set without wifiSsid: expected both, or wifiSsid alone for an open network');
+  }
+  if (!VIEWER_LANGUAGE_CHOICES.includes(viewerLanguage)) {
+    problems.push(`viewerLanguage=${JSON.stringify(viewerLanguage)} is invalid: expected one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`);
   }
   return problems;
 }

@@ -29,6 +29,7 @@ describe('GET /api/docs', () => {
       '/api/server/start',
       '/api/server/stop',
       '/metrics',
+      '/qr-wifi.svg',
       '/qr.svg',
       '/status',
     ]);

@@ -233,10 +233,23 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     }
     if (this.options.printQrCode) {
       try {
-        process.stdout.write(`\nScan to watch on a phone: ${ad.url}\n${await this.network.qrTerminal(ad.url)}\n`);
+        process.stdout.write(await this.scanInstructions(ad.url));
       } catch (err) {
         this.logger.warn(`could not draw the QR code: ${(err as Error).message}`);
       }
     }
+  }
+
+  /** The terminal's QR codes: the hotspot's first when `wifiSsid` is set (its password stays inside the code). */
+  private async scanInstructions(url: string): Promise<string> {
+    const wifi = this.network.wifiQrText();
+    const page = await this.network.qrTerminal(url);
+    if (wifi === undefined) {
+      return `\nScan to watch on a phone: ${url}\n${page}\n`;
+    }
+    return (
+      `\n1. Join the Wi-Fi "${this.network.wifiSsid ?? ''}": scan this code with the phone's camera\n${await this.network.qrTerminal(wifi)}\n` +
+      `2. Open the page: ${url}\n${page}\n`
+    );
   }
 }

@@ -5,6 +5,7 @@ import { guarded } from '../../common/guarded.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { type AddressClass, chooseDisplayed, classifyIPv4, rankCandidates } from './address-ranking.js';
 import { NETWORK_INTERFACES, type NetworkInterfacesSource } from './network-interfaces.provider.js';
+import { wifiQrText } from './wifi-qr.js';
 
 /** One of the machine's IPv4 addresses, with the URL the viewer answers on there. */
 export interface AdvertisedAddress {
@@ -162,6 +163,17 @@ export class NetworkInfoService implements OnModuleDestroy {
   /** The QR code of `url` as an SVG document. */
   qrSvg(url: string): Promise<string> {
     return QRCode.toString(url, { type: 'svg', margin: 2, errorCorrectionLevel: 'M' });
+  }
+
+  /** The hotspot's name when `wifiSsid` is set (the password is never handed out). */
+  get wifiSsid(): string | undefined {
+    return this.options.wifiSsid;
+  }
+
+  /** The text of the QR code that joins the hotspot, or undefined without `wifiSsid`. Holds the password. */
+  wifiQrText(): string | undefined {
+    const ssid = this.options.wifiSsid;
+    return ssid === undefined ? undefined : wifiQrText(ssid, this.options.wifiPassword);
   }
 
   /**

@@ -1,8 +1,8 @@
-import { BadRequestException, Controller, Get, Header, Query } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Header, NotFoundException, Query } from '@nestjs/common';
 import { ApiOperation, ApiProduces, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { NetworkInfoService } from './network-info.service.js';
 
-/** `GET /qr.svg`: the advertised URL as a QR code, for phones to scan from the screen. */
+/** `GET /qr.svg`: the advertised URL as a QR code, for phones to scan from the screen; `GET /qr-wifi.svg`: the hotspot's. */
 @ApiTags('viewer')
 @Controller()
 export class QrController {
@@ -34,5 +34,21 @@ export class QrController {
       );
     }
     return this.networkInfo.qrSvg(candidate.url);
+  }
+
+  /** The QR code that joins the hotspot (`WIFI_SSID`, `WIFI_PASSWORD`): step 1 before the page's code. */
+  @Get('qr-wifi.svg')
+  @ApiOperation({ summary: "A QR code that joins the hotspot (WIFI_SSID): scanned before the page's" })
+  @ApiProduces('image/svg+xml')
+  @ApiResponse({ status: 404, description: 'No WIFI_SSID is set' })
+  @Header('Content-Type', 'image/svg+xml')
+  // It holds the password: kept out of shared caches.
+  @Header('Cache-Control', 'private, no-cache')
+  wifi(): Promise<string> {
+    const text = this.networkInfo.wifiQrText();
+    if (text === undefined) {
+      throw new NotFoundException('no Wi-Fi QR code: WIFI_SSID (the hotspot\'s name) is not set');
+    }
+    return this.networkInfo.qrSvg(text);
   }
 }

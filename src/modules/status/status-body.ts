@@ -1,3 +1,4 @@
+import type { ViewerLanguage } from '../../config/image-server-options.js';
 import type { ClusterStatus } from '../cluster/cluster.service.js';
 import type { LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
@@ -34,4 +35,8 @@ export interface StatusBody {
   demo?: DemoStatus;
   /** With REDIS_URL: whether this replica reaches Redis, and its id. */
   cluster?: ClusterStatus;
+  /** With WIFI_SSID: the hotspot's name (`/qr-wifi.svg` joins it); never its password. Otherwise null. */
+  wifi: { ssid: string } | null;
+  /** VIEWER_LANGUAGE: the viewer's language when the visitor's browser names none it speaks. */
+  viewerLanguage: ViewerLanguage;
 }

@@ -1,4 +1,4 @@
-import { Controller, Get, Req, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Inject, Req, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { performance } from 'node:perf_hooks';
@@ -7,6 +7,7 @@ import { ClusterService } from '../cluster/cluster.service.js';
 import { ControlGuard } from '../../shared/control-guard/control.guard.js';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { ImageSources } from '../sources/image-sources.service.js';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { WebAssetsService, type StorageProblem } from '../web-assets/web-assets.service.js';
 import type { StatusBody } from './status-body.js';
@@ -34,6 +35,7 @@ export class StatusController {
     private readonly sources: ImageSources,
     private readonly cluster: ClusterService,
     private readonly control: ControlGuard,
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
   ) {}
 
   /**
@@ -67,6 +69,8 @@ export class StatusController {
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
       cluster: this.cluster.status(),
+      wifi: this.options.wifiSsid === undefined ? null : { ssid: this.options.wifiSsid },
+      viewerLanguage: this.options.viewerLanguage,
     };
     const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {

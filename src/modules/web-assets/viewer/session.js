@@ -59,8 +59,8 @@
     }
     viewers = n;
     if (count) {
-      count.textContent = n === 1 ? '1 watching' : n + ' watching';
-      count.title = n === 1 ? 'You are the only one watching' : n + ' people are watching this image';
+      count.textContent = n === 1 ? t('session.watchingOne') : t('session.watchingMany', { n: n });
+      count.title = n === 1 ? t('session.onlyOne') : t('session.many', { n: n });
       count.hidden = false;
     }
   }
@@ -77,7 +77,7 @@
     var close = document.createElement('button');
     close.type = 'button';
     close.className = 'notice-close';
-    close.setAttribute('aria-label', 'Dismiss this message');
+    close.setAttribute('aria-label', t('notice.dismiss'));
     close.textContent = '\u00d7';
     close.addEventListener('click', function () {
       card.remove();
@@ -89,6 +89,11 @@
       list.removeChild(list.firstChild);
     }
     noticesShown += 1;
+  }
+
+  /** A catalogue text in the visitor's language (i18n.js). */
+  function t(key, vars) {
+    return window.stackcastI18n ? window.stackcastI18n.t(key, vars) : key;
   }
 
   init();

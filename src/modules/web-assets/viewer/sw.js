@@ -9,6 +9,7 @@ var CACHE = 'stackcast-shell-v1';
 var SHELL = [
   './',
   'index.html',
+  'i18n.js',
   'viewer.js',
   'viewer.css',
   'session.js',
@@ -17,6 +18,11 @@ var SHELL = [
   'openseadragon.min.js',
   'favicon.ico',
   'manifest.webmanifest',
+  'i18n-en.json',
+  'i18n-fr.json',
+  'i18n-de.json',
+  'i18n-es.json',
+  'i18n-it.json',
   'icons/app-192.png',
   'icons/app-512.png',
 ];

@@ -88,8 +88,12 @@
 
   var viewer = null;
   var els = {};
+  /** Languages (i18n.js): the viewer starts once the visitor's catalogue is in. */
+  var i18n = window.stackcastI18n;
 
-  document.addEventListener('DOMContentLoaded', start);
+  document.addEventListener('DOMContentLoaded', function () {
+    (i18n ? i18n.ready : Promise.resolve()).then(start);
+  });
 
   function start() {
     els = {
@@ -104,6 +108,10 @@
       shareDialog: byId('share-dialog'),
       shareQr: byId('share-qr'),
       shareUrl: byId('share-url'),
+      shareTitle: byId('share-title'),
+      shareWifi: byId('share-wifi'),
+      shareWifiQr: byId('share-wifi-qr'),
+      shareSsid: byId('share-ssid'),
     };
 
     viewer = window.OpenSeadragon({
@@ -779,7 +787,7 @@
     els.viewer.dataset.state = state;
     els.stopped.hidden = state !== 'stopped';
     els.connText.textContent = connectionText();
-    els.stackSize.textContent = metrics.stackSize === null ? '–' : String(metrics.stackSize);
+    els.stackSize.textContent = metrics.stackSize === null ? '–' : formatNumber(metrics.stackSize);
     els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
     els.updated.textContent = waitingForFirst ? 'waiting for the first image' : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
   }
@@ -788,13 +796,13 @@
     var retryIn = nextRetryAt ? Math.max(1, Math.ceil((nextRetryAt - Date.now()) / 1000)) : 0;
     switch (state) {
       case 'live':
-        return 'live';
+        return t('conn.live');
       case 'connecting':
-        return 'connecting…';
+        return t('conn.connecting');
       case 'reconnecting':
-        return retryIn ? 'offline, retry in ' + retryIn + ' s' : 'reconnecting…';
+        return retryIn ? t('conn.offlineRetry', { n: retryIn }) : t('conn.reconnecting');
       case 'stopped':
-        return retryIn ? 'stopped, retry in ' + retryIn + ' s' : 'stopped, retrying…';
+        return retryIn ? t('conn.stoppedRetry', { n: retryIn }) : t('conn.stoppedRetrying');
       default:
         return state;
     }
@@ -803,13 +811,22 @@
   function formatAge(ms) {
     var s = Math.max(0, Math.floor(ms / 1000));
     if (s < 60) {
-      return s + ' s ago';
+      return t('age.seconds', { n: s });
     }
     var m = Math.floor(s / 60);
     if (m < 60) {
-      return m + ' min ago';
+      return t('age.minutes', { n: m });
     }
-    return Math.floor(m / 60) + ' h ' + (m % 60) + ' min ago';
+    return t('age.hours', { h: Math.floor(m / 60), m: m % 60 });
+  }
+
+  /** The text of a catalogue key in the visitor's language (i18n.js); the key itself without one. */
+  function t(key, vars) {
+    return i18n ? i18n.t(key, vars) : key;
+  }
+
+  function formatNumber(n) {
+    return i18n ? i18n.number(n) : String(n);
   }
 
   function tick() {
@@ -850,12 +867,25 @@
         if (status && typeof status.url === 'string' && /^https?:\/\//.test(status.url)) {
           els.shareUrl.textContent = status.url;
         }
+        showWifiStep(status && status.wifi && typeof status.wifi.ssid === 'string' ? status.wifi.ssid : null);
       })
       .catch(function () { /* keep this page's own address */ });
     if (typeof els.shareDialog.showModal === 'function') {
       els.shareDialog.showModal();
     } else {
       els.shareDialog.setAttribute('open', '');
+    }
+  }
+
+  /** With WIFI_SSID, the dialog has two steps: join the hotspot (its QR code), then open the page. */
+  function showWifiStep(ssid) {
+    els.shareWifi.hidden = ssid === null;
+    els.shareDialog.classList.toggle('two-steps', ssid !== null);
+    els.shareTitle.textContent = t(ssid === null ? 'share.title' : 'share.pageStep');
+    if (ssid !== null) {
+      els.shareSsid.textContent = ssid;
+      els.shareWifiQr.alt = t('share.wifiAlt', { ssid: ssid });
+      els.shareWifiQr.src = 'qr-wifi.svg?t=' + nextStamp();
     }
   }
 
@@ -894,6 +924,8 @@
       get lastConnectedAt() { return lastConnectedAt; },
       get nextRetryAt() { return nextRetryAt; },
       get received() { return Object.assign({}, received); },
+      /** The language the page speaks (en, fr, de, es, it). */
+      get lang() { return i18n ? i18n.lang : 'en'; },
       get nightMode() { return document.documentElement.classList.contains('night'); },
       get worldItems() { return viewer.world.getItemCount(); },
       /** Version on screen (0: none, or the plain web_image.jpg of a server without versions). */
