@@ -789,7 +789,7 @@
     els.connText.textContent = connectionText();
     els.stackSize.textContent = metrics.stackSize === null ? '–' : formatNumber(metrics.stackSize);
     els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
-    els.updated.textContent = waitingForFirst ? 'waiting for the first image' : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
+    els.updated.textContent = waitingForFirst ? t('status.waiting') : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
   }
 
   function connectionText() {
