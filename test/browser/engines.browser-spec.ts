@@ -167,6 +167,21 @@ describe('the viewer in every engine', () => {
       ]);
     });
 
+    it('works from the keyboard: Enter and Space on the night toggle, Space and Enter on the zoom buttons', async () => {
+      await page.evaluate(() => document.getElementById('night-toggle')?.focus());
+      await page.press('Enter');
+      await page.waitFor('night mode on by Enter', () => window.stackcast.nightMode, []);
+      await page.press(' ');
+      await page.waitFor('night mode off by Space', () => !window.stackcast.nightMode, []);
+      const home = await page.evaluate(() => window.stackcast.viewer.viewport.getHomeZoom());
+      await page.evaluate(() => document.querySelector<HTMLElement>('#viewer [aria-label="Zoom in"]')?.focus());
+      await page.press(' ');
+      await page.waitFor('a zoom by Space', (h: number) => window.stackcast.viewer.viewport.getZoom() > h * 1.2, [home]);
+      await page.evaluate(() => document.querySelector<HTMLElement>('#viewer [aria-label="Go home"]')?.focus());
+      await page.press('Enter');
+      await page.waitFor('home by Enter', (h: number) => Math.abs(window.stackcast.viewer.viewport.getZoom() - h) < h * 0.01, [home]);
+    });
+
     it('reconnects by itself when the service is killed and started again, then follows new images', async () => {
       const connects = await page.evaluate(() => window.stackcast.connects);
       expect(await service.kill('SIGKILL')).toBeNull();

@@ -136,7 +136,8 @@ class FirefoxPage implements EnginePage {
   }
 
   press(key: Key): Promise<void> {
-    const input: KeyInput = key === ' ' ? 'Space' : key;
+    // Puppeteer's BiDi keyboard knows the space bar as ' ' only.
+    const input: KeyInput = key;
     return this.page.keyboard.press(input);
   }
 
