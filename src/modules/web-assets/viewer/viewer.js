@@ -126,7 +126,8 @@
       showSequenceControl: false,
       showFullPageControl: true,
       blendTime: 0,
-      animationTime: 0.8,
+      // prefers-reduced-motion: zoom and pan jump instead of gliding.
+      animationTime: prefersReducedMotion() ? 0 : 0.8,
       minZoomImageRatio: 0.8,
       // Let people look at single stars, a few screen pixels per image pixel.
       maxZoomPixelRatio: 4,
@@ -163,6 +164,8 @@
         requestImage();
       }
     });
+
+    makeButtonsKeyboardFriendly();
 
     els.night.addEventListener('click', function () {
       var on = !document.documentElement.classList.contains('night');
@@ -786,10 +789,42 @@
     }
     els.viewer.dataset.state = state;
     els.stopped.hidden = state !== 'stopped';
-    els.connText.textContent = connectionText();
-    els.stackSize.textContent = metrics.stackSize === null ? '–' : formatNumber(metrics.stackSize);
+    // Only real changes: both are polite live regions, re-announced on every write.
+    setText(els.connText, connectionText());
+    setText(els.stackSize, metrics.stackSize === null ? '–' : formatNumber(metrics.stackSize));
     els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
     els.updated.textContent = waitingForFirst ? t('status.waiting') : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
+  }
+
+  function setText(el, text) {
+    if (el.textContent !== text) {
+      el.textContent = text;
+    }
+  }
+
+  function prefersReducedMotion() {
+    return typeof window.matchMedia === 'function' && window.matchMedia('(prefers-reduced-motion: reduce)').matches;
+  }
+
+  /**
+   * OpenSeadragon's zoom, home and full-page buttons are plain divs: give them the tab order,
+   * a role and their tooltip as name; Enter is OpenSeadragon's own, Space is added here.
+   */
+  function makeButtonsKeyboardFriendly() {
+    var buttons = viewer.buttonGroup ? viewer.buttonGroup.buttons : [];
+    buttons.forEach(function (button) {
+      var el = button.element;
+      el.tabIndex = 0;
+      el.setAttribute('role', 'button');
+      el.setAttribute('aria-label', button.tooltip);
+      el.classList.add('osd-button');
+      el.addEventListener('keydown', function (event) {
+        if (event.key === ' ') {
+          event.preventDefault();
+          button.raiseEvent('click', { originalEvent: event });
+        }
+      });
+    });
   }
 
   function connectionText() {
