@@ -42,6 +42,7 @@ const RANGE = {
   MAX_UPLOADS_IN_FLIGHT: envRange('maxUploadsInFlight'),
   UPGRADE_BURST: envRange('upgradeBurst'),
   UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
+  HISTORY_BUDGET_MB: envRange('historyBudgetMb'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -97,6 +98,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   REDIS_NAMESPACE: '1 to 40 characters from a-z, 0-9 and -',
   METRICS_PUBLIC: '"true" or "false"',
   LOG_FORMAT: '"text" or "json"',
+  HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -360,6 +362,14 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @Satisfies('logFormat', (v) => v === 'text' || v === 'json')
   LOG_FORMAT?: 'text' | 'json';
+
+  // --- history (issue 21) ---
+  /** Disk the night's history may use, in MB; 0: no history. */
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('HISTORY_BUDGET_MB')
+  HISTORY_BUDGET_MB?: number;
 }
 
 /** Variables whose value is shown by its length only. */

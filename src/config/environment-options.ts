@@ -40,6 +40,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     redisUrl: env.REDIS_URL,
     redisNamespace: env.REDIS_NAMESPACE,
     metricsPublic: env.METRICS_PUBLIC,
+    historyBudgetMb: env.HISTORY_BUDGET_MB,
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };
