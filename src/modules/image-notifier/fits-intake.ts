@@ -11,6 +11,7 @@ import {
   type ValueRange,
 } from './auto-stretch.js';
 import { displayRange, FitsError, fitsMetrics, locateFitsImage, type FitsImageLayout, type FitsMetrics, type FitsReadOptions } from './fits-reader.js';
+import { fitsIdentity, type FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
 /** 8-bit interleaved pixels with the options sharp needs to take them: `sharp(data, { raw })`. */
@@ -21,8 +22,8 @@ export interface RawPixels {
 
 /** A FITS image ready for sharp, with what its header says about the stack. */
 export interface FitsIntake extends RawPixels {
-  /** Stack size and total exposure from the header (empty when it has neither). */
-  metrics: FitsMetrics;
+  /** Stack size, total exposure, object and kit from the header (empty when it has none). */
+  metrics: FitsMetrics & FitsIdentity;
   /** True when the auto-stretch was applied; otherwise the values are scaled linearly. */
   stretched: boolean;
 }
@@ -62,7 +63,7 @@ export function fitsToSharpInput(buffer: Buffer, mode: StretchMode, options?: Fi
   } else {
     mapQuantised(layout, range, params, out);
   }
-  return { data: out, raw: { width, height, channels }, metrics: fitsMetrics(layout.header), stretched };
+  return { data: out, raw: { width, height, channels }, metrics: { ...fitsMetrics(layout.header), ...fitsIdentity(layout.header) }, stretched };
 }
 
 function dataView(bytes: Uint8Array): DataView {

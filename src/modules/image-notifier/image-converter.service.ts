@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { fitsToSharpInput, stretchIfLinear, type RawPixels } from './fits-intake.js';
+import type { FitsIdentity } from './fits-identity.js';
 import type { FitsMetrics } from './fits-reader.js';
 import { MEDIA_TYPES, sniffImageFormat, type ImageFormat } from '../../common/image-format.js';
 import { ImageRejectedError } from './image-rejected.error.js';
@@ -19,8 +20,8 @@ export interface PublishableImage {
   passedThrough: boolean;
   /** True when the auto-stretch was applied (see `stretch` in the options). */
   stretched: boolean;
-  /** Stack size and exposure from a FITS header (empty for other formats). */
-  headerMetrics: FitsMetrics;
+  /** Stack size, exposure, object and kit from a FITS header (empty for other formats). */
+  headerMetrics: FitsMetrics & FitsIdentity;
 }
 
 /**

@@ -36,6 +36,10 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
   /** Where versions come from: this process, or Redis with `redisUrl`. */
   private readonly publisher: Publisher;
+  /** The target set with {@link setTarget}: the object of images that name none. */
+  private target: string | null = null;
+  /** Whether the image shown now named its own object (query, header or file name). */
+  private shownNamesObject = false;
 
   constructor(
     private readonly assets: WebAssetsService,
@@ -88,6 +92,27 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   }
 
   /**
+   * Sets the target (`POST /api/target`): the object of the images that name none
+   * themselves (by `metrics.object`, a FITS `OBJECT` card or a watched file's name). When
+   * the image shown now names none, data.json's `OBJECT` changes at once and `new_image`
+   * goes out. `null` clears it for the next images.
+   */
+  async setTarget(object: string | null): Promise<void> {
+    if (object !== null) {
+      assertMetrics({ object });
+    }
+    this.target = object;
+    if (object !== null && !this.shownNamesObject) {
+      await this.publisher.publishMetrics({ object });
+    }
+  }
+
+  /** The target set with {@link setTarget}; null when none. */
+  get currentTarget(): string | null {
+    return this.target;
+  }
+
+  /**
    * For a caller that wrote web_image.jpg into the web folder itself: publishes that file
    * as a new version, like {@link publish}. A file that does not decode whole is refused
    * with an `ImageRejectedError` and the viewers keep the current version.
@@ -109,11 +134,19 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       declaredFormat: options.declaredFormat,
     });
     // Handed over at once: the publish's place in line is this call's.
+    let namesObject = false;
     const published = this.publisher.publish(
-      converting.then((result) => ({ jpeg: result.jpeg, metrics: metricsOf(result, metrics, options), passedThrough: result.passedThrough })),
+      converting.then((result) => {
+        const resolved = metricsOf(result, metrics, options);
+        namesObject = resolved.object !== undefined;
+        // First match wins: the caller's, the header's, the file name's, then the target.
+        resolved.object ??= this.target ?? undefined;
+        return { jpeg: result.jpeg, metrics: resolved, passedThrough: result.passedThrough };
+      }),
     );
     try {
       const [result] = await Promise.all([converting, published]);
+      this.shownNamesObject = namesObject;
       return result;
     } catch (err) {
       throw err instanceof UndecodableImageError ? damagedImage('jpeg', err.cause) : err;
@@ -137,7 +170,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   }
 }
 
-/** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */
+/** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count, a file's name). */
 function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
   return { ...definedOnly(options.fallbackMetrics ?? {}), ...definedOnly(result.headerMetrics), ...definedOnly(metrics) };
 }
@@ -150,6 +183,12 @@ function definedOnly(metrics: ImageMetrics): ImageMetrics {
   }
   if (metrics.exposureSeconds !== undefined) {
     out.exposureSeconds = metrics.exposureSeconds;
+  }
+  if (metrics.object !== undefined) {
+    out.object = metrics.object;
+  }
+  if (metrics.details !== undefined) {
+    out.details = metrics.details;
   }
   return out;
 }

@@ -40,6 +40,8 @@ export interface StatusBody {
   lastImageAt: string | null;
   /** Version of the image on disk (`/v/<version>/`); null while the waiting image is shown. */
   version: number | null;
+  /** The object the image shown names (data.json `OBJECT`); null when none is known. */
+  object: string | null;
   uptimeSeconds: number;
   /** Where images come from: `push` (ImageNotifier / PUT /api/image only), `watch` or `demo`. */
   source: ImageSourceKind;
@@ -94,6 +96,7 @@ export class StatusController {
       imagesPublished: session.imagesPublished,
       lastImageAt: session.lastImageAt?.toISOString() ?? null,
       version: session.version,
+      object: session.object,
       uptimeSeconds: Math.round((performance.now() - this.startedAt) / 1000),
       ...this.sources.report(),
       cluster: this.cluster.status(),

@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { objectName, OBJECT_NAME_RULE, type ImageDetails } from '../../common/image-details.js';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
@@ -18,7 +19,9 @@ export const DATA_FILE = 'data.json';
 /** The image of the publish before the last, kept so a kill between the two renames can be undone at START. */
 const PREVIOUS_IMAGE_FILE = '.web_image.previous.jpg';
 /** data.json keys this service writes; any other key is carried over as it is. */
-const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION']);
+const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION', 'OBJECT', 'TELESCOPE', 'CAMERA', 'FILTER', 'DATE_OBS']);
+/** data.json's keys for the {@link ImageDetails}. */
+const DETAIL_KEYS = { telescope: 'TELESCOPE', camera: 'CAMERA', filter: 'FILTER', dateObs: 'DATE_OBS' } as const;
 
 /** Session metrics, absolute values (not increments). */
 export interface SessionMetrics {
@@ -26,6 +29,13 @@ export interface SessionMetrics {
   stackSize?: number;
   /** Total exposure of the stack now, in seconds; ≥ 0. */
   exposureSeconds?: number;
+  /**
+   * The target the image shows (`M 42`), 1 to 100 visible characters. With an image: that
+   * image's (left out: none); in a metrics update: left out keeps the current one.
+   */
+  object?: string;
+  /** What the image's header says (telescope, camera, filter, date); with an image only. */
+  details?: ImageDetails;
 }
 
 /**
@@ -51,6 +61,10 @@ export interface SessionState {
   lastImageAt: Date | undefined;
   /** Version of the image on disk (its pyramid is under `v/<version>/`); null for the waiting image. */
   version: number | null;
+  /** The target of the image shown (data.json `OBJECT`); null when none is known. */
+  object: string | null;
+  /** The image's header fields (data.json `TELESCOPE`, `CAMERA`, `FILTER`, `DATE_OBS`). */
+  details: ImageDetails;
 }
 
 /** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
@@ -144,7 +158,7 @@ export class WebAssetsService {
   private readonly hot = new Map<string, ServedFile>();
   /** Web-folder paths written by START (viewer, icons, library): the only files served besides the image and data.json. */
   private readonly published = new Set<string>([IMAGE_FILE, DATA_FILE]);
-  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
+  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null, object: null, details: {} };
   /** The viewer's text files with their brotli and gzip forms, made at START. */
   private readonly compressed = new Map<string, CompressedAsset>();
   /** SHA-256 of web_image.jpg as last written: data.json names the image it belongs to. */
@@ -331,10 +345,16 @@ export class WebAssetsService {
       return undefined;
     }
     const version = await this.versionOnDisk(data.VERSION);
+    const details: ImageDetails = {};
+    for (const [field, key] of Object.entries(DETAIL_KEYS) as [keyof ImageDetails, string][]) {
+      if (typeof data[key] === 'string') {
+        details[field] = data[key];
+      }
+    }
     this.logger.log(
       `resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}, version ${version ?? 'none'}`,
     );
-    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version } };
+    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version, object: objectName(data.OBJECT) ?? null, details } };
   }
 
   /** data.json's VERSION when its pyramid is still on disk; else null (viewers get web_image.jpg). */
@@ -416,6 +436,8 @@ export class WebAssetsService {
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
       version,
+      object: metrics.object ?? null,
+      details: metrics.details ?? {},
     };
     const digest = sha256(jpeg);
     const json = this.dataJson(next, digest);
@@ -436,7 +458,7 @@ export class WebAssetsService {
 
   /** Writes data.json with new, checked metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
+    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics), object: metrics.object ?? this.state.object });
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
@@ -461,6 +483,11 @@ export class WebAssetsService {
       UPDATED: state.lastImageAt?.toISOString() ?? null,
       IMAGE_SHA256: imageDigest,
       VERSION: state.version,
+      OBJECT: state.object,
+      ...Object.fromEntries(Object.entries(DETAIL_KEYS).flatMap(([field, key]) => {
+        const value = state.details[field as keyof ImageDetails];
+        return value === undefined ? [] : [[key, value]];
+      })),
     });
   }
 
@@ -491,7 +518,10 @@ function mergeMetrics(current: SessionState, metrics: SessionMetrics): Pick<Sess
 }
 
 /** The one check of metrics given in code (the HTTP edge parses its query with a DTO first). */
-export function assertMetrics({ stackSize, exposureSeconds }: SessionMetrics): void {
+export function assertMetrics({ stackSize, exposureSeconds, object }: SessionMetrics): void {
+  if (object !== undefined && objectName(object) !== object) {
+    throw new InvalidMetricsError(`object must be ${OBJECT_NAME_RULE}, got ${JSON.stringify(object)}`);
+  }
   if (stackSize !== undefined && (!Number.isSafeInteger(stackSize) || stackSize < 0)) {
     throw new InvalidMetricsError(`stackSize must be an integer ≥ 0, got ${String(stackSize)}`);
   }
