@@ -25,7 +25,7 @@ export class TargetController {
   @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
   @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
   async setTarget(@Body() body: unknown): Promise<{ object: string | null }> {
-    const given = typeof body === 'object' && body !== null && 'object' in body ? (body as { object: unknown }).object : undefined;
+    const given = typeof body === 'object' && body !== null && 'object' in body ? (body).object : undefined;
     const object = given === null ? null : objectName(given);
     if (object === undefined) {
       throw new BadRequestException(`the body must be JSON {"object": "<name>"} with ${OBJECT_NAME_RULE}, or {"object": null}; got ${(JSON.stringify(given) ?? 'no object').slice(0, 120)}`);
