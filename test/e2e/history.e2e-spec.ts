@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -120,6 +121,8 @@ describe('the night\'s history', () => {
     expect((await put(s, await makeJpeg())).status).toBe(200);
     expect(await frames(s)).toEqual([]);
     expect((await fetch(`${s.baseUrl}/h/1.jpg`)).status).toBe(404);
+    expect((await fetch(`${s.baseUrl}/api/history/timelapse.webp`)).status).toBe(404);
+    expect(existsSync(join(s.webFolder, 'h'))).toBe(false);
   });
 
   it('timelapse.webp is an animated WebP with one frame per kept version, made once; bad parameters are 400s', async () => {

@@ -100,11 +100,12 @@ export class HistoryService {
   record(preview: Buffer, frame: HistoryFrame): Promise<void> {
     return this.queue.run(async () => {
       await this.open();
-      await this.storage.writeAtomic(this.previewPath(frame.version), preview);
       this.frames = this.frames.filter((f) => f.version !== frame.version);
       this.frames.push({ ...frame, bytes: preview.length });
       this.frames.sort((a, b) => a.version - b.version);
+      // Room is made before the file is written, so the disk never holds more than the budget.
       await this.thin();
+      await this.storage.writeAtomic(this.previewPath(frame.version), preview);
       await this.writeIndex();
     });
   }
@@ -138,6 +139,9 @@ export class HistoryService {
    * budget allows). Throws {@link NoFramesError} when no frame is in the range.
    */
   async timelapse(request: TimelapseRequest): Promise<string> {
+    if (!this.enabled) {
+      throw new NoFramesError('the history is off (HISTORY_BUDGET_MB=0)');
+    }
     const { name, previews } = await this.queue.run(async () => {
       await this.open();
       const frames = this.frames.filter((f) => (request.from === undefined || f.version >= request.from) && (request.to === undefined || f.version <= request.to));

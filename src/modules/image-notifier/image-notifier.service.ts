@@ -62,7 +62,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * byte; other images are converted (orientation applied, linear data auto-stretched per
    * the `stretch` option, downsized to `maxImageSize`, JPEG quality `jpegQuality`). Metrics
    * left out come from a FITS header (stack size, exposure) when it has them, else keep
-   * their current values.
+   * their current values. `metrics.object` names the target (data.json `OBJECT`); first
+   * match wins: it, the FITS `OBJECT` card, the target set with {@link setTarget}.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
