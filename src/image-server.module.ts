@@ -6,6 +6,7 @@ import {
 } from './config/image-server-options.js';
 import { ImageGatewayModule } from './gateway/image-gateway.module.js';
 import { ClusterModule } from './modules/cluster/cluster.module.js';
+import { HistoryModule } from './modules/history/history.module.js';
 import { ImageNotifierModule } from './modules/image-notifier/image-notifier.module.js';
 import { LifecycleModule } from './modules/lifecycle/lifecycle.module.js';
 import { MetricsModule } from './modules/metrics/metrics.module.js';
@@ -34,6 +35,7 @@ const FEATURES = [
   MetricsModule,
   ObjectsModule,
   WebAssetsModule,
+  HistoryModule,
   ImageGatewayModule,
   NetworkInfoModule,
   LifecycleModule,

@@ -200,3 +200,17 @@ describe('every visitor: WIFI_SSID, WIFI_PASSWORD, VIEWER_LANGUAGE', () => {
     expect(() => resolveImageServerOptions({ viewerLanguage: 'pt' as 'en' })).toThrow(/viewerLanguage="pt" is invalid: expected one of auto, en, fr, de, es, it/);
   });
 });
+
+describe('HISTORY_BUDGET_MB (issue 21)', () => {
+  it('defaults to 512, takes 0 (off) and integers up to 100000', () => {
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({}))).historyBudgetMb).toBe(512);
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({ HISTORY_BUDGET_MB: '0' }))).historyBudgetMb).toBe(0);
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({ HISTORY_BUDGET_MB: '100000' }))).historyBudgetMb).toBe(100_000);
+  });
+
+  it.each(['-1', '100001', '1.5', 'lots'])('HISTORY_BUDGET_MB=%s is refused with one line saying what is allowed', (value) => {
+    expect(errorLines({ HISTORY_BUDGET_MB: value })).toEqual([
+      `HISTORY_BUDGET_MB="${value}" is invalid: expected an integer number of MB from 0 to 100000; 0 turns the history off`,
+    ]);
+  });
+});

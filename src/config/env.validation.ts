@@ -56,6 +56,7 @@ const RANGE = {
   MAX_UPLOADS_IN_FLIGHT: envRange('maxUploadsInFlight'),
   UPGRADE_BURST: envRange('upgradeBurst'),
   UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
+  HISTORY_BUDGET_MB: envRange('historyBudgetMb'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -115,6 +116,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WIFI_SSID: "the hotspot's name, 1 to 32 bytes (UTF-8)",
   WIFI_PASSWORD: "the hotspot's WPA password, 8 to 63 characters, together with WIFI_SSID (unset: an open network)",
   VIEWER_LANGUAGE: `one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`,
+  HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -405,6 +407,13 @@ export class EnvironmentVariables {
   @Transform(blankToUndefined)
   @IsIn(VIEWER_LANGUAGE_CHOICES)
   VIEWER_LANGUAGE?: ViewerLanguage;
+  // --- history (issue 21) ---
+  /** Disk the night's history may use, in MB; 0: no history. */
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('HISTORY_BUDGET_MB')
+  HISTORY_BUDGET_MB?: number;
 }
 
 /** Variables whose value is shown by its length only. */

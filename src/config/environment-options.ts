@@ -44,6 +44,7 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     wifiSsid: env.WIFI_SSID,
     wifiPassword: env.WIFI_PASSWORD,
     viewerLanguage: env.VIEWER_LANGUAGE,
+    historyBudgetMb: env.HISTORY_BUDGET_MB,
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };

@@ -184,6 +184,13 @@ export interface ImageServerOptions {
   wifiPassword?: string;
   /** The viewer's language when neither `?lang=` nor the browser's languages name one it speaks. Default `auto` (English). */
   viewerLanguage: ViewerLanguage;
+  // --- history (issue 21) ---
+  /**
+   * Disk the night's history may use, in MB (previews under `h/`, their index and the cached
+   * timelapses): when full it thins out evenly, keeping the first and the latest frames.
+   * 0 turns the history off. Default 512.
+   */
+  historyBudgetMb: number;
 }
 
 /** See {@link ImageServerOptions.resume}. */
@@ -225,6 +232,7 @@ export const DEFAULT_MAX_UPLOADS_QUEUED = 4;
 export const DEFAULT_ADDRESS_REFRESH_MS = 10_000;
 export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
 export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
+export const DEFAULT_HISTORY_BUDGET_MB = 512;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -284,6 +292,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     wifiSsid: partial.wifiSsid,
     wifiPassword: partial.wifiPassword,
     viewerLanguage: partial.viewerLanguage ?? 'auto',
+    historyBudgetMb: partial.historyBudgetMb ?? DEFAULT_HISTORY_BUDGET_MB,
   };
   const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
@@ -340,6 +349,8 @@ export const OPTION_RANGES = {
   maxUploadsQueued: { min: 0, max: 1024, integer: true },
   addressRefreshMs: { min: 0, max: 3_600_000, integer: false },
   viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
+  // In code a fraction of a MB is allowed (tests); HISTORY_BUDGET_MB is an integer.
+  historyBudgetMb: { min: 0, max: 100_000, integer: false },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (0, "any free port", is allowed on its own). */

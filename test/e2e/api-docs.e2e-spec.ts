@@ -23,11 +23,15 @@ describe('GET /api/docs', () => {
       '/api/clients',
       '/api/clients/{id}',
       '/api/clients/{id}/messages',
+      '/api/history',
+      '/api/history/timelapse.webp',
       '/api/image',
       '/api/messages',
       '/api/objects/{name}',
       '/api/server/start',
       '/api/server/stop',
+      '/api/target',
+      '/h/{name}',
       '/metrics',
       '/qr-wifi.svg',
       '/qr.svg',
@@ -35,7 +39,7 @@ describe('GET /api/docs', () => {
     ]);
     const put = doc.paths['/api/image'].put;
     expect(Object.keys(put.requestBody?.content ?? {}).sort()).toEqual(['application/fits', 'image/fits', 'image/jpeg', 'image/png', 'image/tiff']);
-    expect(put.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['query:exposure', 'query:stackSize']);
+    expect(put.parameters?.map((p) => `${p.in}:${p.name}`).sort()).toEqual(['query:exposure', 'query:object', 'query:stackSize']);
     expect(Object.keys(put.responses).sort()).toEqual(['200', '400', '401', '403', '413', '415', '422', '503', '507']);
     expect(Object.keys(doc.paths['/status'].get.responses).sort()).toEqual(['200', '503']);
     const notice = doc.paths['/api/clients/{id}/messages'].post;

@@ -12,6 +12,7 @@ import {
 } from './auto-stretch.js';
 import type { SessionMetrics } from '../web-assets/web-assets.service.js';
 import { displayRange, FitsError, fitsMetrics, locateFitsImage, type FitsImageLayout, type FitsReadOptions, type FitsValue } from './fits-reader.js';
+import { fitsIdentity, type FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 
 /** 8-bit interleaved pixels with the options sharp needs to take them: `sharp(data, { raw })`. */
@@ -22,8 +23,8 @@ export interface RawPixels {
 
 /** A FITS image ready for sharp, with what its header says about the stack. */
 export interface FitsIntake extends RawPixels {
-  /** Stack size and exposure from the header (empty when it has neither). */
-  metrics: HeaderMetrics;
+  /** Stack size, exposure, object and kit from the header (empty when it has none). */
+  metrics: HeaderMetrics & FitsIdentity;
   /** True when the auto-stretch was applied; otherwise the values are scaled linearly. */
   stretched: boolean;
 }
@@ -66,7 +67,7 @@ export function fitsToSharpInput(buffer: Buffer, mode: StretchMode, options?: Fi
   } else {
     mapQuantised(layout, range, params, out);
   }
-  return { data: out, raw: { width, height, channels }, metrics: headerMetrics(layout.header), stretched };
+  return { data: out, raw: { width, height, channels }, metrics: { ...headerMetrics(layout.header), ...fitsIdentity(layout.header) }, stretched };
 }
 
 /** What a FITS header says about the stack. */
@@ -95,13 +96,17 @@ export function headerMetrics(header: ReadonlyMap<string, FitsValue>): HeaderMet
  * watch's count). One frame's EXPTIME is multiplied by the stack size chosen so, never
  * mixed with another source's count (a stack of 14 with one frame's 50 s).
  */
-export function combineMetrics(given: SessionMetrics, header: HeaderMetrics, fallback: SessionMetrics): SessionMetrics {
+export function combineMetrics(given: SessionMetrics, header: HeaderMetrics & FitsIdentity, fallback: SessionMetrics): SessionMetrics {
   const stackSize = given.stackSize ?? header.stackSize ?? fallback.stackSize;
+  const object = given.object ?? header.object ?? fallback.object;
+  const details = given.details ?? header.details ?? fallback.details;
   const fromFrames = header.frameExposureSeconds === undefined ? undefined : header.frameExposureSeconds * (stackSize ?? 1);
   const exposureSeconds = given.exposureSeconds ?? header.exposureSeconds ?? fromFrames ?? fallback.exposureSeconds;
   return {
     ...(stackSize === undefined ? {} : { stackSize }),
     ...(exposureSeconds === undefined ? {} : { exposureSeconds }),
+    ...(object === undefined ? {} : { object }),
+    ...(details === undefined ? {} : { details }),
   };
 }
 

@@ -3,6 +3,7 @@ import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { fitsToSharpInput, stretchIfLinear, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
+import type { FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
@@ -18,8 +19,8 @@ export interface PublishableImage {
   passedThrough: boolean;
   /** True when the auto-stretch was applied (see `stretch` in the options). */
   stretched: boolean;
-  /** Stack size and exposure from a FITS header (empty for other formats). */
-  headerMetrics: HeaderMetrics;
+  /** Stack size, exposure, object and kit from a FITS header (empty for other formats). */
+  headerMetrics: HeaderMetrics & FitsIdentity;
 }
 
 /**

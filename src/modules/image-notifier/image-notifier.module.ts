@@ -8,6 +8,7 @@ import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ImageConverter } from './image-converter.service.js';
 import { ImageNotifier } from './image-notifier.service.js';
 import { ImageUploadController } from './image-upload.controller.js';
+import { TargetController } from './target.controller.js';
 
 /**
  * The publish path: {@link ImageNotifier} (check / convert, then the mode's Publisher) and
@@ -18,7 +19,7 @@ import { ImageUploadController } from './image-upload.controller.js';
   // ControlGuard on PUT /api/image, HttpLimits for its refusal log.
   imports: [WebAssetsModule, PublishingModule, ControlGuardModule, HttpLimitsModule, ClusterModule, MetricsModule],
   providers: [ImageConverter, ImageNotifier],
-  controllers: [ImageUploadController],
+  controllers: [ImageUploadController, TargetController],
   exports: [ImageNotifier],
 })
 export class ImageNotifierModule {}

@@ -37,6 +37,10 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   private readonly logger = new Logger(ImageNotifier.name);
   /** Where versions come from: this process, or Redis with `redisUrl`. */
   private readonly publisher: Publisher;
+  /** The target set with {@link setTarget}: the object of images that name none. */
+  private target: string | null = null;
+  /** Whether the image shown now named its own object (query, header or file name). */
+  private shownNamesObject = false;
 
   constructor(
     private readonly assets: WebAssetsService,
@@ -59,7 +63,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * byte; other images are converted (orientation applied, linear data auto-stretched per
    * the `stretch` option, downsized to `maxImageSize`, JPEG quality `jpegQuality`). Metrics
    * left out come from a FITS header (stack size, exposure) when it has them, else keep
-   * their current values.
+   * their current values. `metrics.object` names the target (data.json `OBJECT`); first
+   * match wins: it, the FITS `OBJECT` card, the target set with {@link setTarget}.
    *
    * An image it cannot use (another format, damaged, truncated) is refused with an
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
@@ -89,6 +94,27 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   }
 
   /**
+   * Sets the target (`POST /api/target`): the object of the images that name none
+   * themselves (by `metrics.object`, a FITS `OBJECT` card or a watched file's name). When
+   * the image shown now names none, data.json's `OBJECT` changes at once and `new_image`
+   * goes out. `null` clears it for the next images.
+   */
+  async setTarget(object: string | null): Promise<void> {
+    if (object !== null) {
+      assertMetrics({ object });
+    }
+    this.target = object;
+    if (object !== null && !this.shownNamesObject) {
+      await this.publisher.publishMetrics({ object });
+    }
+  }
+
+  /** The target set with {@link setTarget}; null when none. */
+  get currentTarget(): string | null {
+    return this.target;
+  }
+
+  /**
    * For a caller that wrote web_image.jpg into the web folder itself: publishes that file
    * as a new version, like {@link publish}. A file that does not decode whole is refused
    * with an `ImageRejectedError` and the viewers keep the current version.
@@ -110,11 +136,19 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       declaredFormat: options.declaredFormat,
     });
     // Handed over at once: the publish's place in line is this call's.
+    let namesObject = false;
     const published = this.publisher.publish(
-      converting.then((result) => ({ jpeg: result.jpeg, metrics: metricsOf(result, metrics, options), passedThrough: result.passedThrough })),
+      converting.then((result) => {
+        const resolved = metricsOf(result, metrics, options);
+        namesObject = resolved.object !== undefined;
+        // First match wins: the caller's, the header's, the file name's, then the target.
+        resolved.object ??= this.target ?? undefined;
+        return { jpeg: result.jpeg, metrics: resolved, passedThrough: result.passedThrough };
+      }),
     );
     try {
       const [result] = await Promise.all([converting, published]);
+      this.shownNamesObject = namesObject;
       return result;
     } catch (err) {
       throw err instanceof UndecodableImageError ? damagedImage('jpeg', err.cause) : err;
@@ -138,7 +172,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
   }
 }
 
-/** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count). */
+/** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count, a file's name). */
 function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
   return combineMetrics(metrics, result.headerMetrics, options.fallbackMetrics ?? {});
 }

@@ -83,13 +83,14 @@ export class ImageUploadController {
     summary: 'Publish an image',
     description:
       'The body is the image bytes: JPEG, PNG, TIFF or FITS (image/fits or application/fits). Linear images (FITS, 16-bit or float PNG / TIFF) are auto-stretched per STRETCH. ' +
+      'object (the target shown) wins over a FITS OBJECT card, which wins over POST /api/target. ' +
       'stackSize and exposure left out of the query come from a FITS header (STACKCNT, NCOMBINE or IMGCOUNT; LIVETIME, or EXPTIME / EXPOSURE × stack size). ' +
       'Answers once web_image.jpg and data.json are on disk and `new_image` is sent.',
   })
   @ApiConsumes(...ACCEPTED_TYPES)
   @ApiBody({ schema: { type: 'string', format: 'binary' } })
   @ApiOkResponse({ type: PublishedDto })
-  @ApiResponse({ status: 400, description: 'A bad stackSize or exposure, or an empty body' })
+  @ApiResponse({ status: 400, description: 'A bad stackSize, exposure or object, or an empty body' })
   @ApiResponse({ status: 401, description: 'No or wrong bearer token (a token is configured)' })
   @ApiResponse({ status: 403, description: 'Not from loopback (no token configured)' })
   @ApiResponse({ status: 413, description: 'Larger than maxImageBytes, or more pixels than maxInputPixels (MAX_INPUT_PIXELS)' })
@@ -103,7 +104,7 @@ export class ImageUploadController {
     @Res({ passthrough: true }) res: Response,
     @Query(queryPipe) query: PublishQueryDto,
   ): Promise<{ published: true; bytes: number; stackSize: number; exposure: number }> {
-    const metrics: ImageMetrics = { stackSize: query.stackSize, exposureSeconds: query.exposure };
+    const metrics: ImageMetrics = { stackSize: query.stackSize, exposureSeconds: query.exposure, object: query.object };
     const type = (req.headers['content-type'] ?? '').split(';')[0].trim().toLowerCase();
     const declaredFormat = formatOfMediaType(type);
     if (declaredFormat === undefined) {

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { HistoryModule } from '../history/history.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { LocalPublisher } from './local-publisher.service.js';
 import { VersionWriter } from './version-writer.service.js';
@@ -9,7 +10,7 @@ import { VersionWriter } from './version-writer.service.js';
  * single-process {@link LocalPublisher}. ClusterModule builds its publisher on the same writer.
  */
 @Module({
-  imports: [WebAssetsModule, ImageGatewayModule],
+  imports: [WebAssetsModule, ImageGatewayModule, HistoryModule],
   providers: [VersionWriter, LocalPublisher],
   exports: [VersionWriter, LocalPublisher],
 })

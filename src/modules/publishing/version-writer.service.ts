@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
-import { PyramidBuilder, type PreparedPyramid } from '../web-assets/pyramid.js';
+import { HistoryService } from '../history/history.service.js';
+import { PyramidBuilder, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { UndecodableImageError, type PreparedImage } from './publisher.js';
@@ -8,6 +9,8 @@ import { UndecodableImageError, type PreparedImage } from './publisher.js';
 /** An image with its pyramid cut out of sight, waiting for its turn in the web folder's queue. */
 export interface CutImage extends PreparedImage {
   pyramid: PreparedPyramid;
+  /** Its preview for the history, made alongside the pyramid; undefined with the history off. */
+  preview?: Promise<Buffer>;
 }
 
 /**
@@ -24,6 +27,7 @@ export class VersionWriter {
     private readonly versions: VersionStore,
     private readonly pyramids: PyramidBuilder,
     private readonly broadcast: BroadcastService,
+    private readonly history: HistoryService,
   ) {}
 
   /** The version shown now (null: the waiting image, or a resumed image whose pyramid is gone). */
@@ -38,8 +42,11 @@ export class VersionWriter {
    */
   async cut(image: PreparedImage | Promise<PreparedImage>): Promise<CutImage> {
     const prepared = await image;
+    const preview = this.history.preview(prepared.jpeg);
+    // Awaited (or dropped) in writeImage's turn.
+    preview?.catch(() => undefined);
     try {
-      return { ...prepared, pyramid: await this.assets.written(() => this.pyramids.prepare(prepared.jpeg)) };
+      return { ...prepared, preview, pyramid: await this.assets.written(() => this.pyramids.prepare(prepared.jpeg)) };
     } catch (err) {
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
@@ -65,9 +72,14 @@ export class VersionWriter {
         } else {
           number = await this.versions.next();
         }
-        const built = await this.assets.written(() => image.pyramid.commit(number));
+        const stackSize = image.metrics.stackSize ?? this.assets.session.stackSize;
+        const object = image.metrics.object ?? null;
+        // Beside the pyramid: what the download of the full image is named after.
+        const about = JSON.stringify({ object, stackSize, at: new Date().toISOString() });
+        const built = await this.assets.written(() => image.pyramid.commit(number, { [VERSION_INFO_FILE]: about }));
         this.logger.debug(`version ${number}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
         await this.assets.writeImage(image.jpeg, image.metrics, number);
+        await this.recordHistory(number, image.preview);
         this.announce();
         return number;
       } catch (err) {
@@ -94,6 +106,19 @@ export class VersionWriter {
   async idle(): Promise<void> {
     await this.assets.drained();
     await this.pyramids.idle();
+  }
+
+  /** The version's frame in the history, before it is announced; a failure costs the frame, not the publish. */
+  private async recordHistory(version: number, preview: Promise<Buffer> | undefined): Promise<void> {
+    if (!preview) {
+      return;
+    }
+    const { lastImageAt, stackSize, exposureSeconds, object } = this.assets.session;
+    try {
+      await this.history.record(await preview, { version, at: (lastImageAt ?? new Date()).toISOString(), stackSize, exposure: exposureSeconds, object });
+    } catch (err) {
+      this.logger.warn(`version ${version} has no frame in the history: ${(err as Error).message}`);
+    }
   }
 
   private announce(): void {

@@ -10,10 +10,11 @@ import { open, readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { ImageNotifier } from '../image-notifier/image-notifier.service.js';
+import { ImageNotifier, type ImageMetrics } from '../image-notifier/image-notifier.service.js';
 import { ImageRejectedError } from '../image-notifier/image-rejected.error.js';
 import { IMAGE_FILE } from '../web-assets/web-assets.service.js';
 import { FileWatcher, type FolderWatch } from './file-watcher.js';
+import { ninaFileName } from './nina-name.js';
 import { candidateOf, isWatchedImageName, pickNewest, type WatchCandidate } from './watch-scan.js';
 
 /** What `WATCH_PATH` is right now. */
@@ -532,7 +533,13 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     const stackSize = this.published + 1;
     try {
       // A FITS stack's header (STACKCNT, LIVETIME...) wins over the watch's own count.
-      const counted = { stackSize, exposureSeconds: stackSize * this.options.watchExposureSeconds };
+      const counted: ImageMetrics = { stackSize, exposureSeconds: stackSize * this.options.watchExposureSeconds };
+      // N.I.N.A. names its live stack `<Target>-<Filter>.fits`; an OBJECT card still wins.
+      const named = ninaFileName(candidate.name);
+      if (named) {
+        counted.object = named.object;
+        counted.details = { filter: named.filter };
+      }
       await this.notifier.publish(bytes, {}, { fallbackMetrics: counted });
     } catch (err) {
       if (!settled && err instanceof ImageRejectedError) {

@@ -26,6 +26,8 @@ export interface StatusBody {
   lastImageAt: string | null;
   /** Version of the image on disk (`/v/<version>/`); null while the waiting image is shown. */
   version: number | null;
+  /** The object the image shown names (data.json `OBJECT`); null when none is known. */
+  object: string | null;
   uptimeSeconds: number;
   /** Where images come from: `push` (ImageNotifier / PUT /api/image only), `watch` or `demo`. */
   source: ImageSourceKind;

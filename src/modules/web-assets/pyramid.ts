@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
@@ -21,6 +21,10 @@ export interface BuiltPyramid {
 
 /** Name of the descriptor inside a version folder; tiles go to `image_files/`. */
 export const DZI_FILE = 'image.dzi';
+/** The version's full image beside its pyramid (for a download), when built from bytes. */
+export const FULL_IMAGE_FILE = 'image.jpg';
+/** What the version shows (object, stack size, time), for the download's file name; never served. */
+export const VERSION_INFO_FILE = 'about.json';
 
 /**
  * Builds each version's Deep Zoom pyramid (sharp/libvips `dzsave`) and keeps the web
@@ -60,6 +64,9 @@ export class PyramidBuilder {
     });
     try {
       await mkdir(temp);
+      // The full image is kept too (a Save), written while libvips cuts the tiles.
+      const full = Buffer.isBuffer(image) ? writeFile(join(temp, FULL_IMAGE_FILE), image) : Promise.resolve();
+      full.catch(() => undefined);
       const { tileQuality: quality, tileFormat, tileSize, tileOverlap } = this.options;
       const decoder = sharp(image, { failOn: 'warning' });
       // Huffman optimisation off: ~25 % less CPU per publish for a few % more bytes per tile.
@@ -67,6 +74,7 @@ export class PyramidBuilder {
       const info = await encoded.tile({ layout: 'dz', size: tileSize, overlap: tileOverlap, container: 'fs' }).toFile(join(temp, 'image.dz'));
       // libvips' own metadata beside the tiles: never served, so not kept.
       await rm(join(temp, 'image_files', 'vips-properties.xml'), { force: true });
+      await full;
       return new PreparedPyramid(temp, this.root, info.width, info.height, began);
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
@@ -135,10 +143,11 @@ export class PreparedPyramid {
     private readonly began: number,
   ) {}
 
-  /** Makes it `v/<version>/` in one rename: from now on it is served. */
-  async commit(version: number): Promise<BuiltPyramid> {
+  /** Makes it `v/<version>/` in one rename, with `extra` files written in first: from now on it is served. */
+  async commit(version: number, extra: Record<string, string | Buffer> = {}): Promise<BuiltPyramid> {
     this.settle();
     try {
+      await Promise.all(Object.entries(extra).map(([name, data]) => writeFile(join(this.temp, name), data)));
       await rename(this.temp, join(this.root, String(version)));
     } catch (err) {
       await rm(this.temp, { recursive: true, force: true });

@@ -5,10 +5,12 @@ import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { VERSIONS_FOLDER } from './version-store.js';
+import { downloadDisposition, type VersionAbout } from './download-name.js';
 import { matchesEtag } from './etag.js';
+import { DZI_FILE, FULL_IMAGE_FILE, VERSION_INFO_FILE } from './pyramid.js';
 
-/** `/v/<version>/image.dzi` or `/v/<version>/image_files/<level>/<col>_<row>.<ext>`; nothing else. */
-const VERSION_PATH = /^\/v\/([1-9][0-9]{0,15})\/(image\.dzi|image_files\/(?:0|[1-9][0-9]{0,2})\/(?:0|[1-9][0-9]{0,5})_(?:0|[1-9][0-9]{0,5})\.(jpeg|webp))$/;
+/** `/v/<version>/image.dzi`, `/v/<version>/image.jpg` or `/v/<version>/image_files/<level>/<col>_<row>.<ext>`; nothing else. */
+const VERSION_PATH = /^\/v\/([1-9][0-9]{0,15})\/(image\.dzi|image\.jpg|image_files\/(?:0|[1-9][0-9]{0,2})\/(?:0|[1-9][0-9]{0,5})_(?:0|[1-9][0-9]{0,5})\.(jpeg|webp))$/;
 
 const TYPES: Record<string, string> = {
   dzi: 'application/xml; charset=utf-8',
@@ -52,7 +54,10 @@ export class VersionFiles {
       notFound(res);
       return;
     }
-    const [, version, relative, ext = 'dzi'] = match;
+    const [, version, relative, tileExt] = match;
+    const ext = relative === DZI_FILE ? 'dzi' : relative === FULL_IMAGE_FILE ? 'jpeg' : tileExt;
+    // `?download=1` on the full image: a Save with a file name that says what and when.
+    const download = relative === FULL_IMAGE_FILE && new URLSearchParams(query === -1 ? '' : url.slice(query + 1)).get('download') === '1';
     const file = await this.openInside(join(version, relative));
     if (!file) {
       notFound(res);
@@ -65,13 +70,36 @@ export class VersionFiles {
         return;
       }
       const etag = `"${version}-${stats.ino.toString(36)}-${stats.size.toString(36)}-${Math.floor(stats.mtimeMs).toString(36)}"`;
-      const common = { 'Cache-Control': IMMUTABLE, ETag: etag, 'Last-Modified': stats.mtime.toUTCString() };
+      const common: Record<string, string> = { 'Cache-Control': IMMUTABLE, ETag: etag, 'Last-Modified': stats.mtime.toUTCString() };
+      if (download) {
+        common['Content-Disposition'] = downloadDisposition(await this.about(version), Number(version));
+      }
       if (matchesEtag(req.headers['if-none-match'], etag)) {
         res.writeHead(304, common).end();
         return;
       }
       const body = req.method === 'HEAD' ? undefined : await file.readFile();
       res.writeHead(200, { ...common, 'Content-Type': TYPES[ext], 'Content-Length': String(stats.size) }).end(body);
+    } finally {
+      await file.close();
+    }
+  }
+
+  /** The version's `about.json` (object, stack size, time); undefined when missing or unreadable. */
+  private async about(version: string): Promise<VersionAbout | undefined> {
+    const file = await this.openInside(join(version, VERSION_INFO_FILE));
+    if (!file) {
+      return undefined;
+    }
+    try {
+      const parsed = JSON.parse(await file.readFile('utf8')) as Partial<VersionAbout>;
+      return {
+        object: typeof parsed.object === 'string' ? parsed.object : null,
+        stackSize: Number.isSafeInteger(parsed.stackSize) ? (parsed.stackSize as number) : 0,
+        at: typeof parsed.at === 'string' ? parsed.at : '',
+      };
+    } catch {
+      return undefined;
     } finally {
       await file.close();
     }

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { objectName, OBJECT_NAME_RULE, type ImageDetails } from '../../common/image-details.js';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
@@ -15,7 +16,9 @@ export const DATA_FILE = 'data.json';
 /** The image of the publish before the last, kept so a kill between the two renames can be undone at START. */
 const PREVIOUS_IMAGE_FILE = '.web_image.previous.jpg';
 /** data.json keys this service writes; any other key is carried over as it is. */
-const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION', 'DEMO']);
+const OWN_KEYS = new Set(['STACK_SIZE', 'EXPO', 'UPDATED', 'IMAGE_SHA256', 'VERSION', 'DEMO', 'OBJECT', 'TELESCOPE', 'CAMERA', 'FILTER', 'DATE_OBS']);
+/** data.json's keys for the {@link ImageDetails}. */
+const DETAIL_KEYS = { telescope: 'TELESCOPE', camera: 'CAMERA', filter: 'FILTER', dateObs: 'DATE_OBS' } as const;
 
 /** Session metrics, absolute values (not increments). */
 export interface SessionMetrics {
@@ -23,6 +26,13 @@ export interface SessionMetrics {
   stackSize?: number;
   /** Total exposure of the stack now, in seconds; ≥ 0. */
   exposureSeconds?: number;
+  /**
+   * The target the image shows (`M 42`), 1 to 100 visible characters. With an image: that
+   * image's (left out: none); in a metrics update: left out keeps the current one.
+   */
+  object?: string;
+  /** What the image's header says (telescope, camera, filter, date); with an image only. */
+  details?: ImageDetails;
 }
 
 /**
@@ -48,6 +58,10 @@ export interface SessionState {
   lastImageAt: Date | undefined;
   /** Version of the image on disk (its pyramid is under `v/<version>/`); null for the waiting image. */
   version: number | null;
+  /** The target of the image shown (data.json `OBJECT`); null when none is known. */
+  object: string | null;
+  /** The image's header fields (data.json `TELESCOPE`, `CAMERA`, `FILTER`, `DATE_OBS`). */
+  details: ImageDetails;
 }
 
 /** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
@@ -138,7 +152,7 @@ export class WebAssetsService {
   private readonly queue = new SerialQueue();
   /** web_image.jpg and data.json as last written, by file name. */
   private readonly hot = new Map<string, ServedFile>();
-  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null };
+  private readonly state: SessionState = { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: undefined, version: null, object: null, details: {} };
   /** SHA-256 of web_image.jpg as last written: data.json names the image it belongs to. */
   private imageDigest = '';
   /** data.json keys of other features, read at the first START and written back as they were. */
@@ -289,10 +303,16 @@ export class WebAssetsService {
       return undefined;
     }
     const version = await this.versionOnDisk(data.VERSION);
+    const details: ImageDetails = {};
+    for (const [field, key] of Object.entries(DETAIL_KEYS) as [keyof ImageDetails, string][]) {
+      if (typeof data[key] === 'string') {
+        details[field] = data[key];
+      }
+    }
     this.logger.log(
       `resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}, version ${version ?? 'none'}`,
     );
-    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version } };
+    return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version, object: objectName(data.OBJECT) ?? null, details } };
   }
 
   /** data.json's VERSION when its pyramid is still on disk; else null (viewers get web_image.jpg). */
@@ -374,6 +394,8 @@ export class WebAssetsService {
       imagesPublished: this.state.imagesPublished + 1,
       lastImageAt: at,
       version,
+      object: metrics.object ?? null,
+      details: metrics.details ?? {},
     };
     const digest = sha256(jpeg);
     const json = this.dataJson(next, digest);
@@ -394,7 +416,7 @@ export class WebAssetsService {
 
   /** Writes data.json with new, checked metrics. Call inside {@link exclusive}. */
   async writeMetrics(metrics: SessionMetrics): Promise<void> {
-    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics) });
+    await this.writeDataFile({ ...this.state, ...mergeMetrics(this.state, metrics), object: metrics.object ?? this.state.object });
   }
 
   /** Writes data.json for `next`, then makes it the session's state. */
@@ -420,6 +442,11 @@ export class WebAssetsService {
       IMAGE_SHA256: imageDigest,
       VERSION: state.version,
       ...(this.options.demo ? { DEMO: true } : {}),
+      OBJECT: state.object,
+      ...Object.fromEntries(Object.entries(DETAIL_KEYS).flatMap(([field, key]) => {
+        const value = state.details[field as keyof ImageDetails];
+        return value === undefined ? [] : [[key, value]];
+      })),
     });
   }
 
@@ -450,7 +477,10 @@ function mergeMetrics(current: SessionState, metrics: SessionMetrics): Pick<Sess
 }
 
 /** The one check of metrics given in code (the HTTP edge parses its query with a DTO first). */
-export function assertMetrics({ stackSize, exposureSeconds }: SessionMetrics): void {
+export function assertMetrics({ stackSize, exposureSeconds, object }: SessionMetrics): void {
+  if (object !== undefined && objectName(object) !== object) {
+    throw new InvalidMetricsError(`object must be ${OBJECT_NAME_RULE}, got ${JSON.stringify(object)}`);
+  }
   if (stackSize !== undefined && (!Number.isSafeInteger(stackSize) || stackSize < 0)) {
     throw new InvalidMetricsError(`stackSize must be an integer ≥ 0, got ${String(stackSize)}`);
   }

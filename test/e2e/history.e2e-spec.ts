@@ -1,0 +1,233 @@
+import { existsSync } from 'node:fs';
+import { readdir, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeFits } from '../fixtures/fits-writer.mjs';
+import { makeTexturedJpeg, waitUntil } from '../fixtures/sample-images.js';
+import { makeJpeg } from '../helpers/images.js';
+import { makeTempFolder } from '../helpers/temp-folder.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+interface Frame {
+  version: number;
+  at: string;
+  stackSize: number;
+  exposure: number;
+  object: string | null;
+  preview: string;
+}
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) {
+    await cleanups.pop()?.();
+  }
+});
+
+async function server(options: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
+  const s = await startTestServer(options);
+  cleanups.push(() => s.close());
+  return s;
+}
+
+async function frames(s: TestServer): Promise<Frame[]> {
+  const res = await fetch(`${s.baseUrl}/api/history`);
+  expect(res.status).toBe(200);
+  return ((await res.json()) as { frames: Frame[] }).frames;
+}
+
+async function put(s: TestServer, body: Buffer, query = '', type = 'image/jpeg'): Promise<Response> {
+  return fetch(`${s.baseUrl}/api/image${query}`, { method: 'PUT', body: new Uint8Array(body), headers: { 'Content-Type': type } });
+}
+
+async function dataJson(s: TestServer): Promise<Record<string, unknown>> {
+  return (await (await fetch(`${s.baseUrl}/data.json`)).json()) as Record<string, unknown>;
+}
+
+/** Bytes of every file under `folder`, sub-folders included. */
+async function folderBytes(folder: string): Promise<number> {
+  let sum = 0;
+  for (const entry of await readdir(folder, { withFileTypes: true })) {
+    const path = join(folder, entry.name);
+    sum += entry.isDirectory() ? await folderBytes(path) : (await stat(path)).size;
+  }
+  return sum;
+}
+
+const texture = (i: number): Promise<Buffer> => makeTexturedJpeg({ width: 320, height: 240, colour: { r: (i * 37) % 256, g: 90, b: 200 - i } });
+/** Noise: a preview of ~40 KB, so a budget of a fraction of a MB fills in a few publishes. */
+const noisy = (i: number): Promise<Buffer> =>
+  sharp({ create: { width: 320, height: 240, channels: 3, background: { r: i, g: 0, b: 0 }, noise: { type: 'gaussian', mean: 128, sigma: 40 } } })
+    .jpeg({ quality: 95 })
+    .toBuffer();
+
+describe('the night\'s history', () => {
+  it('keeps a preview and the metrics of every version, immutable under /h/, and survives a restart', async () => {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const workFolder = join(temp.path, 'work');
+    const first = await server({ workFolder });
+    for (let i = 1; i <= 3; i++) {
+      expect((await put(first, await makeJpeg({ width: 2000, height: 1000 }), `?stackSize=${i}&exposure=${i * 30}`)).status).toBe(200);
+    }
+    const before = await frames(first);
+    expect(before.map((f) => [f.version, f.stackSize, f.exposure, f.object, f.preview])).toEqual([
+      [1, 1, 30, null, '/h/1.jpg'],
+      [2, 2, 60, null, '/h/2.jpg'],
+      [3, 3, 90, null, '/h/3.jpg'],
+    ]);
+    const preview = await fetch(`${first.baseUrl}/h/2.jpg`);
+    expect(preview.status).toBe(200);
+    expect(preview.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(preview.headers.get('content-type')).toBe('image/jpeg');
+    const etag = preview.headers.get('etag');
+    expect(etag).toMatch(/^"[0-9a-z-]+"$/);
+    const meta = await sharp(Buffer.from(await preview.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 1280, 640]);
+    expect((await fetch(`${first.baseUrl}/h/2.jpg`, { headers: { 'If-None-Match': etag ?? '' } })).status).toBe(304);
+    await first.close();
+
+    const second = await server({ workFolder });
+    expect(await frames(second)).toEqual(before);
+    expect((await put(second, await makeJpeg(), '?stackSize=4')).status).toBe(200);
+    expect((await frames(second)).map((f) => f.version)).toEqual([1, 2, 3, 4]);
+  });
+
+  it('stays within a tiny budget, thinning evenly and keeping the first and the latest; a thinned preview is a 404', async () => {
+    const budgetMb = 0.3;
+    const s = await server({ historyBudgetMb: budgetMb });
+    for (let i = 1; i <= 24; i++) {
+      expect((await put(s, await noisy(i), `?stackSize=${i}`)).status).toBe(200);
+      expect(await folderBytes(join(s.webFolder, 'h'))).toBeLessThanOrEqual(budgetMb * 1024 * 1024);
+      const versions = (await frames(s)).map((f) => f.version);
+      expect(versions[0]).toBe(1);
+      expect(versions.at(-1)).toBe(i);
+    }
+    const kept = (await frames(s)).map((f) => f.version);
+    expect(kept.length).toBeGreaterThan(3);
+    expect(kept.length).toBeLessThan(24);
+    // Evenly: no gap between kept versions is more than twice another's (versions 1..24, first and latest pinned).
+    const gaps = kept.slice(1).map((v, i) => v - kept[i]);
+    expect(Math.max(...gaps)).toBeLessThanOrEqual(2 * Math.min(...gaps) + 1);
+    const thinned = [...Array(24).keys()].map((i) => i + 1).find((v) => !kept.includes(v));
+    const gone = await fetch(`${s.baseUrl}/h/${thinned}.jpg`);
+    expect(gone.status).toBe(404);
+    expect(((await gone.json()) as { message: string }).message).toMatch(/thinned away/);
+  });
+
+  it('HISTORY off (budget 0): no frames, nothing under h/', async () => {
+    const s = await server({ historyBudgetMb: 0 });
+    expect((await put(s, await makeJpeg())).status).toBe(200);
+    expect(await frames(s)).toEqual([]);
+    expect((await fetch(`${s.baseUrl}/h/1.jpg`)).status).toBe(404);
+    expect((await fetch(`${s.baseUrl}/api/history/timelapse.webp`)).status).toBe(404);
+    expect(existsSync(join(s.webFolder, 'h'))).toBe(false);
+  });
+
+  it('timelapse.webp is an animated WebP with one frame per kept version, made once; bad parameters are 400s', async () => {
+    const s = await server();
+    for (let i = 1; i <= 5; i++) {
+      expect((await put(s, await texture(i))).status).toBe(200);
+    }
+    const res = await fetch(`${s.baseUrl}/api/history/timelapse.webp?width=160`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/webp');
+    const webp = Buffer.from(await res.arrayBuffer());
+    const meta = await sharp(webp, { animated: true }).metadata();
+    expect([meta.format, meta.pages, meta.width, meta.pageHeight]).toEqual(['webp', 5, 160, 120]);
+    const again = await fetch(`${s.baseUrl}/api/history/timelapse.webp?width=160`);
+    expect(again.headers.get('etag')).toBe(res.headers.get('etag'));
+    const part = await fetch(`${s.baseUrl}/api/history/timelapse.webp?from=2&to=4`);
+    expect(part.status).toBe(200);
+    const partMeta = await sharp(Buffer.from(await part.arrayBuffer()), { animated: true }).metadata();
+    expect([partMeta.pages, partMeta.width]).toEqual([3, 640]);
+    for (const [query, message] of [
+      ['width=2000', /width must be an integer number of pixels from 16 to 1280, got "2000"/],
+      ['width=abc', /width must be/],
+      ['from=x', /from must be a version number/],
+      ['to=-3', /to must be a version number/],
+      ['from=4&to=2', /from \(4\) must not be after to \(2\)/],
+    ] as const) {
+      const bad = await fetch(`${s.baseUrl}/api/history/timelapse.webp?${query}`);
+      expect(bad.status, query).toBe(400);
+      expect(((await bad.json()) as { message: string }).message).toMatch(message);
+    }
+    expect((await fetch(`${s.baseUrl}/api/history/timelapse.webp?from=50`)).status).toBe(404);
+  });
+});
+
+describe('Save: /v/<version>/image.jpg?download=1', () => {
+  it('is the full image, named after the object, the date and the stack size; 404 once the version is pruned', async () => {
+    const s = await server({ keepVersions: 3 });
+    const jpeg = await makeJpeg({ width: 300, height: 200 });
+    expect((await put(s, jpeg, '?stackSize=7&object=M%2042')).status).toBe(200);
+    const res = await fetch(`${s.baseUrl}/v/1/image.jpg?download=1`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/jpeg');
+    expect(res.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    const now = new Date();
+    const date = `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, '0')}-${String(now.getDate()).padStart(2, '0')}`;
+    expect(res.headers.get('content-disposition')).toBe(`attachment; filename="M_42-${date}-stack7.jpg"`);
+    expect(Buffer.from(await res.arrayBuffer()).equals(jpeg)).toBe(true);
+    // Without ?download=1: the same bytes, no attachment.
+    expect((await fetch(`${s.baseUrl}/v/1/image.jpg`)).headers.get('content-disposition')).toBeNull();
+
+    expect((await put(s, jpeg, '?stackSize=8&object=T%C3%AAte%20de%20Cheval%2F%22x%22')).status).toBe(200);
+    const accented = (await fetch(`${s.baseUrl}/v/2/image.jpg?download=1`)).headers.get('content-disposition');
+    expect(accented).toBe(`attachment; filename="Tete_de_Cheval_x-${date}-stack8.jpg"; filename*=UTF-8''T%C3%AAte_de_Cheval_x-${date}-stack8.jpg`);
+
+    expect((await put(s, jpeg)).status).toBe(200);
+    expect((await fetch(`${s.baseUrl}/v/3/image.jpg?download=1`)).headers.get('content-disposition')).toBe(`attachment; filename="stackcast-${date}-stack8.jpg"`);
+    expect((await put(s, jpeg)).status).toBe(200);
+    await waitUntil(async () => (await fetch(`${s.baseUrl}/v/1/image.jpg?download=1`)).status === 404, 5000, 'version 1 pruned');
+  });
+});
+
+describe('what the visitor is looking at: OBJECT', () => {
+  const fits = (cards: Record<string, string | number>): Buffer =>
+    encodeFits({ width: 32, height: 24, channels: 1, bitpix: 16, data: new Uint16Array(32 * 24).map((_, i) => 2000 + (i % 50) * 10), cards });
+
+  it('first match wins: the query, then the FITS header, then the target; in data.json, /status and the history', async () => {
+    const s = await server();
+    const header = { OBJECT: 'M 31', TELESCOP: 'RedCat 51', INSTRUME: 'ZWO ASI2600MC', FILTER: 'L-eNhance', 'DATE-OBS': '2026-12-06T22:14:03' };
+    const target = (object: unknown): Promise<Response> =>
+      fetch(`${s.baseUrl}/api/target`, { method: 'POST', body: JSON.stringify({ object }), headers: { 'Content-Type': 'application/json' } });
+    expect((await target('NGC 7000')).status).toBe(200);
+
+    expect((await put(s, fits(header), '?object=M%2042', 'image/fits')).status).toBe(200);
+    expect(await dataJson(s)).toMatchObject({ OBJECT: 'M 42', TELESCOPE: 'RedCat 51', CAMERA: 'ZWO ASI2600MC', FILTER: 'L-eNhance', DATE_OBS: '2026-12-06T22:14:03' });
+
+    expect((await put(s, fits(header), '', 'image/fits')).status).toBe(200);
+    expect((await dataJson(s)).OBJECT).toBe('M 31');
+
+    expect((await put(s, await makeJpeg())).status).toBe(200);
+    const data = await dataJson(s);
+    expect(data.OBJECT).toBe('NGC 7000');
+    expect(data.TELESCOPE).toBeUndefined();
+    expect(((await (await fetch(`${s.baseUrl}/status`)).json()) as { object: unknown }).object).toBe('NGC 7000');
+    expect((await frames(s)).map((f) => f.object)).toEqual(['M 42', 'M 31', 'NGC 7000']);
+
+    // A new target shows at once on an image that names none.
+    expect((await target('M 45')).status).toBe(200);
+    expect((await dataJson(s)).OBJECT).toBe('M 45');
+
+    for (const bad of ['', 'x'.repeat(101), 'a\u0007b', 42]) {
+      const res = await target(bad);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toMatch(/1 to 100 visible characters/);
+    }
+    const badQuery = await put(s, await makeJpeg(), `?object=${'y'.repeat(101)}`);
+    expect(badQuery.status).toBe(400);
+    expect(((await badQuery.json()) as { message: string }).message).toMatch(/object must be 1 to 100 visible characters/);
+  });
+
+  it('a watched N.I.N.A. file <Target>-<Filter>.fits names the object', async () => {
+    const temp = await makeTempFolder();
+    cleanups.push(() => temp.remove());
+    const s = await server({ watchPath: temp.path, watchSettleMs: 50 });
+    await writeFile(join(temp.path, 'Sh2-155-Ha.fits'), fits({ STACKCNT: 3 }));
+    await waitUntil(async () => (await dataJson(s)).OBJECT === 'Sh2-155', 10_000, 'OBJECT from the file name');
+    expect(await dataJson(s)).toMatchObject({ OBJECT: 'Sh2-155', FILTER: 'Ha', STACK_SIZE: 3 });
+  });
+});
