@@ -112,6 +112,7 @@
 
   /** Translates `data-i18n` (text) and `data-i18n-<attribute>` under `root`, and the page title. */
   function translate(root) {
+    document.title = t('page.title');
     var texts = root.querySelectorAll('[data-i18n]');
     for (var i = 0; i < texts.length; i += 1) {
       texts[i].textContent = t(texts[i].getAttribute('data-i18n'));
