@@ -92,6 +92,7 @@ function compose(built: DynamicModule): DynamicModule {
     module: ImageServerModule,
     global: built.global,
     imports: [options, ...FEATURES],
+    // The public API, exactly: ImageNotifier, ServerLifecycle and ViewerSessions.
     exports: [ImageNotifierModule, LifecycleModule, ImageGatewayModule],
   };
 }

@@ -4,7 +4,7 @@ import { ControlGuardModule } from '../shared/control-guard/control-guard.module
 import { ViewerGateModule } from '../shared/viewer-gate/viewer-gate.module.js';
 import { MetricsModule } from '../modules/metrics/metrics.module.js';
 import { WebAssetsModule } from '../modules/web-assets/web-assets.module.js';
-import { BroadcastService } from './broadcast.service.js';
+import { BroadcastModule } from './broadcast.module.js';
 import { ImageGateway } from './image.gateway.js';
 import { ViewerSessionsController } from './viewer-sessions.controller.js';
 import { ViewerSessions } from './viewer-sessions.service.js';
@@ -15,9 +15,10 @@ import { ViewerSessions } from './viewer-sessions.service.js';
  */
 @Module({
   // WebAssetsModule for CURRENT_VERSION (hello.version).
-  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, MetricsModule],
-  providers: [BroadcastService, ViewerSessions, ImageGateway],
+  imports: [BroadcastModule, ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, MetricsModule],
+  providers: [ViewerSessions, ImageGateway],
   controllers: [ViewerSessionsController],
-  exports: [BroadcastService, ViewerSessions],
+  // The public one (re-exported by ImageServerModule); the broadcast stays internal.
+  exports: [ViewerSessions],
 })
 export class ImageGatewayModule {}

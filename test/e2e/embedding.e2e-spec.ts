@@ -1,10 +1,13 @@
 import 'reflect-metadata';
-import { Controller, Get, Injectable, Module, type LoggerService } from '@nestjs/common';
+import { Controller, Get, Inject, Injectable, Module, type LoggerService } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { Test } from '@nestjs/testing';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
-import { ImageNotifier, ImageServerModule, PortInUseError, ServerLifecycle, ViewerWsAdapter } from '../../src/index.js';
+import { BroadcastService } from '../../src/gateway/broadcast.service.js';
+import { ImageNotifier, ImageServerModule, PortInUseError, ServerLifecycle, ViewerSessions, ViewerWsAdapter } from '../../src/index.js';
+import { ControlGuard } from '../../src/shared/control-guard/control.guard.js';
 import { ExampleStacker, ExampleStackerModule } from '../example/stacker.module.js';
 import { makeJpeg } from '../helpers/images.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
@@ -34,6 +37,33 @@ describe('embedding ImageServerModule in another Nest app', () => {
     await app.close();
     await client.closed;
     expect(client.count('disconnect')).toBe(1);
+    await temp.remove();
+  });
+
+  it('the module exports exactly the public API: ImageNotifier, ServerLifecycle and ViewerSessions, not the internals', async () => {
+    const temp = await makeTempFolder();
+    const stackcast = ImageServerModule.forRoot({ workFolder: temp.path, printQrCode: false });
+    const hostWith = async (token: unknown): Promise<unknown> => {
+      @Injectable()
+      class HostService {
+        constructor(@Inject(token as string) readonly injected: unknown) {}
+      }
+      @Module({ imports: [stackcast], providers: [HostService] })
+      class HostModule {}
+      return Test.createTestingModule({ imports: [HostModule] })
+        .compile()
+        .then(async (ref) => {
+          const injected = ref.get(HostService).injected;
+          await ref.close();
+          return injected;
+        });
+    };
+    for (const exported of [ImageNotifier, ServerLifecycle, ViewerSessions]) {
+      expect(await hostWith(exported)).toBeInstanceOf(exported);
+    }
+    for (const internal of [BroadcastService, ControlGuard]) {
+      await expect(hostWith(internal), internal.name).rejects.toThrow(/can't resolve dependencies/i);
+    }
     await temp.remove();
   });
 

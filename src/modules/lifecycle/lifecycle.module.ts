@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { BroadcastModule } from '../../gateway/broadcast.module.js';
 import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
 import { NetworkInfoModule } from '../network-info/network-info.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
@@ -14,7 +15,7 @@ import { ViewerGateModule } from '../../shared/viewer-gate/viewer-gate.module.js
  * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
  */
 @Module({
-  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, ImageGatewayModule, NetworkInfoModule],
+  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, BroadcastModule, ImageGatewayModule, NetworkInfoModule],
   providers: [ServerLifecycle, HttpHardening],
   controllers: [ControlController],
   exports: [ServerLifecycle],

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { BroadcastModule } from '../../gateway/broadcast.module.js';
 import { HistoryModule } from '../history/history.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { LocalPublisher } from './local-publisher.service.js';
@@ -10,7 +10,7 @@ import { VersionWriter } from './version-writer.service.js';
  * single-process {@link LocalPublisher}. ClusterModule builds its publisher on the same writer.
  */
 @Module({
-  imports: [WebAssetsModule, ImageGatewayModule, HistoryModule],
+  imports: [WebAssetsModule, BroadcastModule, HistoryModule],
   providers: [VersionWriter, LocalPublisher],
   exports: [VersionWriter, LocalPublisher],
 })

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ImageGatewayModule } from '../../gateway/image-gateway.module.js';
+import { BroadcastModule } from '../../gateway/broadcast.module.js';
 import { ControlGuardModule } from '../../shared/control-guard/control-guard.module.js';
 import { ClusterModule } from '../cluster/cluster.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
@@ -14,7 +14,7 @@ import { StatusController } from './status.controller.js';
  * the cluster; `GET /metrics`: Prometheus text (control auth unless `metricsPublic`).
  */
 @Module({
-  imports: [LifecycleModule, ControlGuardModule, ImageGatewayModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule],
+  imports: [LifecycleModule, ControlGuardModule, BroadcastModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule],
   providers: [MetricsGuard],
   controllers: [StatusController, MetricsController],
 })
