@@ -191,6 +191,12 @@ describe('the viewer is usable by keyboard and screen reader (Chromium, axe-core
     ]);
     expect(await page.getAttribute('#stack-live', 'aria-atomic')).toBe('true');
 
+    // A first image, so the bar ticks its age every second (before any, it says it waits).
+    const first = await makeJpeg({ width: 320, height: 200, color: { r: 200, g: 120, b: 90 } });
+    const put = await fetch(`${server.baseUrl}/api/image?stackSize=11&exposure=550`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(first) });
+    expect(put.status).toBeLessThan(300);
+    await page.waitForFunction(() => document.getElementById('stack-size')?.textContent === '11');
+
     // Count every write into the live regions from now on.
     await page.evaluate(() => {
       const w = window as unknown as { __writes: string[] };

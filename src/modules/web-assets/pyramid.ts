@@ -151,7 +151,11 @@ export class PreparedPyramid {
       await rename(this.temp, join(this.root, String(version)));
     } catch (err) {
       await rm(this.temp, { recursive: true, force: true });
-      throw err;
+      // Already there, whole (renamed in one step): a replica applying again a version it kept.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+        throw err;
+      }
     }
     return { version, width: this.width, height: this.height, ms: Math.round(performance.now() - this.began) };
   }
