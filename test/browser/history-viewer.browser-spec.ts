@@ -89,6 +89,21 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
     expect(errors).toEqual([]);
   });
 
+  it('says large distances in words, in the visitor language: M 31 in French', async () => {
+    const version = await publish(14, 'M 31');
+    const context = await browser.newContext({ viewport: DESKTOP });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${server.baseUrl}/?lang=fr`);
+    await waitForLive(page, version);
+    await page.locator('#object-card').waitFor({ state: 'visible', timeout: 10_000 });
+    const millions = new Intl.NumberFormat('fr', { notation: 'compact', compactDisplay: 'long', maximumSignificantDigits: 2 }).format(2_580_000);
+    expect(millions).toBe('2,6 millions');
+    await expect.poll(() => page.locator('#object-light').textContent()).toBe(`La lumière que vous voyez en est partie il y a ${millions} d'années`);
+    expect(await page.locator('#object-distance').textContent()).toBe(`à ${millions} d'années-lumière`);
+    expect(await page.locator('#object-type').textContent()).toBe('galaxie spirale dans la constellation Andromeda');
+  });
+
   it('Save without Web Share downloads the version with the server\'s file name', async () => {
     const version = await publish(21, 'M 31');
     const { page, errors } = await open();
@@ -157,6 +172,33 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
     expect((await viewerState(page)).scrubVersion).toBe(0);
     expect(await page.locator('#live-chip').isHidden()).toBe(true);
     expect(await slider.getAttribute('aria-valuetext')).toBe('live');
+    expect(errors).toEqual([]);
+  });
+
+  it('Play flips through the night oldest first, then returns to live', async () => {
+    const version = await publish(58);
+    const { page, errors } = await open();
+    const history = ((await (await fetch(`${server.baseUrl}/api/history`)).json()) as { frames: Array<{ version: number }> }).frames;
+    await waitForLive(page, version, history.length);
+    await page.evaluate(() => {
+      const seen: number[] = [];
+      (window as unknown as { __seen: number[] }).__seen = seen;
+      const img = document.getElementById('history-image') as HTMLImageElement;
+      new MutationObserver(() => {
+        const match = /\/h\/(\d+)\.jpg$/.exec(img.src);
+        if (match) {
+          seen.push(Number(match[1]));
+        }
+      }).observe(img, { attributes: true, attributeFilter: ['src'] });
+    });
+    await page.locator('#timeline-play').click();
+    expect(await page.locator('#timeline-play').getAttribute('aria-pressed')).toBe('true');
+    await page.locator('#history-view').waitFor({ state: 'hidden', timeout: 20_000 });
+    const seen = await page.evaluate(() => (window as unknown as { __seen: number[] }).__seen);
+    // Every frame but the live one, oldest first.
+    expect(seen).toEqual(history.slice(0, -1).map((f) => f.version));
+    expect(await page.locator('#timeline-play').getAttribute('aria-pressed')).toBe('false');
+    expect((await viewerState(page)).scrubVersion).toBe(0);
     expect(errors).toEqual([]);
   });
 });

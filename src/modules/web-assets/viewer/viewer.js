@@ -1027,8 +1027,11 @@
     els.objectDistance.hidden = !ly;
     els.objectLight.hidden = !ly;
     if (ly) {
-      els.objectDistance.textContent = t('object.distance', { d: compactNumber(ly) });
-      els.objectLight.textContent = t('object.light', { years: compactNumber(ly) });
+      // "2,6 millions d'années": a number in words takes another grammar in some languages.
+      var words = { d: compactNumber(ly), years: compactNumber(ly) };
+      var large = ly >= 1e6;
+      els.objectDistance.textContent = large ? t('object.distanceLarge', words) : t('object.distance', words);
+      els.objectLight.textContent = large ? t('object.lightLarge', words) : t('object.light', words);
     }
     els.objectCard.hidden = false;
   }
