@@ -1225,6 +1225,7 @@
     }
     els.historyView.hidden = !scrubbed;
     setText(els.historyCaption, scrubbed ? frameText(frames[index]) : '');
+    els.historyCaption.hidden = !scrubbed;
     els.liveChip.hidden = !scrubbed;
     setText(els.liveChip, t('timeline.liveStack', { n: metrics.stackSize === null ? 0 : metrics.stackSize }));
     els.play.setAttribute('aria-pressed', String(playTimer !== 0));
