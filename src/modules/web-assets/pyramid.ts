@@ -87,7 +87,7 @@ export class PyramidBuilder {
    * builds of processes that no longer run. A version is renamed out of sight before it is
    * deleted, so a request sees it whole or gets a 404, never half a folder.
    */
-  async prune(): Promise<number[]> {
+  async prune(keep = this.options.keepVersions): Promise<number[]> {
     const names = await readdir(this.root).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') {
         return [] as string[];
@@ -98,7 +98,7 @@ export class PyramidBuilder {
       .filter(isVersionName)
       .map(Number)
       .sort((a, b) => a - b);
-    const old = versions.slice(0, Math.max(0, versions.length - this.options.keepVersions));
+    const old = versions.slice(0, Math.max(0, versions.length - keep));
     const trash = names.filter((name) => {
       if (name.startsWith('.trash-')) {
         return true;
