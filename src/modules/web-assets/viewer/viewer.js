@@ -98,6 +98,8 @@
   var frames = [];
   var scrubVersion = 0;
   var playTimer = 0;
+  /** New images came since the frames were loaded: reloaded when the visitor reaches for the timeline. */
+  var historyStale = false;
   var historyRequest = null;
   var historyAgain = false;
 
@@ -204,6 +206,14 @@
     });
     els.share.addEventListener('click', openShare);
     els.save.addEventListener('click', save);
+    var freshen = function () {
+      if (historyStale) {
+        historyStale = false;
+        refreshHistory();
+      }
+    };
+    els.timeline.addEventListener('focusin', freshen);
+    els.timeline.addEventListener('pointerdown', freshen);
     els.range.addEventListener('input', function () {
       stopPlaying();
       scrubTo(Number(els.range.value));
@@ -341,7 +351,14 @@
           noteVersion(message.version);
         }
         requestImage();
-        refreshHistory();
+        // Every phone would fetch the night's list on every image: only while it is in use
+        // (scrubbed back, playing) or still empty; else when the visitor reaches for it.
+        if (scrubVersion || playTimer || frames.length === 0) {
+          refreshHistory();
+        } else {
+          historyStale = true;
+          renderTimeline();
+        }
         break;
       case 'hello':
         received.hello += 1;
@@ -1213,7 +1230,8 @@
     if (!els.timeline) {
       return;
     }
-    els.timeline.hidden = frames.length < 2;
+    // One frame and a newer image: already two moments to move between.
+    els.timeline.hidden = frames.length < 2 && !(frames.length === 1 && historyStale);
     var index = scrubVersion ? frameIndex(scrubVersion) : null;
     var scrubbed = index !== null;
     var max = Math.max(0, frames.length - 1);
