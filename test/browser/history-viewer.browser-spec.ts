@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
-import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { launchBrowser, openViewer, type OpenedPage } from './browser.js';
+import { sharedServerAndBrowser, openViewer, type OpenedPage } from './browser.js';
 
 const DESKTOP = { width: 1280, height: 800 };
 const ENGLISH = JSON.parse(readFileSync(new URL('../../src/modules/web-assets/viewer/i18n-en.json', import.meta.url), 'utf8')) as Record<string, string>;
@@ -35,13 +34,11 @@ async function waitForLive(page: Page, version: number, frames = 0): Promise<voi
 }
 
 describe('the viewer: object card, Save and the timeline (Chromium)', () => {
-  let server: TestServer;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const suite = sharedServerAndBrowser();
 
   async function open(init?: string): Promise<OpenedPage> {
-    const opened = await openViewer(browser, server.baseUrl, DESKTOP);
-    contexts.push(opened.context);
+    const opened = await openViewer(suite.browser, suite.server.baseUrl, DESKTOP);
+    suite.contexts.push(opened.context);
     if (init) {
       await opened.page.addInitScript({ content: init });
       await opened.page.reload();
@@ -52,22 +49,9 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
   /** Publishes a small image; resolves with its version. */
   async function publish(stackSize: number, object?: string): Promise<number> {
     const jpeg = await makeJpeg({ width: 320, height: 240, color: { r: 40 + stackSize * 10, g: 60, b: 90 } });
-    await server.notifier.publish(jpeg, { stackSize, ...(object ? { object } : {}) });
-    return ((await (await fetch(`${server.baseUrl}/status`)).json()) as { version: number }).version;
+    await suite.server.notifier.publish(jpeg, { stackSize, ...(object ? { object } : {}) });
+    return ((await (await fetch(`${suite.server.baseUrl}/status`)).json()) as { version: number }).version;
   }
-
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer(), launchBrowser()]);
-  });
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   it('shows the object card of M 42 (name, type, constellation, distance, light travel time), and hides it without an object', async () => {
     const version = await publish(12, 'M 42');
@@ -75,7 +59,7 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
     await waitForLive(page, version);
     const card = page.locator('#object-card');
     await card.waitFor({ state: 'visible', timeout: 10_000 });
-    const entry = (await (await fetch(`${server.baseUrl}/api/objects/M%2042`)).json()) as { id: string; names: string[]; typeKey: string; constellation: string; distanceLy: number };
+    const entry = (await (await fetch(`${suite.server.baseUrl}/api/objects/M%2042`)).json()) as { id: string; names: string[]; typeKey: string; constellation: string; distanceLy: number };
     await expect.poll(() => page.locator('#object-name').textContent()).toBe(`${entry.id} · ${entry.names[0]}`);
     expect(await page.locator('#object-type').textContent()).toBe(`${ENGLISH[`type.${entry.typeKey}`]} in ${entry.constellation}`);
     expect(entry.id).toBe('M42');
@@ -91,10 +75,10 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
 
   it('says large distances in words, in the visitor language: M 31 in French', async () => {
     const version = await publish(14, 'M 31');
-    const context = await browser.newContext({ viewport: DESKTOP });
-    contexts.push(context);
+    const context = await suite.browser.newContext({ viewport: DESKTOP });
+    suite.contexts.push(context);
     const page = await context.newPage();
-    await page.goto(`${server.baseUrl}/?lang=fr`);
+    await page.goto(`${suite.server.baseUrl}/?lang=fr`);
     await waitForLive(page, version);
     await page.locator('#object-card').waitFor({ state: 'visible', timeout: 10_000 });
     const millions = new Intl.NumberFormat('fr', { notation: 'compact', compactDisplay: 'long', maximumSignificantDigits: 2 }).format(2_580_000);
@@ -134,7 +118,7 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
     expect(shared[0]).toHaveLength(1);
     expect(shared[0][0].type).toBe('image/jpeg');
     expect(shared[0][0].name).toMatch(/^M_31-\d{4}-\d{2}-\d{2}-stack22\.jpg$/);
-    const full = await (await fetch(`${server.baseUrl}/v/${version}/image.jpg`)).arrayBuffer();
+    const full = await (await fetch(`${suite.server.baseUrl}/v/${version}/image.jpg`)).arrayBuffer();
     expect(shared[0][0].size).toBe(full.byteLength);
     expect(downloads).toBe(0);
     expect(errors).toEqual([]);
@@ -143,7 +127,7 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
   it('the timeline: scrubbed back (keyboard) it shows that frame and stays there when a new image arrives; the live chip returns', async () => {
     const versions = [await publish(31), await publish(32), await publish(33)];
     const { page, errors } = await open();
-    const history = ((await (await fetch(`${server.baseUrl}/api/history`)).json()) as { frames: Array<{ version: number; stackSize: number }> }).frames;
+    const history = ((await (await fetch(`${suite.server.baseUrl}/api/history`)).json()) as { frames: Array<{ version: number; stackSize: number }> }).frames;
     await waitForLive(page, versions[2], history.length);
     const slider = page.locator('#timeline-range');
     await slider.waitFor({ state: 'visible' });
@@ -178,7 +162,7 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
   it('Play flips through the night oldest first, then returns to live', async () => {
     const version = await publish(58);
     const { page, errors } = await open();
-    const history = ((await (await fetch(`${server.baseUrl}/api/history`)).json()) as { frames: Array<{ version: number }> }).frames;
+    const history = ((await (await fetch(`${suite.server.baseUrl}/api/history`)).json()) as { frames: Array<{ version: number }> }).frames;
     await waitForLive(page, version, history.length);
     await page.evaluate(() => {
       const seen: number[] = [];
