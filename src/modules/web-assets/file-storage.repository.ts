@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, open, readdir, readFile, realpath, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { makeFolder } from '../../common/make-folder.js';
@@ -116,6 +116,12 @@ export class FileStorage {
 
   stat(path: string): Promise<Stats> {
     return stat(path);
+  }
+
+  /** Bytes an unprivileged process may still write on the filesystem of `path`. */
+  async freeBytes(path: string): Promise<number> {
+    const info = await statfs(path);
+    return info.bavail * info.bsize;
   }
 }
 

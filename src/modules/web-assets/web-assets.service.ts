@@ -67,6 +67,9 @@ export interface SessionState {
 /** Why the web folder cannot be written: its disk is full, it is read-only, it is gone, or another error. */
 export type StorageProblem = 'full' | 'read-only' | 'missing' | 'failed';
 
+/** Less than this left on the web folder's disk after a failed write: the disk is full. */
+const FULL_DISK_BYTES = 1024 * 1024;
+
 /** libvips reports a failed write by its message only (no errno code). */
 const LIBVIPS_STORAGE_ERRORS: [RegExp, string][] = [
   [/No space left on device/i, 'ENOSPC'],
@@ -387,7 +390,7 @@ export class WebAssetsService {
         result = await write();
       }
     } catch (err) {
-      const code = storageCode(err);
+      const code = storageCode(err) ?? (await this.diskFull(err));
       if (code === undefined) {
         throw err;
       }
@@ -405,6 +408,18 @@ export class WebAssetsService {
       this.problem = undefined;
     }
     return result;
+  }
+
+  /**
+   * libvips does not always name the errno of a failed write (a tile writer's message can
+   * be its own): a failure with less than {@link FULL_DISK_BYTES} left is the full disk's.
+   */
+  private async diskFull(err: unknown): Promise<string | undefined> {
+    if (!(err instanceof Error)) {
+      return undefined;
+    }
+    const free = await this.storage.freeBytes(this.options.webFolder).catch(() => Infinity);
+    return free < FULL_DISK_BYTES ? 'ENOSPC' : undefined;
   }
 
   /**
