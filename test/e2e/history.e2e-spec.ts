@@ -278,7 +278,7 @@ describe('the night\'s history in the built service (HISTORY_BUDGET_MB=5)', () =
     expect(latest).toBeGreaterThan(after.at(-1)?.version ?? 0);
     expect([appended[0], appended.at(-1)]).toEqual([1, latest]);
     expect((await fetch(`${service.baseUrl}/h/${latest}.jpg`)).status).toBe(200);
-  // About 40 s on an idle machine, two minutes with the load average at 25 on two cores.
+  // Measured 80-120 s with the load average at 15-25 on two cores (2026-12-07).
   }, 300_000);
 });
 
