@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
+import { encodeFits } from '../fixtures/fits-writer.mjs';
 import { makeJpeg } from '../helpers/images.js';
 import { sharedServerAndBrowser, openViewer, type OpenedPage } from './browser.js';
 
@@ -70,6 +71,29 @@ describe('the viewer: object card, Save and the timeline (Chromium)', () => {
     const next = await publish(13);
     await waitForLive(page, next);
     await card.waitFor({ state: 'hidden', timeout: 10_000 });
+    expect(errors).toEqual([]);
+  });
+
+  it('a FITS with OBJECT = \'M 31\' shows the card for the Andromeda Galaxy', async () => {
+    const fits = encodeFits({
+      width: 64,
+      height: 48,
+      channels: 1,
+      bitpix: 16,
+      data: new Uint16Array(64 * 48).map((_, i) => 1000 + (i % 64) * 300),
+      cards: { OBJECT: 'M 31', STACKCNT: 9 },
+    });
+    const put = await fetch(`${suite.server.baseUrl}/api/image`, { method: 'PUT', body: new Uint8Array(fits), headers: { 'Content-Type': 'image/fits' } });
+    expect(put.status).toBe(200);
+    const status = (await (await fetch(`${suite.server.baseUrl}/status`)).json()) as { version: number; object: string | null };
+    expect(status.object).toBe('M 31');
+    const { page, errors } = await open();
+    await waitForLive(page, status.version);
+    await page.locator('#object-card').waitFor({ state: 'visible', timeout: 10_000 });
+    await expect.poll(() => page.locator('#object-name').textContent()).toBe('M31 · Andromeda Galaxy');
+    expect(await page.locator('#object-type').textContent()).toBe('spiral galaxy in Andromeda');
+    expect(await page.locator('#object-distance').textContent()).toBe('2.6 million light-years away');
+    expect(await page.locator('#object-light').textContent()).toBe('The light you see left it 2.6 million years ago');
     expect(errors).toEqual([]);
   });
 

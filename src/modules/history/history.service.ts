@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { FileStorage } from '../web-assets/file-storage.repository.js';
+import { DATA_FILE, IMAGE_FILE } from '../web-assets/web-assets.service.js';
 
 /** The folder under the web folder that holds the previews (`h/<version>.jpg`) and the index. */
 export const HISTORY_FOLDER = 'h';
@@ -62,6 +63,7 @@ export class NoFramesError extends Error {
 export class HistoryService {
   private readonly logger = new Logger(HistoryService.name);
   private readonly folder: string;
+  private readonly webFolder: string;
   private readonly budgetBytes: number;
   private readonly queue = new SerialQueue();
   /** Timelapses are built one at a time, outside the queue (seconds of CPU each). */
@@ -76,6 +78,7 @@ export class HistoryService {
     @Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder' | 'historyBudgetMb'>,
     private readonly storage: FileStorage,
   ) {
+    this.webFolder = options.webFolder;
     this.folder = join(options.webFolder, HISTORY_FOLDER);
     this.budgetBytes = Math.floor(options.historyBudgetMb * 1024 * 1024);
   }
@@ -225,6 +228,10 @@ export class HistoryService {
       }
     }
     const names = new Set(await readdir(this.folder));
+    const recovered = await this.recoverLatest(listed, names);
+    if (recovered !== undefined) {
+      names.add(`${recovered}.jpg`);
+    }
     this.frames = listed.filter((f) => names.has(`${f.version}.jpg`)).sort((a, b) => a.version - b.version);
     const kept = new Set(this.frames.map((f) => `${f.version}.jpg`));
     const orphans = [...names].filter((n) => /^[1-9]\d*\.jpg$/.test(n) && !kept.has(n));
@@ -237,8 +244,40 @@ export class HistoryService {
       }
     }
     this.indexBytes = Buffer.byteLength(this.indexJson());
+    if (recovered !== undefined) {
+      await this.thin(); // the preview made again may be a little larger
+    }
     if (this.frames.length > 0) {
       this.logger.log(`history: ${this.frames.length} frames, ${(this.diskBytes / 1024 / 1024).toFixed(1)} MB of ${(this.budgetBytes / 1024 / 1024).toFixed(1)} MB`);
+    }
+  }
+
+  /**
+   * A crash between a publish's thinning (index written, the frames it dropped gone, maybe the
+   * latest) and its preview: when the served image is that last listed version, its preview is
+   * made again from it, so the history still ends with the latest frame. Its version when made.
+   */
+  private async recoverLatest(listed: StoredFrame[], names: Set<string>): Promise<number | undefined> {
+    const last = listed.reduce<StoredFrame | undefined>((a, f) => (a === undefined || f.version > a.version ? f : a), undefined);
+    if (!last || names.has(`${last.version}.jpg`)) {
+      return undefined;
+    }
+    try {
+      const data = JSON.parse(await readFile(join(this.webFolder, DATA_FILE), 'utf8')) as { VERSION?: unknown };
+      if (data.VERSION !== last.version) {
+        return undefined;
+      }
+      const preview = await this.preview(await readFile(join(this.webFolder, IMAGE_FILE)));
+      if (!preview) {
+        return undefined;
+      }
+      await this.storage.writeAtomic(this.previewPath(last.version), preview);
+      last.bytes = preview.length;
+      this.logger.warn(`history: the preview of version ${last.version} was cut by a stop; made again from the image served`);
+      return last.version;
+    } catch (err) {
+      this.logger.warn(`history: the preview of version ${last.version} could not be made again (${(err as Error).message})`);
+      return undefined;
     }
   }
 
