@@ -7,7 +7,8 @@
 //   options: --n <viewers>  --runs <R>  --dist <dir>  (default dist/)
 //            --before <git ref>  also build that commit's src/ and measure it first, same run
 //            --publishes <K>     then K in-process publishes: the RSS they add (not per viewer)
-//            --snapshot <file>   write heap snapshots with N viewers (<file>) and none (<file>.idle) (first run of the last build)
+//            --snapshot <file>   write heap snapshots with N viewers (<file>) and none (<file>.idle);
+//                                that run's RSS is inflated by the snapshot itself (first run of the last build)
 import { spawnSync } from 'node:child_process';
 import { existsSync, symlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
