@@ -52,7 +52,7 @@ function buildRef(ref) {
 
 async function afterGc(call) {
   const { memory: m, clients } = await call('memory');
-  return { rss: m.rss / 1024, heap: m.heapUsed / 1024, live: (m.heapUsed + m.external) / 1024, clients };
+  return { rss: m.rss / 1024, committed: m.heapTotal / 1024, heap: m.heapUsed / 1024, live: (m.heapUsed + m.external) / 1024, clients };
 }
 
 /** One fresh server: memory with no viewer, then with N; KB per viewer. */
@@ -96,7 +96,7 @@ async function oneRun({ dist, lg, sources, image, snapshot }) {
       publishedRss = (await afterGc(call)).rss - full.rss;
     }
     await lg('closeGroup', { group }, 30_000);
-    return { heap: per('heap'), live: per('live'), rss: per('rss'), publishedRss };
+    return { heap: per('heap'), live: per('live'), rss: per('rss'), committed: per('committed'), publishedRss };
   } finally {
     await stopChild(child);
   }
@@ -106,7 +106,7 @@ async function measure(label, dist, ctx) {
   const runs = [];
   for (let i = 0; i < RUNS; i++) {
     const run = await oneRun({ dist, ...ctx, snapshot: i === 0 ? ctx.snapshot : undefined });
-    log(`${label} run ${i + 1}/${RUNS}: heap ${run.heap.toFixed(2)} KB, heap+external ${run.live.toFixed(2)} KB, RSS ${run.rss.toFixed(2)} KB per viewer${run.publishedRss === undefined ? '' : `; RSS +${(run.publishedRss / 1024).toFixed(1)} MB after ${PUBLISHES} publishes`}`);
+    log(`${label} run ${i + 1}/${RUNS}: heap ${run.heap.toFixed(2)} KB, heap+external ${run.live.toFixed(2)} KB, RSS ${run.rss.toFixed(2)} KB per viewer (V8 heap committed ${run.committed.toFixed(2)} KB)${run.publishedRss === undefined ? '' : `; RSS +${(run.publishedRss / 1024).toFixed(1)} MB after ${PUBLISHES} publishes`}`);
     runs.push(run);
   }
   return { label, heap: median(runs.map((r) => r.heap)), live: median(runs.map((r) => r.live)), rss: median(runs.map((r) => r.rss)) };
