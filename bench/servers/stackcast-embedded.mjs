@@ -5,6 +5,7 @@ import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeHeapSnapshot } from 'node:v8';
 import { pathToFileURL } from 'node:url';
 
 const [dist, workFolder, preload] = process.argv.slice(2);
@@ -95,6 +96,11 @@ process.on('message', (msg) => {
         globalThis.gc?.();
         reply({ memory: process.memoryUsage(), clients: broadcaster.count });
       });
+      break;
+    case 'snapshot':
+      // bench/sessions-memory.mjs --snapshot: what the viewers retain, for DevTools.
+      globalThis.gc?.();
+      reply({ file: writeHeapSnapshot(msg.file) });
       break;
     default:
       fail(`unknown command ${msg.cmd}`);

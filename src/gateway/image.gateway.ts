@@ -34,6 +34,9 @@ const MAX_PENDING_AUTO_PONGS = 16;
   // A client that sends pings and never reads our pongs is cut off after this many
   // unsent pongs (ws >= 8.23; package.json overrides the copy @nestjs/platform-ws pins).
   maxPendingAutoPongs: MAX_PENDING_AUTO_PONGS,
+  // BroadcastService keeps the clients (and STOP ends them): a second set in ws would cost
+  // an entry and a 'close' closure per viewer.
+  clientTracking: false,
 })
 export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayConnection<WebSocket>, OnGatewayDisconnect<WebSocket> {
   private readonly logger = new Logger(ImageGateway.name);

@@ -36,16 +36,24 @@ interface Bucket {
 export class UpgradeLimiter {
   private readonly buckets = new Map<string, Bucket>();
   private readonly perAddress = new Map<string, number>();
-  private total = 0;
+  /** Each counted socket and its address, until it closes. */
+  private readonly counted = new Map<Socket, string>();
+  /** One 'close' listener for every counted socket (`this` is the socket), not a closure each. */
+  private readonly onSocketClose: (this: Socket) => void;
 
   constructor(
     private readonly limits: ViewerLimits,
     private readonly log: RefusalLog,
-  ) {}
+  ) {
+    const release = (socket: Socket): void => this.release(socket);
+    this.onSocketClose = function (this: Socket) {
+      release(this);
+    };
+  }
 
   /** Viewers counted now. */
   get viewers(): number {
-    return this.total;
+    return this.counted.size;
   }
 
   /** Undefined when the upgrade may go ahead (and is then counted), else why not. */
@@ -58,8 +66,8 @@ export class UpgradeLimiter {
       this.log.refused('upgrade', address, `over ${this.limits.upgradeBurst} upgrades then ${this.limits.upgradesPerSecond}/s (rate-limited)`);
       return { code: 429, message: 'Too many connection attempts: try again later', headers: { 'Retry-After': retry } };
     }
-    if (this.total >= this.limits.maxViewers) {
-      this.log.refused('upgrade', address, `${this.total} viewers connected, the limit is ${this.limits.maxViewers}`);
+    if (this.counted.size >= this.limits.maxViewers) {
+      this.log.refused('upgrade', address, `${this.counted.size} viewers connected, the limit is ${this.limits.maxViewers}`);
       return { code: 503, message: 'Too many viewers: try again later', headers: { 'Retry-After': '30' } };
     }
     const mine = this.perAddress.get(address) ?? 0;
@@ -72,17 +80,27 @@ export class UpgradeLimiter {
   }
 
   private count(socket: Socket, address: string): void {
-    this.total += 1;
+    if (this.counted.has(socket)) {
+      return;
+    }
+    this.counted.set(socket, address);
     this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
-    socket.once('close', () => {
-      this.total -= 1;
-      const left = (this.perAddress.get(address) ?? 1) - 1;
-      if (left <= 0) {
-        this.perAddress.delete(address);
-      } else {
-        this.perAddress.set(address, left);
-      }
-    });
+    // 'close' is emitted once per socket.
+    socket.on('close', this.onSocketClose);
+  }
+
+  private release(socket: Socket): void {
+    const address = this.counted.get(socket);
+    if (address === undefined) {
+      return;
+    }
+    this.counted.delete(socket);
+    const left = (this.perAddress.get(address) ?? 1) - 1;
+    if (left <= 0) {
+      this.perAddress.delete(address);
+    } else {
+      this.perAddress.set(address, left);
+    }
   }
 
   /** Takes a token; 0 when there was one, else the seconds until the next. */

@@ -54,14 +54,33 @@ export const CLIENT_MESSAGE_BURST = 10;
 export const CLIENT_FLOOD_LIMIT = 40;
 const MAX_USER_AGENT = 256;
 
-interface Session {
-  info: ViewerInfo;
+/** A viewer's token bucket, made at its first frame: a full one is the same as none, and most viewers send nothing. */
+interface RateBucket {
   tokens: number;
   /** Frames dropped by the rate limit, draining at the refill rate. */
   excess: number;
   refilledAt: number;
+}
+
+/** What is kept per viewer (thousands of them): flat, with the {@link ViewerInfo} made on demand. */
+interface Session {
+  readonly id: string;
+  readonly address: string;
+  readonly userAgent: string;
+  /** `Date.now()` at the connection. */
+  readonly connectedAt: number;
+  rate: RateBucket | undefined;
   /** Disconnected for flooding; its remaining frames are ignored. */
   cut: boolean;
+}
+
+function infoOf(session: Session): ViewerInfo {
+  return {
+    id: session.id,
+    address: session.address,
+    userAgent: session.userAgent,
+    connectedAt: new Date(session.connectedAt).toISOString(),
+  };
 }
 
 /**
@@ -96,7 +115,7 @@ export class ViewerSessions implements OnApplicationShutdown {
 
   /** The connected viewers, oldest first. */
   list(): ViewerInfo[] {
-    return [...this.sessions.values()].map((s) => ({ ...s.info }));
+    return [...this.sessions.values()].map(infoOf);
   }
 
   /** Whether a viewer with this id is connected. */
@@ -132,24 +151,27 @@ export class ViewerSessions implements OnApplicationShutdown {
 
   /** The gateway's connection hook: gives the client an id and sends `hello`. */
   connected(client: WebSocket, request: IncomingMessage): ViewerInfo {
-    const info: ViewerInfo = {
+    // Only strings are read from the request, so nothing keeps it alive.
+    const session: Session = {
       id: randomUUID(),
       address: request.socket.remoteAddress ?? '',
       userAgent: (request.headers['user-agent'] ?? '').slice(0, MAX_USER_AGENT),
-      connectedAt: new Date().toISOString(),
+      connectedAt: Date.now(),
+      rate: undefined,
+      cut: false,
     };
-    this.sessions.set(client, { info, tokens: CLIENT_MESSAGE_BURST, excess: 0, refilledAt: performance.now(), cut: false });
-    this.byId.set(info.id, client);
+    this.sessions.set(client, session);
+    this.byId.set(session.id, client);
     client.on('message', this.onClientFrame);
     const version = this.currentVersion?.();
     this.broadcaster.sendTo(client, {
       type: 'hello',
-      id: info.id,
+      id: session.id,
       ...(version === undefined ? {} : { version }),
       viewers: this.sessions.size,
     });
-    this.subject.next({ type: 'viewer.connected', viewer: { ...info } });
-    return info;
+    this.subject.next({ type: 'viewer.connected', viewer: infoOf(session) });
+    return infoOf(session);
   }
 
   /** The gateway's disconnect hook. */
@@ -159,9 +181,9 @@ export class ViewerSessions implements OnApplicationShutdown {
       return;
     }
     this.sessions.delete(client);
-    this.byId.delete(session.info.id);
+    this.byId.delete(session.id);
     client.off('message', this.onClientFrame);
-    this.subject.next({ type: 'viewer.disconnected', viewer: session.info });
+    this.subject.next({ type: 'viewer.disconnected', viewer: infoOf(session) });
   }
 
   /** START done: the viewer-count service runs while the server does. */
@@ -208,11 +230,12 @@ export class ViewerSessions implements OnApplicationShutdown {
     if (session === undefined || session.cut) {
       return;
     }
-    if (!this.admit(session)) {
-      if (session.excess > CLIENT_FLOOD_LIMIT) {
+    const rate = (session.rate ??= { tokens: CLIENT_MESSAGE_BURST, excess: 0, refilledAt: performance.now() });
+    if (!this.admit(rate)) {
+      if (rate.excess > CLIENT_FLOOD_LIMIT) {
         // Frames already received still arrive after terminate(): `cut` ignores them.
         session.cut = true;
-        this.logger.warn(`viewer ${session.info.id} (${session.info.address}) flooded its socket: disconnected`);
+        this.logger.warn(`viewer ${session.id} (${session.address}) flooded its socket: disconnected`);
         client.terminate();
       }
       return;
@@ -232,21 +255,21 @@ export class ViewerSessions implements OnApplicationShutdown {
     if (typeof (message as { type?: unknown }).type !== 'string') {
       return;
     }
-    this.subject.next({ type: 'viewer.message', viewer: { ...session.info }, message: message as ClientMessage });
+    this.subject.next({ type: 'viewer.message', viewer: infoOf(session), message: message as ClientMessage });
   }
 
   /** Token bucket: true when this frame may be read. */
-  private admit(session: Session): boolean {
+  private admit(rate: RateBucket): boolean {
     const now = performance.now();
-    const refill = ((now - session.refilledAt) / 1000) * CLIENT_MESSAGES_PER_SECOND;
-    session.refilledAt = now;
-    session.tokens = Math.min(CLIENT_MESSAGE_BURST, session.tokens + refill);
-    session.excess = Math.max(0, session.excess - refill);
-    if (session.tokens >= 1) {
-      session.tokens -= 1;
+    const refill = ((now - rate.refilledAt) / 1000) * CLIENT_MESSAGES_PER_SECOND;
+    rate.refilledAt = now;
+    rate.tokens = Math.min(CLIENT_MESSAGE_BURST, rate.tokens + refill);
+    rate.excess = Math.max(0, rate.excess - refill);
+    if (rate.tokens >= 1) {
+      rate.tokens -= 1;
       return true;
     }
-    session.excess += 1;
+    rate.excess += 1;
     return false;
   }
 }

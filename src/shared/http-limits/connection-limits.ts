@@ -44,9 +44,8 @@ const SAFE_HOST = /^(?:[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\])(?::\d{1,5})?$/i;
 interface Tracked {
   address: string;
   openedAt: number;
-  /** A request or an upgrade arrived: Node's own timeouts apply from then on. */
+  /** A request arrived: Node's own timeouts apply from then on. */
   spoke: boolean;
-  upgraded: boolean;
   windowStart?: number;
   windowSent?: number;
 }
@@ -88,11 +87,14 @@ const ignore = (): void => undefined;
  * One instance per server.
  */
 export class ConnectionGuard {
-  private readonly sockets = new Map<Socket, Tracked>();
+  /** Each admitted socket until it closes; an upgraded one (a viewer) keeps only its address. */
+  private readonly sockets = new Map<Socket, Tracked | string>();
   private readonly perAddress = new Map<string, number>();
   private readonly reserve: number;
   private sweepTimer: NodeJS.Timeout | undefined;
   private lastServerErrorAt = -Infinity;
+  /** One 'close' listener for every admitted socket (`this` is the socket), not a closure each. */
+  private readonly onSocketClose: (this: Socket) => void;
 
   constructor(
     private readonly limits: ConnectionLimits,
@@ -100,6 +102,10 @@ export class ConnectionGuard {
     private readonly logger: Pick<Logger, 'warn'>,
   ) {
     this.reserve = loopbackReserve(limits.maxConnections);
+    const forget = (socket: Socket): void => this.forget(socket);
+    this.onSocketClose = function (this: Socket) {
+      forget(this);
+    };
   }
 
   /** Connections admitted and open now. */
@@ -133,10 +139,11 @@ export class ConnectionGuard {
     });
     // Upgraded sockets are the viewers' WebSockets: ws bounds their backlog, not the sweep.
     server.on('upgrade', (req: IncomingMessage) => {
-      const entry = this.entryOf(req.socket);
-      if (entry !== undefined) {
-        entry.spoke = true;
-        entry.upgraded = true;
+      const tcp = this.sockets.has(req.socket) ? req.socket : tcpSocketOf(req.socket);
+      const entry = this.sockets.get(tcp);
+      if (entry !== undefined && typeof entry !== 'string') {
+        // The sweep skips it from now on: its address is all that is left to keep.
+        this.sockets.set(tcp, entry.address);
       }
     });
     // After the bind (whose errors ServerLifecycle reports): an accept that fails (EMFILE) must not end the process.
@@ -154,14 +161,10 @@ export class ConnectionGuard {
 
   /** A request arrived on this connection (the request front tells): Node's timeouts take over. */
   requestArrived(req: IncomingMessage): void {
-    const entry = this.entryOf(req.socket);
-    if (entry !== undefined) {
+    const entry = this.sockets.get(req.socket) ?? this.sockets.get(tcpSocketOf(req.socket));
+    if (entry !== undefined && typeof entry !== 'string') {
       entry.spoke = true;
     }
-  }
-
-  private entryOf(socket: Socket): Tracked | undefined {
-    return this.sockets.get(socket) ?? this.sockets.get(tcpSocketOf(socket));
   }
 
   /** Counts the socket, or answers and destroys it when over a cap. */
@@ -184,17 +187,25 @@ export class ConnectionGuard {
       return false;
     }
     this.perAddress.set(address, mine + 1);
-    this.sockets.set(socket, { address, openedAt: performance.now(), spoke: false, upgraded: false });
-    socket.once('close', () => {
-      this.sockets.delete(socket);
-      const left = (this.perAddress.get(address) ?? 1) - 1;
-      if (left <= 0) {
-        this.perAddress.delete(address);
-      } else {
-        this.perAddress.set(address, left);
-      }
-    });
+    this.sockets.set(socket, { address, openedAt: performance.now(), spoke: false });
+    // 'close' is emitted once per socket.
+    socket.on('close', this.onSocketClose);
     return true;
+  }
+
+  private forget(socket: Socket): void {
+    const entry = this.sockets.get(socket);
+    if (entry === undefined) {
+      return;
+    }
+    this.sockets.delete(socket);
+    const address = typeof entry === 'string' ? entry : entry.address;
+    const left = (this.perAddress.get(address) ?? 1) - 1;
+    if (left <= 0) {
+      this.perAddress.delete(address);
+    } else {
+      this.perAddress.set(address, left);
+    }
   }
 
   private refuse(socket: Socket, secure: boolean, address: string, message: string, detail: string): void {
@@ -227,7 +238,9 @@ export class ConnectionGuard {
       const request = Buffer.concat([head, (socket.read() as Buffer | null) ?? Buffer.alloc(0)]).toString('latin1');
       const host = /^host:[ \t]*([^\r\n]*)/im.exec(request)?.[1]?.trim() ?? '';
       const url = SAFE_HOST.test(host) ? `https://${host}/` : 'https:// instead of http://';
-      this.log.refused('plain HTTP on the TLS port', this.sockets.get(socket)?.address ?? '?', 'answered 400');
+      const entry = this.sockets.get(socket);
+      const address = entry === undefined ? '?' : typeof entry === 'string' ? entry : entry.address;
+      this.log.refused('plain HTTP on the TLS port', address, 'answered 400');
       socket.end(rawAnswer(400, `This port speaks HTTPS: open ${url}`));
     };
     socket.on('readable', onReadable);
@@ -245,7 +258,7 @@ export class ConnectionGuard {
     const now = performance.now();
     const { minReadBytesPerSecond, slowClientWindowMs, headersTimeoutMs } = this.limits;
     for (const [socket, entry] of this.sockets) {
-      if (entry.upgraded) {
+      if (typeof entry === 'string') {
         continue;
       }
       if (!entry.spoke && now - entry.openedAt > headersTimeoutMs) {
