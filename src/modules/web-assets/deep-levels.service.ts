@@ -61,9 +61,11 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     }
   }
 
-  onApplicationShutdown(): void {
+  /** Lets the cut under way finish (its temp folder removed): no write into a web folder after shutdown. */
+  async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     this.queued.clear();
+    await this.job;
   }
 
   /** Cuts the deep levels of `version` in the background (nothing when it has none pending). */

@@ -103,7 +103,8 @@ export class PyramidBuilder {
       const full = Buffer.isBuffer(image) ? writeFile(join(temp, FULL_IMAGE_FILE), image) : Promise.resolve();
       full.catch(() => undefined);
       const { width, height } = await sharp(image).metadata();
-      const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
+      // The deep levels are cut later from the version's image.jpg, kept only from bytes.
+      const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
       let decoder = sharp(image, { failOn: 'warning' });
       if (home < topLevel(width, height)) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
