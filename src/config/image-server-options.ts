@@ -169,6 +169,12 @@ export interface ImageServerOptions {
   /** Encoder quality (1-100) of the tiles. Default 80. */
   tileQuality: number;
   /**
+   * Long side (px) up to which a version's levels are cut before `new_image` (from a
+   * reduced decode); deeper levels follow in the background or on first request.
+   * Default 2048: a 1920×1080 desktop's home view and any phone's.
+   */
+  homeLevelSize: number;
+  /**
    * How many versions (the newest) stay on disk and answer under `/v/`; older ones answer
    * 404. Default 4 (3-8), so a phone in the middle of a download never loses its version.
    */
@@ -215,6 +221,7 @@ export const DEFAULT_DEMO_INTERVAL_MS = 3000;
 export const DEFAULT_TILE_SIZE = 510;
 export const DEFAULT_TILE_OVERLAP = 1;
 export const DEFAULT_TILE_QUALITY = 80;
+export const DEFAULT_HOME_LEVEL_SIZE = 2048;
 export const DEFAULT_KEEP_VERSIONS = 4;
 export const DEFAULT_MAX_CONNECTIONS = 4096;
 export const DEFAULT_MAX_CONNECTIONS_PER_ADDRESS = 64;
@@ -269,6 +276,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     tileOverlap: partial.tileOverlap ?? DEFAULT_TILE_OVERLAP,
     tileFormat: partial.tileFormat ?? 'jpeg',
     tileQuality: partial.tileQuality ?? DEFAULT_TILE_QUALITY,
+    homeLevelSize: partial.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE,
     keepVersions: partial.keepVersions ?? DEFAULT_KEEP_VERSIONS,
     maxConnections: partial.maxConnections ?? defaultMaxConnections(),
     maxConnectionsPerAddress: partial.maxConnectionsPerAddress ?? DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
@@ -333,6 +341,7 @@ export const OPTION_RANGES = {
   tileSize: { min: 64, max: 2048, integer: true },
   tileOverlap: { min: 0, max: 8, integer: true },
   tileQuality: { min: 1, max: 100, integer: true },
+  homeLevelSize: { min: 64, max: 65_500, integer: true },
   keepVersions: { min: 3, max: 8, integer: true },
   maxConnections: { min: 16, max: 1_000_000, integer: true },
   maxConnectionsPerAddress: { min: 2, max: 1_000_000, integer: true },

@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
+import { DeepLevels } from '../web-assets/deep-levels.service.js';
 import { PyramidBuilder, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
@@ -26,6 +27,7 @@ export class VersionWriter {
     private readonly assets: WebAssetsService,
     private readonly versions: VersionStore,
     private readonly pyramids: PyramidBuilder,
+    private readonly deepLevels: DeepLevels,
     private readonly broadcast: BroadcastService,
     private readonly history: HistoryService,
   ) {}
@@ -81,6 +83,8 @@ export class VersionWriter {
         await this.assets.writeImage(image.jpeg, image.metrics, number);
         await this.recordHistory(number, image.preview);
         this.announce();
+        // The levels deeper than the home ones, after new_image (nothing when there are none).
+        this.deepLevels.enqueue(number);
         return number;
       } catch (err) {
         await image.pyramid.discard().catch(() => undefined);

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
-import sharp from 'sharp';
-import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import sharp, { type Sharp } from 'sharp';
+import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
 /** The options a {@link PyramidBuilder} reads (see ImageServerOptions for each). */
-export type PyramidOptions = Pick<ImageServerOptions, 'webFolder' | 'tileSize' | 'tileOverlap' | 'tileFormat' | 'tileQuality' | 'keepVersions'>;
+export type PyramidOptions = Pick<ImageServerOptions, 'webFolder' | 'tileSize' | 'tileOverlap' | 'tileFormat' | 'tileQuality' | 'keepVersions'> &
+  Partial<Pick<ImageServerOptions, 'homeLevelSize'>>;
 
 /** What was built for one version. */
 export interface BuiltPyramid {
@@ -25,6 +26,40 @@ export const DZI_FILE = 'image.dzi';
 export const FULL_IMAGE_FILE = 'image.jpg';
 /** What the version shows (object, stack size, time), for the download's file name; never served. */
 export const VERSION_INFO_FILE = 'about.json';
+/** Present while a version's deep levels are still to be cut (a {@link DeepLevelsPending}); never served. */
+export const DEEP_PENDING_FILE = 'deep-pending.json';
+
+/** What a version whose deep levels are not all cut yet records in {@link DEEP_PENDING_FILE}. */
+export interface DeepLevelsPending {
+  width: number;
+  height: number;
+  /** The deepest level cut before `new_image`; the levels above it up to {@link topLevel} follow. */
+  home: number;
+}
+
+/** The deepest Deep Zoom level of an image (full resolution): libvips halves, rounding up, down to 1×1. */
+export function topLevel(width: number, height: number): number {
+  let level = 0;
+  while (2 ** level < Math.max(width, height)) {
+    level++;
+  }
+  return level;
+}
+
+/** Size of a level: the full image divided by 2^(top - level), rounded up as libvips does. */
+export function levelSize(width: number, height: number, level: number): { width: number; height: number } {
+  const scale = 2 ** (topLevel(width, height) - level);
+  return { width: Math.ceil(width / scale), height: Math.ceil(height / scale) };
+}
+
+/** The deepest level whose long side is at most `limit` px (at least level 0). */
+export function homeLevel(width: number, height: number, limit: number): number {
+  let level = topLevel(width, height);
+  while (level > 0 && Math.max(...Object.values(levelSize(width, height, level))) > limit) {
+    level--;
+  }
+  return level;
+}
 
 /**
  * Builds each version's Deep Zoom pyramid (sharp/libvips `dzsave`) and keeps the web
@@ -67,19 +102,45 @@ export class PyramidBuilder {
       // The full image is kept too (a Save), written while libvips cuts the tiles.
       const full = Buffer.isBuffer(image) ? writeFile(join(temp, FULL_IMAGE_FILE), image) : Promise.resolve();
       full.catch(() => undefined);
-      const { tileQuality: quality, tileFormat, tileSize, tileOverlap } = this.options;
-      const decoder = sharp(image, { failOn: 'warning' });
-      // Huffman optimisation off: ~25 % less CPU per publish for a few % more bytes per tile.
-      const encoded = tileFormat === 'webp' ? decoder.webp({ quality, effort: 0 }) : decoder.jpeg({ quality, mozjpeg: false, optimiseCoding: false });
-      const info = await encoded.tile({ layout: 'dz', size: tileSize, overlap: tileOverlap, container: 'fs' }).toFile(join(temp, 'image.dz'));
+      const { width, height } = await sharp(image).metadata();
+      // The deep levels are cut later from the version's image.jpg, kept only from bytes.
+      const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
+      let decoder = sharp(image, { failOn: 'warning' });
+      if (home < topLevel(width, height)) {
+        // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
+        const reduced = levelSize(width, height, home);
+        decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
+      }
+      const info = await this.encodeTiles(decoder).toFile(join(temp, 'image.dz'));
       // libvips' own metadata beside the tiles: never served, so not kept.
       await rm(join(temp, 'image_files', 'vips-properties.xml'), { force: true });
+      if (info.width !== width || info.height !== height) {
+        // The descriptor names the full image; the deep levels follow (DeepLevels).
+        const dzi = await readFile(join(temp, DZI_FILE), 'utf8');
+        await writeFile(join(temp, DZI_FILE), dzi.replace(/Height="\d+"/, `Height="${height}"`).replace(/Width="\d+"/, `Width="${width}"`));
+        const pending: DeepLevelsPending = { width, height, home };
+        await writeFile(join(temp, DEEP_PENDING_FILE), JSON.stringify(pending));
+      }
       await full;
-      return new PreparedPyramid(temp, this.root, info.width, info.height, began);
+      return new PreparedPyramid(temp, this.root, width, height, began);
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
       throw err;
     }
+  }
+
+  /** A decoded image with the tile encoder set: what `.tile()` or `.extract()` cuts from. */
+  encodeTiles(decoder: Sharp): Sharp {
+    const { tileQuality: quality, tileFormat, tileSize, tileOverlap } = this.options;
+    // Huffman optimisation off: ~25 % less CPU per publish for a few % more bytes per tile.
+    const encoded = tileFormat === 'webp' ? decoder.webp({ quality, effort: 0 }) : decoder.jpeg({ quality, mozjpeg: false, optimiseCoding: false });
+    return encoded.tile({ layout: 'dz', size: tileSize, overlap: tileOverlap, container: 'fs' });
+  }
+
+  /** One tile's encoder, with the same settings as {@link encodeTiles}: the same bytes for the same pixels. */
+  encodeTile(decoder: Sharp): Sharp {
+    const { tileQuality: quality, tileFormat } = this.options;
+    return tileFormat === 'webp' ? decoder.webp({ quality, effort: 0 }) : decoder.jpeg({ quality, mozjpeg: false, optimiseCoding: false });
   }
 
   /**

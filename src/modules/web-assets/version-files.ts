@@ -7,6 +7,7 @@ import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/imag
 import { VERSIONS_FOLDER } from './version-store.js';
 import { downloadDisposition, type VersionAbout } from './download-name.js';
 import { matchesEtag } from './etag.js';
+import { DeepLevels } from './deep-levels.service.js';
 import { DZI_FILE, FULL_IMAGE_FILE, VERSION_INFO_FILE } from './pyramid.js';
 
 /** `/v/<version>/image.dzi`, `/v/<version>/image.jpg` or `/v/<version>/image_files/<level>/<col>_<row>.<ext>`; nothing else. */
@@ -37,7 +38,10 @@ export class VersionFiles {
   private readonly root: string;
   private rootReal: string | undefined;
 
-  constructor(@Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder'>) {
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) options: Pick<ImageServerOptions, 'webFolder'>,
+    private readonly deep: DeepLevels,
+  ) {
     this.root = join(options.webFolder, VERSIONS_FOLDER);
   }
 
@@ -58,7 +62,18 @@ export class VersionFiles {
     const ext = relative === DZI_FILE ? 'dzi' : relative === FULL_IMAGE_FILE ? 'jpeg' : tileExt;
     // `?download=1` on the full image: a Save with a file name that says what and when.
     const download = relative === FULL_IMAGE_FILE && new URLSearchParams(query === -1 ? '' : url.slice(query + 1)).get('download') === '1';
-    const file = await this.openInside(join(version, relative));
+    let file = await this.openInside(join(version, relative));
+    if (!file && tileExt !== undefined) {
+      // A deep level not cut yet: the tile is made (or waited for) now, never a wrong one.
+      const [level, col, row] = relative.split(/[/_.]/).slice(2, 5).map(Number);
+      if (await this.deep.provide({ version: Number(version), level, col, row, ext: tileExt })) {
+        file = await this.openInside(join(version, relative));
+        if (!file) {
+          notFound(res, 'no-store');
+          return;
+        }
+      }
+    }
     if (!file) {
       notFound(res);
       return;
@@ -126,9 +141,10 @@ export class VersionFiles {
   }
 }
 
-function notFound(res: ServerResponse): void {
+/** A 404; `no-store` for a tile that may exist later (its deep level failed to be cut so far). */
+function notFound(res: ServerResponse, cache = 'no-cache'): void {
   const body = JSON.stringify({ statusCode: 404, message: 'Not Found' });
   res
-    .writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': 'no-cache' })
+    .writeHead(404, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': String(Buffer.byteLength(body)), 'Cache-Control': cache })
     .end(body);
 }

@@ -2,6 +2,7 @@ import { Module, RequestMethod, type MiddlewareConsumer, type NestModule, type O
 import { HttpAdapterHost } from '@nestjs/core';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { ViewerGateModule } from '../../shared/viewer-gate/viewer-gate.module.js';
+import { DeepLevels } from './deep-levels.service.js';
 import { CURRENT_VERSION, type CurrentVersion } from './current-version.js';
 import { FileStorage } from './file-storage.repository.js';
 import { HotFileResponder } from './hot-files.responder.js';
@@ -30,6 +31,7 @@ import { webFolderFallback, WebFolderMiddleware } from './web-folder.middleware.
     HotFileResponder,
     VersionStore,
     PyramidBuilder,
+    DeepLevels,
     VersionFiles,
     {
       provide: CURRENT_VERSION,
@@ -37,7 +39,7 @@ import { webFolderFallback, WebFolderMiddleware } from './web-folder.middleware.
       inject: [WebAssetsService],
     },
   ],
-  exports: [WebAssetsService, HotFileResponder, VersionStore, PyramidBuilder, CURRENT_VERSION],
+  exports: [WebAssetsService, HotFileResponder, VersionStore, PyramidBuilder, DeepLevels, CURRENT_VERSION],
 })
 export class WebAssetsModule implements NestModule, OnModuleInit {
   constructor(

@@ -1,0 +1,281 @@
+#!/usr/bin/env node
+// Big sensors (issue 23): PUT -> new_image at the last of N viewers for a 12 MP and a 61 MP
+// JPEG, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
+// build (a git ref, main by default) and this build, interleaved in one run.
+//
+//   node bench/big-sensors.mjs [--quick] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+// The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
+// a phone zooming into a 61 MP stack. Run by `npm run bench` after its own phases.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import WebSocket from 'ws';
+import { flag, logger, option, tempFolders } from './lib/cli.mjs';
+import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { median } from './lib/stats.mjs';
+
+const BENCH = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(BENCH, '..');
+const QUICK = flag('--quick');
+const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
+const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
+const SIZES = [
+  { label: '12 MP', width: 4240, height: 2832, target: 250 },
+  { label: '61 MP', width: 9576, height: 6388, target: 400 },
+];
+/** A phone in portrait (1170×2532 device pixels) at 1:1 in the middle of the image. */
+const PHONE = { width: 1170, height: 2532 };
+const TILE = 510;
+const log = logger('big-sensors');
+const { tempDir, removeTemps } = tempFolders();
+const children = [];
+
+/** Compiles `ref`'s src/ into bench/.build-baseline/<sha>/dist (kept between runs). */
+function buildBaseline(ref) {
+  const sha = execFileSync('git', ['rev-parse', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
+  const dir = join(BENCH, '.build-baseline', sha);
+  if (existsSync(join(dir, 'dist', 'main.js'))) {
+    return { sha, dist: join(dir, 'dist') };
+  }
+  log(`building ${ref} (${sha.slice(0, 7)}) into ${dir}`);
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  execFileSync('bash', ['-c', `git archive ${sha} src scripts tsconfig.json | tar -x -C '${dir}'`], { cwd: ROOT });
+  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: dir, stdio: 'inherit' });
+  if (tsc.status !== 0) {
+    throw new Error(`tsc failed for ${ref}`);
+  }
+  execFileSync(process.execPath, [join(dir, 'scripts', 'copy-assets.mjs')], { cwd: dir });
+  return { sha, dist: join(dir, 'dist') };
+}
+
+/** A deterministic stretched-stack look (gradient, grain) at q90, as a stacker saves it. */
+async function makeJpeg(width, height, seed) {
+  const pixels = Buffer.alloc(width * height * 3);
+  let x = seed;
+  for (let i = 0, y = 0; y < height; y++) {
+    for (let col = 0; col < width; col++, i += 3) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      const base = 30 + (((col >> 3) + (y >> 3) + seed) % 120);
+      const grain = ((x & 0x3f) - 32) >> 1;
+      pixels[i] = base + grain;
+      pixels[i + 1] = base - 10 + grain;
+      pixels[i + 2] = base + 20 + (grain >> 1);
+    }
+  }
+  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}
+
+async function startServer(label, dist) {
+  const port = await freePort();
+  const work = tempDir('stackcast-big-');
+  const child = spawnNode([join(dist, 'main.js')], {
+    label,
+    cwd: tempDir('stackcast-big-cwd-'),
+    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV },
+    inheritEnv: false,
+  });
+  children.push(child);
+  // Not waitUntilUp's 30 s: a loaded machine takes longer to start two services.
+  const deadline = Date.now() + 180_000;
+  while (!(await statusUp(port))) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`${label} did not answer /status:\n${child.output()}`);
+    }
+    await sleep(100);
+  }
+  return { label, port, work, child };
+}
+
+/** N viewers on /ws; `arrivals(version)` resolves with each one's receipt time of that version's new_image. */
+async function connectViewers(port, n, sources) {
+  const got = new Map(); // version -> times
+  const waiters = [];
+  const sockets = [];
+  for (let i = 0; i < n; i += 50) {
+    await Promise.all(
+      Array.from({ length: Math.min(50, n - i) }, (_, j) =>
+        new Promise((resolveOpen, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { localAddress: sources[(i + j) % sources.length], perMessageDeflate: false });
+          ws.on('message', (data) => {
+            const msg = JSON.parse(String(data));
+            if (msg.type === 'new_image' && typeof msg.version === 'number') {
+              const times = got.get(msg.version) ?? [];
+              times.push(nowMs());
+              got.set(msg.version, times);
+              waiters.forEach((w) => w());
+            }
+          });
+          ws.once('open', resolveOpen);
+          ws.once('error', reject);
+          sockets.push(ws);
+        }),
+      ),
+    );
+  }
+  return {
+    sockets,
+    async arrivals(version, timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      while ((got.get(version)?.length ?? 0) < n) {
+        if (Date.now() > deadline) {
+          throw new Error(`only ${got.get(version)?.length ?? 0} of ${n} viewers got version ${version}`);
+        }
+        await new Promise((r) => {
+          waiters.push(r);
+          setTimeout(r, 50);
+        });
+        waiters.length = 0;
+      }
+      return got.get(version);
+    },
+    close: () => sockets.forEach((ws) => ws.terminate()),
+  };
+}
+
+async function put(port, jpeg) {
+  const res = await fetch(`http://127.0.0.1:${port}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: jpeg });
+  const text = await res.text();
+  if (res.status !== 200) {
+    throw new Error(`PUT ${res.status}: ${text}`);
+  }
+}
+
+/** Every tile a phone at 1:1 in the middle of the image needs, fetched 6 at a time (a browser's limit per host). */
+async function phoneAtOneToOne(port, version, { width, height }) {
+  let top = 0;
+  while (2 ** top < Math.max(width, height)) {
+    top++;
+  }
+  const x0 = Math.max(0, Math.floor((width - PHONE.width) / 2));
+  const y0 = Math.max(0, Math.floor((height - PHONE.height) / 2));
+  const names = [];
+  for (let row = Math.floor(y0 / TILE); row <= Math.floor((y0 + PHONE.height - 1) / TILE); row++) {
+    for (let col = Math.floor(x0 / TILE); col <= Math.floor((x0 + PHONE.width - 1) / TILE); col++) {
+      names.push(`${top}/${col}_${row}.jpeg`);
+    }
+  }
+  const queue = [...names];
+  await Promise.all(
+    Array.from({ length: 6 }, async () => {
+      for (let name = queue.shift(); name; name = queue.shift()) {
+        const res = await fetch(`http://127.0.0.1:${port}/v/${version}/image_files/${name}`);
+        const body = Buffer.from(await res.arrayBuffer());
+        const meta = res.status === 200 ? await sharp(body).metadata() : undefined;
+        if (!meta || meta.format !== 'jpeg' || meta.width < TILE || meta.height < TILE) {
+          throw new Error(`tile ${name} of version ${version}: ${res.status}`);
+        }
+      }
+    }),
+  );
+  return names.length;
+}
+
+/** ms until the version's deep levels are all on disk (0 for a build that cuts them all before new_image). */
+async function deepDone(work, version, since) {
+  const marker = join(work, 'v', String(version), 'deep-pending.json');
+  while (existsSync(marker)) {
+    if (nowMs() - since > 60_000) {
+      throw new Error(`version ${version}: deep levels not done after 60 s`);
+    }
+    await sleep(20);
+  }
+  return nowMs() - since;
+}
+
+function peakRssMb(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmHWM:\s+(\d+)/.exec(status)[1]) / 1024;
+}
+
+async function main() {
+  const ref = option('--baseline') ?? 'main';
+  const baseline = buildBaseline(ref);
+  const dist = resolve(ROOT, option('--dist') ?? 'dist');
+  log(`images: ${SIZES.map((s) => `${s.width}×${s.height}`).join(', ')}`);
+  const images = await Promise.all(SIZES.map(async (s) => [await makeJpeg(s.width, s.height, 1), await makeJpeg(s.width, s.height, 7)]));
+  const sources = await sourceAddresses();
+  const targets = [
+    { name: `${ref} ${baseline.sha.slice(0, 7)}`, server: await startServer('baseline', baseline.dist) },
+    { name: 'this build', server: await startServer('branch', dist) },
+  ];
+  for (const t of targets) {
+    t.viewers = await connectViewers(t.server.port, VIEWERS, sources);
+    t.version = 0;
+    t.results = SIZES.map(() => ({ newImage: [], phone: [], deep: [] }));
+  }
+  log(`${VIEWERS} viewers on each of ${targets.length} servers; ${ROUNDS} rounds`);
+  for (let s = 0; s < SIZES.length; s++) {
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const t of targets) {
+        const jpeg = images[s][round % 2];
+        const version = ++t.version;
+        const t0 = nowMs();
+        await put(t.server.port, jpeg);
+        const times = await t.viewers.arrivals(version);
+        const last = Math.max(...times);
+        const r = t.results[s];
+        r.newImage.push(last - t0);
+        if (SIZES[s].label === '61 MP') {
+          await phoneAtOneToOne(t.server.port, version, SIZES[s]);
+          r.phone.push(nowMs() - last);
+        }
+        r.deep.push(await deepDone(t.server.work, version, last));
+        await sleep(200);
+      }
+    }
+    for (const t of targets) {
+      t.results[s].rss = peakRssMb(t.server.child.pid);
+    }
+  }
+  const fmt = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
+  const lines = [
+    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500`,
+    `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
+  ];
+  for (const t of targets) {
+    const [a, b] = t.results.map((r) => median(r.newImage));
+    lines.push(
+      `${t.name.padEnd(18)} ${fmt(a).padStart(9)} ${fmt(b).padStart(9)} ${(a / b).toFixed(2).padStart(6)} ${fmt(median(t.results[1].phone)).padStart(19)} ${fmt(median(t.results[1].deep)).padStart(19)} ${fmt(t.results[1].rss).padStart(12)}`,
+    );
+  }
+  const mine = targets[1].results;
+  const verdict = (ok, text) => `  ${ok ? '[met]    ' : '[NOT met]'} ${text}`;
+  lines.push(
+    'targets (this build):',
+    verdict(median(mine[0].newImage) <= 250, `12 MP PUT -> new_image ≤ 250 ms: ${fmt(median(mine[0].newImage))} ms`),
+    verdict(median(mine[1].newImage) <= 400, `61 MP PUT -> new_image ≤ 400 ms: ${fmt(median(mine[1].newImage))} ms`),
+    verdict(median(mine[1].phone) <= 1000, `61 MP phone at 1:1 has its deep tiles ≤ 1 s after new_image: ${fmt(median(mine[1].phone))} ms`),
+    verdict(mine[1].rss < 600, `peak RSS during 61 MP publishes < 600 MB: ${fmt(mine[1].rss)} MB`),
+  );
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  for (const t of targets) {
+    log(`${t.name}: raw ${JSON.stringify(t.results)}`);
+    t.viewers.close();
+  }
+}
+
+async function cleanup() {
+  for (const child of children.splice(0)) {
+    await stopChild(child);
+  }
+  removeTemps();
+}
+
+main().then(
+  async () => {
+    await cleanup();
+    process.exit(0);
+  },
+  async (err) => {
+    process.stderr.write(`big-sensors bench failed: ${err.stack ?? err}\n`);
+    await cleanup();
+    process.exit(1);
+  },
+);
