@@ -9,7 +9,7 @@
 //            --no-nginx   skip the nginx column
 //            --no-wrk     steady run with the Node load generator even when wrk is installed
 //            --only fanout|serving  run one phase
-//            --no-big-sensors  skip the 12 / 61 MP phase (bench/big-sensors.mjs, main against this build)
+//            --no-big-sensors  skip the 12 / 61 MP phase (bench/big-sensors.mjs, main against this build; never with --quick)
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -691,7 +691,7 @@ async function main() {
     ),
   );
   log(`results: ${file} (${elapsedSeconds().toFixed(0)} s in all)`);
-  if (!ONLY && !flag('--no-big-sensors')) {
+  if (!ONLY && !QUICK && !flag('--no-big-sensors')) {
     // Issue 23's figures: 12 and 61 MP publishes, main against this build (bench/big-sensors.mjs).
     const big = spawnSync(process.execPath, [join(BENCH, 'big-sensors.mjs'), ...(QUICK ? ['--quick'] : []), '--dist', dist], { stdio: 'inherit' });
     if (big.status !== 0) {
