@@ -1,12 +1,14 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import sharp, { type Metadata, type OutputInfo } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { fitsToSharpInput, stretchIfLinear, type HeaderMetrics, type RawPixels } from './fits-intake.js';
+import { decodeForStretch, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
 import type { FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
+import { asBuffer, runPixelTask, type PixelResults, type PixelTask } from './pixel-task.js';
+import { PixelWorkers } from './pixel-workers.service.js';
 
 /** An image ready to be written as web_image.jpg. */
 export interface PublishableImage {
@@ -46,7 +48,11 @@ const CHECK_DECODE_SIZE = 64;
  */
 @Injectable()
 export class ImageConverter {
-  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
+  /** Without `workers`, the pixel loops run on the calling thread (same bytes out). */
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    @Optional() private readonly workers?: PixelWorkers,
+  ) {}
 
   /**
    * `verifyPixels` (default true) decodes every block of a JPEG published as it is, which
@@ -69,7 +75,9 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      const fits = fitsToSharpInput(input, this.options.stretch, { maxPixels: this.options.maxInputPixels });
+      // A copy the worker owns: `input` stays the caller's.
+      const bytes = new Uint8Array(input);
+      const fits = await this.pixels({ kind: 'fits', bytes, mode: this.options.stretch, maxPixels: this.options.maxInputPixels }, [bytes.buffer]);
       const { data, info } = await this.encodeRaw(fits);
       return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
@@ -113,13 +121,19 @@ export class ImageConverter {
     const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
     // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
-    const stretched = mayStretch ? await stretchIfLinear(image, mode) : undefined;
+    const samples = mayStretch ? await decodeForStretch(image, mode) : undefined;
+    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }, ownBuffer(samples.bytes)));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
     if (meta.depth === 'float' || meta.depth === 'double') {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
-      return { ...(await floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality)), stretched: false };
+      const bytes = await this.pixels({ kind: 'float', bytes: pixels.data }, ownBuffer(pixels.data));
+      const { width, height, channels } = pixels.info;
+      const encoded = await sharp(asBuffer(bytes), { raw: { width, height, channels } })
+        .jpeg({ quality: this.options.jpegQuality })
+        .toBuffer({ resolveWithObject: true });
+      return { ...encoded, stretched: false };
     }
     // 16-bit grey or RGB comes down to 8 bits in libvips' colourspace conversion (a
     // rescale, not a clip). Grey stays grey: a third of the bytes, the same look.
@@ -128,6 +142,19 @@ export class ImageConverter {
       .jpeg({ quality: this.options.jpegQuality })
       .toBuffer({ resolveWithObject: true });
     return { ...encoded, stretched: false };
+  }
+
+  /** A pixel loop on the worker thread (or here, without one); `transfer` moves those buffers there. */
+  private async pixels<T extends PixelTask>(task: T, transfer: ArrayBuffer[]): Promise<PixelResults[T['kind']]> {
+    if (!this.workers) {
+      return runPixelTask(task);
+    }
+    const result = await this.workers.run(task, transfer);
+    // What crossed the thread is a Uint8Array: sharp wants a Buffer (same memory).
+    if (result instanceof Uint8Array) {
+      return result;
+    }
+    return result && { ...result, data: asBuffer(result.data) };
   }
 
   /** 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp. */
@@ -142,27 +169,10 @@ export class ImageConverter {
   }
 }
 
-/**
- * libvips takes float RGB as linear light (scRGB) and would add a gamma curve; stackers'
- * float TIFFs hold display values from 0 to 1, so they are scaled to 8 bits as they are
- * (by the file's own maximum when it goes past 1).
- */
-function floatToJpeg(data: Buffer, info: OutputInfo, quality: number): Promise<{ data: Buffer; info: OutputInfo }> {
-  const samples = new Float32Array(data.buffer, data.byteOffset, data.length / 4);
-  let peak = 0;
-  for (const v of samples) {
-    if (v > peak) {
-      peak = v;
-    }
-  }
-  const scale = peak > 1 ? 255 / peak : 255;
-  const bytes = Buffer.alloc(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    bytes[i] = Math.min(255, Math.max(0, Math.round(samples[i] * scale)));
-  }
-  return sharp(bytes, { raw: { width: info.width, height: info.height, channels: info.channels } })
-    .jpeg({ quality })
-    .toBuffer({ resolveWithObject: true });
+/** `bytes`' memory, when it is theirs alone (sharp's output) and so can move to the worker. */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer[] {
+  const { buffer } = bytes;
+  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? [buffer] : [];
 }
 
 function checkStructure(format: SharpFormat, input: Buffer): void {
