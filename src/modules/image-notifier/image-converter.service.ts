@@ -75,9 +75,7 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      // A copy the worker owns: `input` stays the caller's.
-      const bytes = new Uint8Array(input);
-      const fits = await this.pixels({ kind: 'fits', bytes, mode: this.options.stretch, maxPixels: this.options.maxInputPixels }, [bytes.buffer]);
+      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels });
       const { data, info } = await this.encodeRaw(fits);
       return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
@@ -122,13 +120,13 @@ export class ImageConverter {
     // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
     const samples = mayStretch ? await decodeForStretch(image, mode) : undefined;
-    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }, ownBuffer(samples.bytes)));
+    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
     if (meta.depth === 'float' || meta.depth === 'double') {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
-      const bytes = await this.pixels({ kind: 'float', bytes: pixels.data }, ownBuffer(pixels.data));
+      const bytes = await this.pixels({ kind: 'float', bytes: pixels.data });
       const { width, height, channels } = pixels.info;
       const encoded = await sharp(asBuffer(bytes), { raw: { width, height, channels } })
         .jpeg({ quality: this.options.jpegQuality })
@@ -144,12 +142,13 @@ export class ImageConverter {
     return { ...encoded, stretched: false };
   }
 
-  /** A pixel loop on the worker thread (or here, without one); `transfer` moves those buffers there. */
-  private async pixels<T extends PixelTask>(task: T, transfer: ArrayBuffer[]): Promise<PixelResults[T['kind']]> {
+  /** A pixel loop on the worker thread (or here, without one), its input moved there. */
+  private async pixels<T extends PixelTask>(task: T): Promise<PixelResults[T['kind']]> {
     if (!this.workers) {
       return runPixelTask(task);
     }
-    const result = await this.workers.run(task, transfer);
+    const moved = await movable(task);
+    const result = await this.workers.run(moved, [moved.kind === 'stretch' ? moved.samples.bytes.buffer : moved.bytes.buffer] as ArrayBuffer[]);
     // What crossed the thread is a Uint8Array: sharp wants a Buffer (same memory).
     if (result instanceof Uint8Array) {
       return result;
@@ -169,10 +168,30 @@ export class ImageConverter {
   }
 }
 
-/** `bytes`' memory, when it is theirs alone (sharp's output) and so can move to the worker. */
-function ownBuffer(bytes: Uint8Array): ArrayBuffer[] {
-  const { buffer } = bytes;
-  return buffer instanceof ArrayBuffer && bytes.byteOffset === 0 && bytes.byteLength === buffer.byteLength ? [buffer] : [];
+/** Bytes copied per turn of the event loop on the way to the worker. */
+const COPY_SLICE = 1 << 20;
+
+/**
+ * `task` with its input in memory the worker can take over. The caller's buffer stays
+ * theirs, and sharp's output cannot be transferred (libvips owns it: postMessage would copy
+ * it in one go), so the bytes are copied a slice per turn, never blocking the loop for long.
+ */
+async function movable<T extends PixelTask>(task: T): Promise<T> {
+  if (task.kind === 'stretch') {
+    return { ...task, samples: { ...task.samples, bytes: await copyInSlices(task.samples.bytes) } };
+  }
+  return { ...task, bytes: await copyInSlices(task.bytes) };
+}
+
+async function copyInSlices(bytes: Uint8Array): Promise<Uint8Array> {
+  const copy = new Uint8Array(bytes.length);
+  for (let at = 0; at < bytes.length; at += COPY_SLICE) {
+    if (at > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    copy.set(bytes.subarray(at, at + COPY_SLICE), at);
+  }
+  return copy;
 }
 
 function checkStructure(format: SharpFormat, input: Buffer): void {
