@@ -295,7 +295,7 @@ function mapQuantised(layout: FitsImageLayout, range: ValueRange, params: readon
  * pixels; otherwise undefined, and the caller converts `image` as before. Never for JPEG.
  */
 export async function stretchIfLinear(image: Sharp, mode: StretchMode): Promise<RawPixels | undefined> {
-  const decoded = await decodeForStretch(image, mode);
+  const decoded = await decodeForStretch(image.clone(), mode);
   return decoded && stretchDecoded(decoded, mode);
 }
 
@@ -311,6 +311,7 @@ export interface DecodedSamples {
 /**
  * The libvips half of {@link stretchIfLinear}: the samples as stored, or undefined when
  * `mode` rules a stretch out before any decode (or the channels are neither 1 nor 3).
+ * Changes `image` (a pipeline of its own: sharp's `clone()` blocks the event loop for a large buffer).
  */
 export async function decodeForStretch(image: Sharp, mode: StretchMode): Promise<DecodedSamples | undefined> {
   if (mode === 'never') {
@@ -325,7 +326,6 @@ export async function decodeForStretch(image: Sharp, mode: StretchMode): Promise
   const grey = channels <= 2;
   const space = bits === 8 ? (grey ? 'b-w' : 'srgb') : bits === 16 ? (grey ? 'grey16' : 'rgb16') : grey ? 'b-w' : 'scrgb';
   const { data, info } = await image
-    .clone()
     .removeAlpha()
     .toColourspace(space)
     .raw({ depth: bits === 8 ? 'uchar' : bits === 16 ? 'ushort' : 'float' })

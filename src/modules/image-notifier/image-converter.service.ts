@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { decodeForStretch, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
@@ -109,17 +109,18 @@ export class ImageConverter {
     const max = this.options.maxImageSize;
     const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
-    // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
-    let upright = sharp(input, { failOn: FAIL_ON[format], limitInputPixels: this.options.maxInputPixels }).rotate();
-    if (meta.hasAlpha) {
-      upright = upright.flatten({ background: '#000000' });
-    }
-    // Reduced in libvips (streamed, samples kept at their depth) before anything reaches
-    // JavaScript: the statistics and the stretch see at most maxImageSize², whatever the input.
-    const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    const open = (): Sharp => {
+      // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
+      const upright = sharp(input, { failOn: FAIL_ON[format], limitInputPixels: this.options.maxInputPixels }).rotate();
+      // Reduced in libvips (streamed, samples kept at their depth) before anything reaches
+      // JavaScript: the statistics and the stretch see at most maxImageSize², whatever the input.
+      return (meta.hasAlpha ? upright.flatten({ background: '#000000' }) : upright).resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    };
+    const image = open();
     // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
-    const samples = mayStretch ? await decodeForStretch(image, mode) : undefined;
+    // A pipeline of its own rather than image.clone(), which blocks the loop on a large input.
+    const samples = mayStretch ? await decodeForStretch(open(), mode) : undefined;
     const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
