@@ -52,7 +52,12 @@ export class ImageConverter {
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
     @Optional() private readonly workers?: PixelWorkers,
-  ) {}
+  ) {
+    // Process-wide in libvips: one setting for every pipeline (a Pi-class machine: 1).
+    if (options.sharpConcurrency > 0) {
+      sharp.concurrency(options.sharpConcurrency);
+    }
+  }
 
   /**
    * `verifyPixels` (default true) decodes every block of a JPEG published as it is, which
