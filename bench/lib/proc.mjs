@@ -21,9 +21,10 @@ export function hardFileLimit() {
  * setrlimit): `bash -c 'ulimit -n ...; exec node ...'`, so the PID is node's own. With
  * `ipc: true` the child gets Node's IPC channel (fd 3 survives the exec).
  */
-export function spawnNode(args, { env = {}, inheritEnv = true, ipc = false, cwd, quiet = true, label = 'child' } = {}) {
+export function spawnNode(args, { env = {}, inheritEnv = true, ipc = false, cwd, quiet = true, label = 'child', prefix = [] } = {}) {
   const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
-  const script = `ulimit -n ${hardFileLimit()} 2>/dev/null; exec ${quote(process.execPath)} ${args.map(quote).join(' ')}`;
+  // `prefix`: a command the node process runs under, e.g. ['taskset', '-c', '0'].
+  const script = `ulimit -n ${hardFileLimit()} 2>/dev/null; exec ${[...prefix, process.execPath, ...args].map(quote).join(' ')}`;
   const child = spawn('bash', ['-c', script], {
     cwd,
     env: { ...(inheritEnv ? process.env : { PATH: process.env.PATH ?? '/usr/bin:/bin' }), NO_COLOR: '1', ...env },
