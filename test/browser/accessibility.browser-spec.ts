@@ -1,11 +1,10 @@
 /// <reference lib="dom" />
 // The functions passed to page.evaluate run in the page, hence the DOM lib.
 import { createRequire } from 'node:module';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
-import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { launchBrowser } from './browser.js';
+import { sharedServerAndBrowser } from './browser.js';
 
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
@@ -48,37 +47,22 @@ function contrast(a: number[], b: number[]): number {
 }
 
 describe('the viewer is usable by keyboard and screen reader (Chromium, axe-core)', () => {
-  let server: TestServer;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const suite = sharedServerAndBrowser();
 
   // bypassCSP: axe is injected as a script tag, which the viewer's CSP would refuse.
   async function open(options: { reducedMotion?: 'reduce' | 'no-preference' } = {}): Promise<Page> {
-    const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true, reducedMotion: options.reducedMotion });
-    contexts.push(context);
+    const context = await suite.browser.newContext({ viewport: { width: 1280, height: 800 }, bypassCSP: true, reducedMotion: options.reducedMotion });
+    suite.contexts.push(context);
     const page = await context.newPage();
-    await page.goto(`${server.baseUrl}/`);
+    await page.goto(`${suite.server.baseUrl}/`);
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0);
     return page;
   }
 
   async function notice(text: string): Promise<void> {
-    const res = await fetch(`${server.baseUrl}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
+    const res = await fetch(`${suite.server.baseUrl}/api/messages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
     expect(res.status).toBeLessThan(300);
   }
-
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer(), launchBrowser()]);
-  });
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   it('axe finds no serious or critical violation: the page with a notice, the share dialog, night mode', async () => {
     const page = await open();
@@ -191,6 +175,12 @@ describe('the viewer is usable by keyboard and screen reader (Chromium, axe-core
     ]);
     expect(await page.getAttribute('#stack-live', 'aria-atomic')).toBe('true');
 
+    // A first image, so the bar ticks its age every second (before any, it says it waits).
+    const first = await makeJpeg({ width: 320, height: 200, color: { r: 200, g: 120, b: 90 } });
+    const put = await fetch(`${suite.server.baseUrl}/api/image?stackSize=11&exposure=550`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(first) });
+    expect(put.status).toBeLessThan(300);
+    await page.waitForFunction(() => document.getElementById('stack-size')?.textContent === '11');
+
     // Count every write into the live regions from now on.
     await page.evaluate(() => {
       const w = window as unknown as { __writes: string[] };
@@ -209,7 +199,7 @@ describe('the viewer is usable by keyboard and screen reader (Chromium, axe-core
     expect(await page.evaluate(() => (window as unknown as { __writes: string[] }).__writes)).toEqual([]);
 
     const body = await makeJpeg({ width: 320, height: 200, color: { r: 90, g: 120, b: 200 } });
-    const res = await fetch(`${server.baseUrl}/api/image?stackSize=12&exposure=600`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(body) });
+    const res = await fetch(`${suite.server.baseUrl}/api/image?stackSize=12&exposure=600`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(body) });
     expect(res.status).toBeLessThan(300);
     await page.waitForFunction(() => document.getElementById('stack-size')?.textContent === '12');
     expect(await page.textContent('#stack-live')).toBe('Stack12');

@@ -5,8 +5,36 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { Colour } from '../helpers/images.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
+
+/** A spec file's real server and Chromium, and the browser contexts its current test opened. */
+export interface SharedServerAndBrowser {
+  readonly server: TestServer;
+  readonly browser: Browser;
+  /** Closed after each test. */
+  readonly contexts: BrowserContext[];
+}
+
+/**
+ * One real server (port 0) and one Chromium for a spec file: started before its tests, each
+ * test's browser contexts closed after it, both closed at the end.
+ */
+export function sharedServerAndBrowser(): SharedServerAndBrowser {
+  const shared = { contexts: [] as BrowserContext[] } as { server: TestServer; browser: Browser; contexts: BrowserContext[] };
+  beforeAll(async () => {
+    [shared.server, shared.browser] = await Promise.all([startTestServer(), launchBrowser()]);
+  });
+  afterEach(async () => {
+    await Promise.all(shared.contexts.splice(0).map((c) => c.close()));
+  });
+  afterAll(async () => {
+    await shared.browser?.close();
+    await shared.server?.close();
+  });
+  return shared;
+}
 
 /** Debian's Chromium; never a browser downloaded by a tool. */
 export const CHROMIUM = '/usr/bin/chromium';

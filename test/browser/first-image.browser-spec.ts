@@ -1,37 +1,20 @@
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
-import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { launchBrowser, openViewer, screenshot, type OpenedPage } from './browser.js';
+import { sharedServerAndBrowser, openViewer, screenshot, type OpenedPage } from './browser.js';
 
 const PHONE = { width: 390, height: 844 };
 
 describe('the waiting screen, before anything was published', () => {
-  let server: TestServer;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const suite = sharedServerAndBrowser();
 
   async function open(): Promise<OpenedPage> {
-    const opened = await openViewer(browser, server.baseUrl, PHONE, { deviceScaleFactor: 3, isMobile: true, hasTouch: true });
-    contexts.push(opened.context);
+    const opened = await openViewer(suite.browser, suite.server.baseUrl, PHONE, { deviceScaleFactor: 3, isMobile: true, hasTouch: true });
+    suite.contexts.push(opened.context);
     return opened;
   }
 
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer(), launchBrowser()]);
-  });
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
-
   it('says it waits for the first image, not "Updated N s ago"; once an image comes, its age', async () => {
-    const data = (await (await fetch(`${server.baseUrl}/data.json`)).json()) as { UPDATED: string | null };
+    const data = (await (await fetch(`${suite.server.baseUrl}/data.json`)).json()) as { UPDATED: string | null };
     expect(data.UPDATED).toBeNull();
     const { page, errors } = await open();
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0, undefined, { timeout: 15_000 });
@@ -43,7 +26,7 @@ describe('the waiting screen, before anything was published', () => {
     expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(PHONE.width);
     await screenshot(page, 'waiting-for-first-image');
 
-    await server.notifier.publish(await makeJpeg({ width: 640, height: 480 }), { stackSize: 1, exposureSeconds: 30 });
+    await suite.server.notifier.publish(await makeJpeg({ width: 640, height: 480 }), { stackSize: 1, exposureSeconds: 30 });
     await page.waitForFunction(() => /^\d+ s ago$/.test(document.getElementById('updated')?.textContent ?? ''), undefined, { timeout: 15_000 });
     expect(await page.textContent('#stack-size')).toBe('1');
     expect(errors).toEqual([]);

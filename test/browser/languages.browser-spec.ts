@@ -1,5 +1,6 @@
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeJpeg } from '../helpers/images.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { launchBrowser } from './browser.js';
 
@@ -47,7 +48,9 @@ describe('the viewer speaks the visitor language', () => {
       startTestServer(),
       launchBrowser(),
     ]);
-    await Promise.all([italian, auto].map((server) => server.notifier.updateMetrics({ stackSize: 12345, exposureSeconds: 600 })));
+    // An image, so the bar shows its age (before any, it says it waits for the first one).
+    const jpeg = await makeJpeg();
+    await Promise.all([italian, auto].map((server) => server.notifier.publish(jpeg, { stackSize: 12345, exposureSeconds: 600 })));
   });
 
   afterEach(async () => {

@@ -1,16 +1,14 @@
-import type { Browser, BrowserContext } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ServerMessage } from '../../src/gateway/server-message.js';
 import { BroadcastService } from '../../src/gateway/broadcast.service.js';
 import { makeJpeg, type Colour } from '../helpers/images.js';
-import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import {
   canvasColour,
   close,
   fileAreaColour,
   hook,
   imageAreaColour,
-  launchBrowser,
+  sharedServerAndBrowser,
   makeNoiseJpeg,
   makeSkyJpeg,
   makeSplitJpeg,
@@ -26,34 +24,19 @@ const RED: Colour = { r: 210, g: 40, b: 40 };
 const WHOLE: { x: number; y: number; width: number; height: number } = { x: 0.05, y: 0.05, width: 0.9, height: 0.8 };
 
 describe('the viewer in Chromium, against the real service', () => {
-  let server: TestServer;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const suite = sharedServerAndBrowser();
 
   /** `withoutVersions`: as against a server without versions (ALS's): the plain web_image.jpg path. */
   async function open(options: { withoutVersions?: boolean } = {}): Promise<OpenedPage> {
-    const opened = await openViewer(browser, server.baseUrl, undefined, options);
-    contexts.push(opened.context);
+    const opened = await openViewer(suite.browser, suite.server.baseUrl, undefined, options);
+    suite.contexts.push(opened.context);
     return opened;
   }
 
   async function status(): Promise<{ clients: number; status: string }> {
-    const res = await fetch(`${server.baseUrl}/status`);
+    const res = await fetch(`${suite.server.baseUrl}/status`);
     return (await res.json()) as { clients: number; status: string };
   }
-
-  beforeAll(async () => {
-    [server, browser] = await Promise.all([startTestServer(), launchBrowser()]);
-  });
-
-  afterEach(async () => {
-    await Promise.all(contexts.splice(0).map((c) => c.close()));
-  });
-
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   it('loads, shows the waiting image and connects', async () => {
     const { page, errors } = await open();
@@ -61,7 +44,7 @@ describe('the viewer in Chromium, against the real service', () => {
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0, undefined, { timeout: 15_000 });
 
     // The pixels on the canvas are the waiting image's, not a blank canvas.
-    const waiting = Buffer.from(await (await fetch(`${server.baseUrl}/web_image.jpg`)).arrayBuffer());
+    const waiting = Buffer.from(await (await fetch(`${suite.server.baseUrl}/web_image.jpg`)).arrayBuffer());
     const drawn = await imageAreaColour(page);
     expect(drawn).not.toBeNull();
     expect(drawn!.colour.a).toBe(255);
@@ -85,7 +68,7 @@ describe('the viewer in Chromium, against the real service', () => {
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0);
     const before = await hook(page);
 
-    await server.notifier.publish(await makeJpeg({ width: 640, height: 480, color: RED }), { stackSize: 12, exposureSeconds: 3725 });
+    await suite.server.notifier.publish(await makeJpeg({ width: 640, height: 480, color: RED }), { stackSize: 12, exposureSeconds: 3725 });
 
     await waitForCanvasColour(page, RED);
     await page.waitForFunction(() => document.getElementById('stack-size')?.textContent === '12');
@@ -114,7 +97,7 @@ describe('the viewer in Chromium, against the real service', () => {
     const B: Colour = { r: 40, g: 60, b: 200 };
     const C: Colour = { r: 230, g: 200, b: 40 };
     const D: Colour = { r: 200, g: 40, b: 200 };
-    await server.notifier.publish(await makeSplitJpeg(800, 600, A, B));
+    await suite.server.notifier.publish(await makeSplitJpeg(800, 600, A, B));
     await page.waitForFunction(() => window.stackcast?.state === 'live');
     // Home view: both halves on screen.
     await waitForCanvasColour(page, A, { box: { x: 0.3, y: 0.45, width: 0.05, height: 0.1 } });
@@ -133,7 +116,7 @@ describe('the viewer in Chromium, against the real service', () => {
     });
     expect(view.zoom).toBeCloseTo(4, 6);
 
-    await server.notifier.publish(await makeSplitJpeg(800, 600, C, D));
+    await suite.server.notifier.publish(await makeSplitJpeg(800, 600, C, D));
 
     // The whole screen is now the new image's left half: still zoomed, at the same place.
     await waitForCanvasColour(page, C, { box: WHOLE });
@@ -150,7 +133,7 @@ describe('the viewer in Chromium, against the real service', () => {
   it('ends with the last of five images published in quick succession, never going back, never blank', async () => {
     const { page, errors } = await open({ withoutVersions: true });
     const start: Colour = { r: 128, g: 128, b: 128 };
-    await server.notifier.publish(await makeJpeg({ width: 1200, height: 900, color: start }), { stackSize: 20 });
+    await suite.server.notifier.publish(await makeJpeg({ width: 1200, height: 900, color: start }), { stackSize: 20 });
     await waitForCanvasColour(page, start);
     // Settled: live (no catch-up load on connect to come) and no load under way.
     await page.waitForFunction(() => window.stackcast.state === 'live' && !window.stackcast.busy);
@@ -183,7 +166,7 @@ describe('the viewer in Chromium, against the real service', () => {
     await recordFrames(page);
 
     for (const [i, jpeg] of jpegs.entries()) {
-      await server.notifier.publish(jpeg, { stackSize: 21 + i, exposureSeconds: 60 * (21 + i) });
+      await suite.server.notifier.publish(jpeg, { stackSize: 21 + i, exposureSeconds: 60 * (21 + i) });
     }
     await page.waitForFunction((n) => window.stackcast.received.new_image === n + 5, messagesBefore, { timeout: 5000 });
     release();
@@ -221,7 +204,7 @@ describe('the viewer in Chromium, against the real service', () => {
   it('never shows an older image over a newer one when an older download is slow', async () => {
     const { page, errors } = await open({ withoutVersions: true });
     const start: Colour = { r: 128, g: 128, b: 128 };
-    await server.notifier.publish(await makeJpeg({ width: 800, height: 600, color: start }));
+    await suite.server.notifier.publish(await makeJpeg({ width: 800, height: 600, color: start }));
     await waitForCanvasColour(page, start);
     const colours: Colour[] = [
       { r: 220, g: 30, b: 30 },
@@ -251,10 +234,10 @@ describe('the viewer in Chromium, against the real service', () => {
     await recordFrames(page);
     const messagesBefore = (await hook(page)).received.new_image;
 
-    await server.notifier.publish(jpegs[0], { stackSize: 41 });
+    await suite.server.notifier.publish(jpegs[0], { stackSize: 41 });
     await heldStarted;
-    await server.notifier.publish(jpegs[1], { stackSize: 42 });
-    await server.notifier.publish(jpegs[2], { stackSize: 43 });
+    await suite.server.notifier.publish(jpegs[1], { stackSize: 42 });
+    await suite.server.notifier.publish(jpegs[2], { stackSize: 43 });
     await page.waitForFunction((n) => window.stackcast.received.new_image === n + 3, messagesBefore, { timeout: 5000 });
     release();
 
@@ -296,7 +279,7 @@ describe('the viewer in Chromium, against the real service', () => {
     await cdp.send('Network.emulateNetworkConditions', { offline: false, latency: 20, downloadThroughput: throughput, uploadThroughput: throughput });
     try {
       const began = Date.now();
-      await server.notifier.publish(jpeg, { stackSize: 77, exposureSeconds: 77 * 60 });
+      await suite.server.notifier.publish(jpeg, { stackSize: 77, exposureSeconds: 77 * 60 });
       await page.waitForFunction((n) => window.stackcast.imagesShown > n, before.imagesShown, { timeout: 70_000, polling: 250 });
       const took = Date.now() - began;
       // The emulation really was that slow: the old 30 s limit would have aborted this download.
@@ -324,7 +307,7 @@ describe('the viewer in Chromium, against the real service', () => {
     await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.imageSeq > 0);
     const before = await hook(page);
     const colourBefore = await canvasColour(page);
-    const broadcast = server.app.get(BroadcastService);
+    const broadcast = suite.server.app.get(BroadcastService);
 
     broadcast.broadcast({ type: 'telescope_parked', at: 'zenith' } as unknown as ServerMessage);
     broadcast.broadcast({ type: 'new_image', reason: 'test' } as unknown as ServerMessage);
@@ -345,13 +328,13 @@ describe('the viewer in Chromium, against the real service', () => {
     const sky = await makeSkyJpeg();
     const skyColour = await fileAreaColour(sky);
     const seq = (await hook(page)).imageSeq;
-    await server.notifier.publish(sky, { stackSize: 30, exposureSeconds: 1800 });
+    await suite.server.notifier.publish(sky, { stackSize: 30, exposureSeconds: 1800 });
     await page.waitForFunction((n) => window.stackcast.imageSeq > n && !window.stackcast.busy, seq);
     // Drawn at the next animation frame after the swap.
     await expect.poll(async () => close((await imageAreaColour(page))!.colour, skyColour, 4)).toBe(true);
     const before = await hook(page);
 
-    await server.lifecycle.stop();
+    await suite.server.lifecycle.stop();
 
     await page.waitForFunction(() => window.stackcast.state === 'stopped');
     await expect.poll(() => page.isVisible('#stopped')).toBe(true);
@@ -362,8 +345,8 @@ describe('the viewer in Chromium, against the real service', () => {
     await screenshot(page, 'stopped');
 
     const away: Colour = { r: 240, g: 120, b: 20 };
-    await server.notifier.publish(await makeJpeg({ width: 900, height: 600, color: away }), { stackSize: 31, exposureSeconds: 1860 });
-    await server.lifecycle.start();
+    await suite.server.notifier.publish(await makeJpeg({ width: 900, height: 600, color: away }), { stackSize: 31, exposureSeconds: 1860 });
+    await suite.server.lifecycle.start();
 
     // Slow retries while stopped (3 s, then 6 s, at most 10 s): well within 25 s.
     await page.waitForFunction(() => window.stackcast.state === 'live', undefined, { timeout: 25_000 });
@@ -383,9 +366,9 @@ describe('the viewer in Chromium, against the real service', () => {
     await page.waitForFunction(() => window.stackcast?.state === 'live');
     const before = await hook(page);
 
-    await server.lifecycle.stop();
+    await suite.server.lifecycle.stop();
     await page.waitForFunction(() => window.stackcast.state === 'stopped' && window.stackcast.nextRetryAt > 0);
-    await server.lifecycle.start();
+    await suite.server.lifecycle.start();
     const nextRetryAt = (await hook(page)).nextRetryAt;
 
     // A phone being unlocked: the page turns visible (headless pages always are; fire the event).

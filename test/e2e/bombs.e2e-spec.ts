@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { floatTiffBomb, png16Bomb } from '../fixtures/bombs.mjs';
 import { makeJpeg } from '../helpers/images.js';
-import { freePort, spawnService, type SpawnedService } from '../helpers/spawn-service.js';
+import { spawnService, type SpawnedService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer } from '../helpers/test-server.js';
 
@@ -74,7 +74,6 @@ describe('decompression bombs against the real process', () => {
       watch = join(temp.path, 'watch');
       await mkdir(watch);
       service = await spawnService({
-        PORT: String(await freePort()),
         WORK_FOLDER: join(temp.path, 'work-default'),
         CONTROL_TOKEN: TOKEN,
         WATCH_PATH: watch,
@@ -129,7 +128,6 @@ describe('decompression bombs against the real process', () => {
 
     beforeAll(async () => {
       service = await spawnService({
-        PORT: String(await freePort()),
         WORK_FOLDER: join(temp.path, 'work-high'),
         CONTROL_TOKEN: TOKEN,
         MAX_INPUT_PIXELS: '300000000',

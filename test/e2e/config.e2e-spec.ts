@@ -67,7 +67,6 @@ describe('invalid configuration (the built service)', () => {
   it('settings of every module reach the service (DEMO, DEMO_INTERVAL_MS, JPEG_QUALITY)', async () => {
     const temp = await makeTempFolder();
     const service = await spawnService({
-      PORT: String(await freePort()),
       WORK_FOLDER: join(temp.path, 'work'),
       DEMO: 'true',
       DEMO_INTERVAL_MS: '200',

@@ -42,8 +42,8 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
 
   it('the URL and the QR code are the last thing START prints; no route map above them', async () => {
     const temp = await makeTempFolder();
-    const port = await freePort();
-    const service = await spawnService({ PORT: String(port), WORK_FOLDER: join(temp.path, 'work') }, STARTUP_MS);
+    const service = await spawnService({ WORK_FOLDER: join(temp.path, 'work') }, STARTUP_MS);
+    const { port } = service;
     try {
       const out = await outputWhere(service, (s) => s.includes('Scan to watch on a phone'));
       expect(out).not.toMatch(STARTUP_CHATTER);
@@ -79,7 +79,7 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
     const temp = await makeTempFolder();
     const secret = 'my-secret-control-token-4242';
     const service = await spawnService(
-      { PORT: String(await freePort()), WORK_FOLDER: join(temp.path, 'work'), CONTROLTOKEN: secret, TLS_SELFSIGNED: 'true' },
+      { WORK_FOLDER: join(temp.path, 'work'), CONTROLTOKEN: secret, TLS_SELFSIGNED: 'true' },
       STARTUP_MS,
     );
     try {
@@ -97,8 +97,7 @@ describe('a first run, as a new user sees it (node dist/main.js)', { timeout: 90
 
   it('LOG_FORMAT=json: every line is JSON, the route map is left out, the URL is there', async () => {
     const temp = await makeTempFolder();
-    const port = await freePort();
-    const service = await spawnService({ PORT: String(port), WORK_FOLDER: join(temp.path, 'work'), LOG_FORMAT: 'json' }, STARTUP_MS);
+    const service = await spawnService({ WORK_FOLDER: join(temp.path, 'work'), LOG_FORMAT: 'json' }, STARTUP_MS);
     try {
       const out = await outputWhere(service, (s) => s.includes('stackcast is live at'));
       const entries = out.trim().split('\n').map((line) => JSON.parse(line) as { context?: string; message?: string });

@@ -2,19 +2,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
+import type { CatalogueObject } from '../../src/modules/objects/object-catalogue.service.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
-interface ObjectBody {
-  id: string;
-  names: string[];
-  type: string;
-  typeKey: string;
-  designations: string[];
-  constellation?: string;
-  magnitude?: number;
-  sizeArcmin?: number[];
-  distanceLy?: number;
-}
+/** The route's body is the catalogue's own type. */
+type ObjectBody = CatalogueObject;
 
 describe('GET /api/objects/<name>', () => {
   let server: TestServer;

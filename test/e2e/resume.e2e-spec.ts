@@ -184,6 +184,42 @@ describe('restarts keep the session (RESUME)', () => {
     expect(status.stackSize).toBe(0);
   });
 
+  it('a damaged data.json beside the image keeps the image (metrics unknown: 0), never the waiting image', async () => {
+    const work = await folder();
+    const first = await start(work);
+    const jpeg = await makeJpeg({ color: colourOf(6) });
+    await first.notifier.publish(jpeg, { stackSize: 6, exposureSeconds: 60 });
+    await first.close();
+    await writeFile(join(work, 'data.json'), '{"STACK_SIZE": 6, "EXPO": "0:01:0');
+
+    const second = await start(work);
+    const { image, data, status } = await served(second.baseUrl);
+    expect(image.equals(jpeg)).toBe(true);
+    expect(status.stackSize).toBe(0);
+    expect(data.IMAGE_SHA256).toBe(sha256(jpeg));
+    await second.close();
+    // RESUME=never still means never.
+    await writeFile(join(work, 'data.json'), 'not json');
+    const third = await start(work, 'never');
+    expect((await served(third.baseUrl)).image.equals(jpeg)).toBe(false);
+  });
+
+  it('other features\' data.json keys are carried over up to 16 KiB in all, never a megabyte to every phone', async () => {
+    const work = await folder();
+    const first = await start(work);
+    await first.notifier.publish(await makeJpeg({ color: colourOf(2) }), { stackSize: 2 });
+    await first.close();
+    const huge = 'x'.repeat(1024 * 1024);
+    await writeFile(join(work, 'data.json'), JSON.stringify({ ...(await readData(work)), SMALL: 'kept', HUGE: huge }));
+
+    const second = await start(work);
+    const served_ = await fetch(`${second.baseUrl}/data.json`);
+    const body = await served_.text();
+    expect(body.length).toBeLessThan(17 * 1024);
+    expect(JSON.parse(body)).toMatchObject({ STACK_SIZE: 2, SMALL: 'kept' });
+    expect(JSON.parse(body)).not.toHaveProperty('HUGE');
+  });
+
   it('stale temp files are removed at START whatever their PID (this one too: a container restarts as PID 1)', async () => {
     const work = await folder();
     const first = await start(work);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { ImageServerOptions } from '../../src/config/image-server-options.js';
 import { makeJpeg } from '../helpers/images.js';
 import { freePort, runService } from '../helpers/spawn-service.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
@@ -76,9 +77,9 @@ describe.skipIf(!canMount)('storage failures (a real tmpfs)', () => {
     errors.length = 0;
   });
 
-  async function start(): Promise<TestServer> {
+  async function start(options: Partial<ImageServerOptions> = {}): Promise<TestServer> {
     disk = await mountTmpfs();
-    server = await startTestServer({ workFolder: join(disk.path, 'work') });
+    server = await startTestServer({ workFolder: join(disk.path, 'work'), ...options });
     server.app.useLogger({ log: () => undefined, warn: () => undefined, debug: () => undefined, verbose: () => undefined, error: (m: unknown) => errors.push(String(m)) });
     return server;
   }
@@ -104,6 +105,21 @@ describe.skipIf(!canMount)('storage failures (a real tmpfs)', () => {
     await rm(filler);
     expect((await put(baseUrl, big, 4)).status).toBe(200);
     expect((await servedImage(baseUrl)).equals(big)).toBe(true);
+    expect(await storage(baseUrl)).toBe('ok');
+  });
+
+  it('a disk filled by old versions recovers by itself: they go, the publish is tried once more and lands', async () => {
+    // Eight versions kept and no history: on 3 MiB, a few noisy images fill the disk with versions.
+    const { baseUrl } = await start({ keepVersions: 8, historyBudgetMb: 0 });
+    const statuses: number[] = [];
+    for (let n = 1; n <= 8; n++) {
+      const noisy = await sharp({ create: { width: 700, height: 500, channels: 3, background: { r: n * 20, g: 90, b: 40 }, noise: { type: 'gaussian', mean: 128, sigma: 50 } } })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      statuses.push((await put(baseUrl, noisy, n)).status);
+      expect((await servedImage(baseUrl)).equals(noisy), `publish ${n}`).toBe(true);
+    }
+    expect(statuses).toEqual(Array(8).fill(200));
     expect(await storage(baseUrl)).toBe('ok');
   });
 

@@ -144,6 +144,7 @@ describe('HTTPS and WSS', () => {
     await temp.remove();
   });
 
+  // Four processes that start and exit one after another: seconds each on a busy machine.
   it('a key that does not match the certificate, an unreadable file, or only one of the two: exit 1, one line', async () => {
     const temp = await makeTempFolder();
     const [a, b] = await Promise.all([makeTestCertificate('a'), makeTestCertificate('b')]);
@@ -174,5 +175,5 @@ describe('HTTPS and WSS', () => {
       expect(run.err()).not.toContain('PRIVATE KEY');
     }
     await temp.remove();
-  });
+  }, 120_000);
 });

@@ -1,4 +1,5 @@
 import type { PublishOptions } from '../../src/modules/image-notifier/image-notifier.service.js';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readdir, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -301,6 +302,22 @@ describe('versions: /v/<version>/ pyramids', () => {
     // The real files next to them are still served.
     expect((await rawGet(server.baseUrl, '/v/1/image.dzi')).status).toBe(200);
     expect((await rawGet(server.baseUrl, '/v/1/image.dzi?cache=bust')).status).toBe(200);
+  });
+
+  it('a FIFO put in place of a tile answers 404 at once and holds no libuv thread (8 requests at once)', async () => {
+    server = await startTestServer();
+    await server.notifier.publish(await makeTexturedJpeg({ width: 1200, height: 900, colour: { r: 90, g: 40, b: 160 } }));
+    const tiles = join(server.webFolder, 'v', '1', 'image_files', '0');
+    const [tile] = await readdir(tiles);
+    await unlink(join(tiles, tile));
+    execFileSync('mkfifo', [join(tiles, tile)]);
+    const fifo = await Promise.all(
+      Array.from({ length: 8 }, () => fetch(`${server!.baseUrl}/v/1/image_files/0/${tile}`, { signal: AbortSignal.timeout(10_000) }).then((r) => r.status)),
+    );
+    expect(fifo).toEqual(Array(8).fill(404));
+    // The pool is free: files are still read.
+    const dzi = await fetch(`${server.baseUrl}/v/1/image.dzi`, { signal: AbortSignal.timeout(10_000) });
+    expect(dzi.status).toBe(200);
   });
 
   it('answers 503 under /v/ while stopped, like every viewer route', async () => {

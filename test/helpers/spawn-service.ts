@@ -59,10 +59,11 @@ const LISTENING = /listening on \S*:(\d+)\)/;
 /** The status of `GET url` over HTTPS, whatever the certificate (readiness only). */
 function insecureStatus(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { rejectUnauthorized: false }, (res) => {
+    const req = httpsRequest(url, { rejectUnauthorized: false, timeout: 2000 }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
+    req.once('timeout', () => req.destroy(new Error('no answer within 2 s')));
     req.once('error', reject);
     req.end();
   });
@@ -87,7 +88,7 @@ export async function spawnService(env: Record<string, string>, timeoutMs = 30_0
     port ??= Number(LISTENING.exec(run.out())?.[1]) || undefined;
     if (port !== undefined) {
       const url = `${scheme}://127.0.0.1:${port}/status`;
-      const status = await (options.https === true ? insecureStatus(url) : fetch(url).then((res) => res.status)).catch(() => 0);
+      const status = await (options.https === true ? insecureStatus(url) : fetch(url, { signal: AbortSignal.timeout(2000) }).then((res) => res.status)).catch(() => 0);
       if (status === 200) {
         break;
       }

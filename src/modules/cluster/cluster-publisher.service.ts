@@ -71,10 +71,17 @@ export class ClusterPublisher implements Publisher, OnApplicationBootstrap, OnAp
     this.closed = true;
     this.subscription?.unsubscribe();
     await this.applying;
+    // Publishes stored but not applied here will not be: answer them now, not after 15 s.
+    for (const waiter of this.waiters) {
+      waiter.settle(new ClusterUnavailableError(`version ${waiter.version} is stored but this replica is shutting down`));
+    }
+    this.waiters.clear();
   }
 
   /** A checked, converted JPEG: stored in Redis under a new global version, resolved once applied here. */
   publish(image: Promise<PreparedImage>): Promise<void> {
+    // Its rejection is taken in its turn, maybe only after earlier stores.
+    image.catch(() => undefined);
     return this.throughRedis(async () => {
       const { jpeg, metrics } = await image;
       return this.bus().publish(jpeg, metrics);

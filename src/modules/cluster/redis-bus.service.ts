@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { objectName, OBJECT_NAME_RULE, type ImageDetails } from '../../common/image-details.js';
 import { createClient, ErrorReply, RESP_TYPES } from 'redis';
 import { BehaviorSubject, distinctUntilChanged, Subject, type Observable } from 'rxjs';
 import { assertMetrics } from '../web-assets/web-assets.service.js';
@@ -11,6 +12,9 @@ export { ClusterUnavailableError };
 export interface ClusterMetrics {
   stackSize?: number;
   exposureSeconds?: number;
+  /** The target the image names, and the kit's FITS cards (checked like the HTTP edge's). */
+  object?: string;
+  details?: ImageDetails;
 }
 
 /** One version as every replica applies it. */
@@ -24,6 +28,8 @@ export interface ClusterUpdate {
 }
 
 export type RedisState = 'up' | 'down';
+
+const DETAIL_FIELDS: (keyof ImageDetails)[] = ['telescope', 'camera', 'filter', 'dateObs'];
 
 export interface RedisBusOptions {
   /** redis:// or rediss:// URL; its password never appears in a message. */
@@ -405,6 +411,23 @@ export class RedisBus {
       } catch (err) {
         warn(`${(err as Error).message}; skipped, the previous value stays`);
       }
+    }
+    const object = objectName(values.object);
+    if (object !== undefined) {
+      metrics.object = object;
+    } else if (values.object !== undefined && values.object !== null) {
+      warn(`its object ${shown(values.object)} is not ${OBJECT_NAME_RULE}; skipped`);
+    }
+    if (typeof values.details === 'object' && values.details !== null) {
+      const given = values.details as Record<string, unknown>;
+      const details: ImageDetails = {};
+      for (const field of DETAIL_FIELDS) {
+        const value = objectName(given[field]);
+        if (value !== undefined) {
+          details[field] = value;
+        }
+      }
+      metrics.details = details;
     }
     if (imageVersion === null && values.imageOf !== undefined) {
       warn(`imageOf ${shown(values.imageOf)} names no image in Redis (a version ≤ ${version} whose image is stored); no image applied`);

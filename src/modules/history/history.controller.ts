@@ -1,3 +1,4 @@
+import { constants } from 'node:fs';
 import { BadRequestException, Controller, Get, NotFoundException, Param, Query, Req, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
@@ -103,12 +104,16 @@ function widthParam(value: unknown): number {
 async function sendFile(req: Request, res: Response, path: string, type: string, cacheControl: string): Promise<void> {
   let file;
   try {
-    file = await open(path, 'r');
+    // Non-blocking: a FIFO in its place must not hold a libuv thread (it is then no file).
+    file = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch {
     throw new NotFoundException('thinned away meanwhile');
   }
   try {
     const stats = await file.stat();
+    if (!stats.isFile()) {
+      throw new NotFoundException('not a preview');
+    }
     const etag = `"${stats.ino.toString(36)}-${stats.size.toString(36)}-${Math.floor(stats.mtimeMs).toString(36)}"`;
     res.setHeader('Cache-Control', cacheControl);
     res.setHeader('ETag', etag);

@@ -100,12 +100,19 @@ export class HistoryService {
   record(preview: Buffer, frame: HistoryFrame): Promise<void> {
     return this.queue.run(async () => {
       await this.open();
+      const before = this.frames;
       this.frames = this.frames.filter((f) => f.version !== frame.version);
       this.frames.push({ ...frame, bytes: preview.length });
       this.frames.sort((a, b) => a.version - b.version);
-      // Room is made before the file is written, so the disk never holds more than the budget.
-      await this.thin();
-      await this.storage.writeAtomic(this.previewPath(frame.version), preview);
+      try {
+        // Room is made before the file is written, so the disk never holds more than the budget.
+        await this.thin();
+        await this.storage.writeAtomic(this.previewPath(frame.version), preview);
+      } catch (err) {
+        // No frame is listed without its preview (a full disk).
+        this.frames = before.filter((f) => this.frames.includes(f));
+        throw err;
+      }
       await this.writeIndex();
     });
   }

@@ -70,7 +70,12 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * `ImageRejectedError` and nothing on disk changes; bad metrics throw
    * `InvalidMetricsError`, also before anything is written.
    */
-  async publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
+  publish(image: Buffer, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
+    return this.publishBytes(image, metrics, options);
+  }
+
+  /** {@link publish}, for bytes that may still be read: its place in line is the call's. */
+  private async publishBytes(image: Buffer | Promise<Buffer>, metrics: ImageMetrics = {}, options: PublishOptions = {}): Promise<void> {
     const began = performance.now();
     try {
       const ready = await this.checkAndPublish(image, metrics, options);
@@ -120,7 +125,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * with an `ImageRejectedError` and the viewers keep the current version.
    */
   async notifyNewImage(): Promise<void> {
-    await this.publish(await readFile(join(this.assets.webFolder, IMAGE_FILE)));
+    // The read is handed over unawaited: the publish's place in line is this call's.
+    await this.publishBytes(readFile(join(this.assets.webFolder, IMAGE_FILE)));
   }
 
   /**
@@ -128,13 +134,15 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    * resolve its metrics; 2. the publisher of the mode gives it a version, and the one
    * VersionWriter cuts its pyramid, writes the files and announces it.
    */
-  private async checkAndPublish(image: Buffer, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
+  private async checkAndPublish(image: Buffer | Promise<Buffer>, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
     assertMetrics(metrics);
-    const converting = this.converter.toPublishable(image, {
-      // Without a pyramid cut before anything is stored (Redis), the converter decodes it whole.
-      verifyPixels: !this.publisher.checksPixels,
-      declaredFormat: options.declaredFormat,
-    });
+    const converting = Promise.resolve(image).then((bytes) =>
+      this.converter.toPublishable(bytes, {
+        // Without a pyramid cut before anything is stored (Redis), the converter decodes it whole.
+        verifyPixels: !this.publisher.checksPixels,
+        declaredFormat: options.declaredFormat,
+      }),
+    );
     // Handed over at once: the publish's place in line is this call's.
     let namesObject = false;
     const published = this.publisher.publish(

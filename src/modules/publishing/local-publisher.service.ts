@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { SessionMetrics } from '../web-assets/web-assets.service.js';
+import { WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import type { PreparedImage, Publisher } from './publisher.js';
 import { VersionWriter } from './version-writer.service.js';
 
@@ -11,7 +11,15 @@ export class LocalPublisher implements Publisher {
   constructor(private readonly writer: VersionWriter) {}
 
   async publish(image: Promise<PreparedImage>): Promise<void> {
-    await this.writer.writeImage(this.writer.cut(image));
+    try {
+      await this.writer.writeImage(this.writer.cut(image));
+    } catch (err) {
+      // A full disk: old versions go (they are pruned only after a publish that worked), then one more try.
+      if (!(err instanceof WebFolderError && err.problem === 'full') || (await this.writer.makeRoom()).length === 0) {
+        throw err;
+      }
+      await this.writer.writeImage(this.writer.cut(image));
+    }
   }
 
   publishMetrics(metrics: SessionMetrics): Promise<void> {

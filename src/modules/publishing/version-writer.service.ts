@@ -102,6 +102,18 @@ export class VersionWriter {
     });
   }
 
+  /**
+   * A full disk: removes every version but the one shown, in the queue (no write under
+   * way), so the next try has room. Resolves with the versions removed (none: nothing to free).
+   */
+  async makeRoom(): Promise<number[]> {
+    const removed = await this.assets.exclusive(() => this.pyramids.prune(1));
+    if (removed.length > 0) {
+      this.logger.warn(`the disk of the web folder is full: removed versions ${removed.join(', ')} to make room for the new one`);
+    }
+    return removed;
+  }
+
   /** Resolves once the writes queued so far and the background prunes are done (shutdown). */
   async idle(): Promise<void> {
     await this.assets.drained();

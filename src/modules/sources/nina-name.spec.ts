@@ -11,7 +11,7 @@ describe('ninaFileName', () => {
     expect(ninaFileName(name)).toEqual(expected);
   });
 
-  it.each(['stack.fits', 'M31-L.jpg', '-L.fits', 'M31-.fits', `${'x'.repeat(101)}-L.fits`])('%s names nothing', (name) => {
+  it.each(['stack.fits', 'M31-L.jpg', '-L.fits', 'M31-.fits', `${'x'.repeat(101)}-L.fits`, 'live-stack.fits', 'M42-2024-01-05.fits'])('%s names nothing', (name) => {
     expect(ninaFileName(name)).toBeUndefined();
   });
 });

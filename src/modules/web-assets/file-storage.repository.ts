@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
-import { copyFile, link, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, link, open, readdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Stats } from 'node:fs';
 import { makeFolder } from '../../common/make-folder.js';
@@ -16,21 +16,26 @@ export class FileStorage {
    * routes never serve, then renames over it: a reader sees the old file or the new one,
    * never a half-written one.
    */
-  async writeAtomic(path: string, data: Buffer | string): Promise<void> {
-    await this.writeAllAtomic([[path, data]]);
+  async writeAtomic(path: string, data: Buffer | string, { durable = true }: { durable?: boolean } = {}): Promise<void> {
+    await this.writeAllAtomic([[path, data]], { durable });
   }
 
   /**
    * Several files that belong together (the image and its data.json): every temp file is
    * written first, then they are renamed in order, so a failed write (disk full) leaves
-   * all of them as they were.
+   * all of them as they were. `durable` (the default) flushes the files and the folder to the
+   * disk first: files that START writes again anyway (the viewer's) pass false.
    */
-  async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string])[]): Promise<void> {
+  async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string])[], { durable = true }: { durable?: boolean } = {}): Promise<void> {
     const temps = files.map(([path]) => tempBeside(path));
     try {
-      await Promise.all(files.map(([, data], i) => writeFile(temps[i], data)));
+      await Promise.all(files.map(([, data], i) => (durable ? writeDurably(temps[i], data) : writeFile(temps[i], data))));
       for (const [i, [path]] of files.entries()) {
         await this.rename(temps[i], path);
+      }
+      if (durable) {
+        // The renames themselves reach the disk too (a power cut after the answer loses nothing).
+        await Promise.all([...new Set(files.map(([path]) => dirname(path)))].map(syncFolder));
       }
     } catch (err) {
       await Promise.all(temps.map((temp) => rm(temp, { force: true })));
@@ -111,6 +116,29 @@ export class FileStorage {
 
   stat(path: string): Promise<Stats> {
     return stat(path);
+  }
+}
+
+/** Writes `data` and flushes it to the disk before the caller renames it into place. */
+async function writeDurably(path: string, data: Buffer | string): Promise<void> {
+  const file = await open(path, 'w');
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
+/** fsync of a folder, so a rename in it is on the disk; filesystems that cannot are passed over. */
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r').catch(() => undefined);
+  try {
+    await handle?.sync();
+  } catch {
+    // EINVAL / EISDIR on filesystems without directory fsync.
+  } finally {
+    await handle?.close();
   }
 }
 

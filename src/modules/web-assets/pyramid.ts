@@ -87,7 +87,7 @@ export class PyramidBuilder {
    * builds of processes that no longer run. A version is renamed out of sight before it is
    * deleted, so a request sees it whole or gets a 404, never half a folder.
    */
-  async prune(): Promise<number[]> {
+  async prune(keep = this.options.keepVersions): Promise<number[]> {
     const names = await readdir(this.root).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') {
         return [] as string[];
@@ -98,7 +98,7 @@ export class PyramidBuilder {
       .filter(isVersionName)
       .map(Number)
       .sort((a, b) => a - b);
-    const old = versions.slice(0, Math.max(0, versions.length - this.options.keepVersions));
+    const old = versions.slice(0, Math.max(0, versions.length - keep));
     const trash = names.filter((name) => {
       if (name.startsWith('.trash-')) {
         return true;
@@ -151,7 +151,11 @@ export class PreparedPyramid {
       await rename(this.temp, join(this.root, String(version)));
     } catch (err) {
       await rm(this.temp, { recursive: true, force: true });
-      throw err;
+      // Already there, whole (renamed in one step): a replica applying again a version it kept.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') {
+        throw err;
+      }
     }
     return { version, width: this.width, height: this.height, ms: Math.round(performance.now() - this.began) };
   }

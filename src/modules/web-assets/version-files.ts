@@ -117,7 +117,9 @@ export class VersionFiles {
       if (real !== join(this.rootReal, relative)) {
         return undefined;
       }
-      return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      // O_NONBLOCK: a FIFO put here must not hold a libuv thread until a writer comes (it is
+      // then no file, a 404); regular files ignore the flag.
+      return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch {
       return undefined; // missing (pruned) or not readable: a 404 either way
     }

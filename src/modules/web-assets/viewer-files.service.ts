@@ -70,7 +70,7 @@ export class ViewerFilesService {
       const found = onDisk && sha256(onDisk);
       if (onDisk === undefined || found === digest || isStackcasts(relative, onDisk, found, manifest)) {
         if (found !== digest) {
-          await this.storage.writeAtomic(path, body);
+          await this.storage.writeAtomic(path, body, { durable: false });
         }
         record[relative] = digest;
       } else {

@@ -268,16 +268,24 @@ export class WebAssetsService {
   private async resumable(): Promise<{ image: Buffer; state: SessionState } | undefined> {
     const web = this.options.webFolder;
     let data: Record<string, unknown>;
+    let raw: Buffer;
     try {
-      const parsed: unknown = JSON.parse((await this.storage.readFile(join(web, DATA_FILE))).toString('utf8'));
+      raw = await this.storage.readFile(join(web, DATA_FILE));
+    } catch {
+      return undefined; // no data.json yet
+    }
+    try {
+      const parsed: unknown = JSON.parse(raw.toString('utf8'));
       if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-        return undefined;
+        return this.imageWithoutData('is not a JSON object');
       }
       data = parsed as Record<string, unknown>;
     } catch {
-      return undefined; // no data.json yet, or not ours
+      return this.imageWithoutData('cannot be read (not JSON)');
     }
-    this.carried = Object.fromEntries(Object.entries(data).filter(([key]) => !OWN_KEYS.has(key)));
+    this.carried = carriedKeys(data, (dropped) =>
+      this.logger.warn(`data.json's other keys are over ${CARRIED_MAX_BYTES} bytes: not carried over: ${dropped.join(', ')}`),
+    );
     const updated = typeof data.UPDATED === 'string' ? Date.parse(data.UPDATED) : Number.NaN;
     const stackSize = data.STACK_SIZE;
     const exposureSeconds = typeof data.EXPO === 'string' ? parseExposure(data.EXPO) : undefined;
@@ -313,6 +321,23 @@ export class WebAssetsService {
       `resumed the session of ${data.UPDATED as string}: STACK_SIZE ${stackSize}, EXPO ${formatExposure(exposureSeconds)}, version ${version ?? 'none'}`,
     );
     return { image, state: { stackSize, exposureSeconds, imagesPublished: 0, lastImageAt: new Date(updated), version, object: objectName(data.OBJECT) ?? null, details } };
+  }
+
+  /**
+   * A damaged data.json beside a JPEG: the image is kept (with zero metrics), rather than
+   * replaced by the waiting image; `RESUME` and its 12 hours apply to the image's own time.
+   */
+  private async imageWithoutData(problem: string): Promise<{ image: Buffer; state: SessionState } | undefined> {
+    const path = join(this.options.webFolder, IMAGE_FILE);
+    const found = await Promise.all([this.storage.readFile(path), this.storage.stat(path)]).catch(() => undefined);
+    const mode = this.options.resume;
+    if (!found || mode === 'never' || !isJpeg(found[0]) || (mode === 'auto' && Date.now() - found[1].mtimeMs >= RESUME_MAX_AGE_MS)) {
+      this.logger.warn(`data.json ${problem}: starting with the waiting image`);
+      return undefined;
+    }
+    const [image, { mtime }] = found;
+    this.logger.warn(`data.json ${problem}: keeping web_image.jpg (${mtime.toISOString()}), its stack size and exposure unknown (0)`);
+    return { image, state: { stackSize: 0, exposureSeconds: 0, imagesPublished: 0, lastImageAt: mtime, version: null, object: null, details: {} } };
   }
 
   /** data.json's VERSION when its pyramid is still on disk; else null (viewers get web_image.jpg). */
@@ -460,6 +485,37 @@ export class WebAssetsService {
       headers: { notModified, ok: [...notModified, 'Content-Type', contentType, 'Content-Length', String(body.length)] },
     };
   }
+}
+
+/** Other features' data.json keys are carried over up to this size in all (JSON), never more. */
+const CARRIED_MAX_BYTES = 16 * 1024;
+
+/** data.json's keys that are not this service's, within {@link CARRIED_MAX_BYTES}; `onDropped` names the rest. */
+function carriedKeys(data: Record<string, unknown>, onDropped: (keys: string[]) => void): Record<string, unknown> {
+  const kept: Record<string, unknown> = {};
+  const dropped: string[] = [];
+  let bytes = 2;
+  for (const [key, value] of Object.entries(data)) {
+    if (OWN_KEYS.has(key)) {
+      continue;
+    }
+    const size = Buffer.byteLength(JSON.stringify({ [key]: value }));
+    if (bytes + size > CARRIED_MAX_BYTES) {
+      dropped.push(key);
+      continue;
+    }
+    bytes += size;
+    kept[key] = value;
+  }
+  if (dropped.length > 0) {
+    onDropped(dropped);
+  }
+  return kept;
+}
+
+/** A JPEG starts with SOI and a marker. */
+function isJpeg(data: Buffer): boolean {
+  return data.length > 3 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff;
 }
 
 function sha256(data: Buffer): string {

@@ -39,6 +39,9 @@
   var VERSION_RETRY_MS = 1000;
   /** Tiles of the shown version failing (pruned while zoomed in): look for a newer one at most this often. */
   var TILE_FAILURE_RECHECK_MS = 5000;
+  /** The flip-book's pace: ~4 frames/s, or 1 frame/s with prefers-reduced-motion. */
+  var PLAY_STEP_MS = 250;
+  var PLAY_STEP_REDUCED_MS = 1000;
 
   applyNightMode(readNightMode());
 
@@ -86,6 +89,20 @@
   /** data.json of a version not shown yet: applied when that version is. */
   var pendingData = null;
 
+  // The object card: one catalogue look-up per distinct name (a promise of the entry or null).
+  var objectName = null;
+  var objectLookups = new Map();
+
+  // The timeline: the night's frames (/api/history, oldest first) and the one scrubbed to
+  // (its version; 0 = live). A new image never moves a visitor who scrubbed back.
+  var frames = [];
+  var scrubVersion = 0;
+  var playTimer = 0;
+  /** New images came since the frames were loaded: reloaded when the visitor reaches for the timeline. */
+  var historyStale = false;
+  var historyRequest = null;
+  var historyAgain = false;
+
   var viewer = null;
   var els = {};
   /** Languages (i18n.js): the viewer starts once the visitor's catalogue is in. */
@@ -112,6 +129,19 @@
       shareWifi: byId('share-wifi'),
       shareWifiQr: byId('share-wifi-qr'),
       shareSsid: byId('share-ssid'),
+      save: byId('save-button'),
+      objectCard: byId('object-card'),
+      objectName: byId('object-name'),
+      objectType: byId('object-type'),
+      objectDistance: byId('object-distance'),
+      objectLight: byId('object-light'),
+      timeline: byId('timeline'),
+      range: byId('timeline-range'),
+      play: byId('timeline-play'),
+      liveChip: byId('live-chip'),
+      historyView: byId('history-view'),
+      historyImage: byId('history-image'),
+      historyCaption: byId('history-caption'),
     };
 
     viewer = window.OpenSeadragon({
@@ -175,6 +205,30 @@
       } catch (e) { /* private mode: not remembered */ }
     });
     els.share.addEventListener('click', openShare);
+    els.save.addEventListener('click', save);
+    var freshen = function () {
+      if (historyStale) {
+        historyStale = false;
+        refreshHistory();
+      }
+    };
+    els.timeline.addEventListener('focusin', freshen);
+    els.timeline.addEventListener('pointerdown', freshen);
+    els.range.addEventListener('input', function () {
+      stopPlaying();
+      scrubTo(Number(els.range.value));
+    });
+    els.play.addEventListener('click', function () {
+      if (playTimer) {
+        stopPlaying();
+      } else {
+        startPlaying();
+      }
+    });
+    els.liveChip.addEventListener('click', function () {
+      stopPlaying();
+      goLive();
+    });
     els.shareDialog.addEventListener('click', function (event) {
       if (event.target === els.shareDialog) {
         closeShare();
@@ -194,6 +248,7 @@
     render();
     setInterval(tick, 1000);
     requestImage();
+    refreshHistory();
     connect();
   }
 
@@ -296,6 +351,14 @@
           noteVersion(message.version);
         }
         requestImage();
+        // Every phone would fetch the night's list on every image: only while it is in use
+        // (scrubbed back, playing) or still empty; else when the visitor reaches for it.
+        if (scrubVersion || playTimer || frames.length === 0) {
+          refreshHistory();
+        } else {
+          historyStale = true;
+          renderTimeline();
+        }
         break;
       case 'hello':
         received.hello += 1;
@@ -773,6 +836,7 @@
     if ('UPDATED' in data) {
       waitingForFirst = data.UPDATED === null;
     }
+    showObject(typeof data.OBJECT === 'string' && data.OBJECT.trim() !== '' ? data.OBJECT.trim() : null);
     render();
   }
 
@@ -794,6 +858,7 @@
     setText(els.stackSize, metrics.stackSize === null ? '–' : formatNumber(metrics.stackSize));
     els.exposure.textContent = metrics.exposure === null ? '–' : metrics.exposure;
     els.updated.textContent = waitingForFirst ? t('status.waiting') : lastImageAt ? formatAge(Date.now() - lastImageAt) : '–';
+    renderTimeline();
   }
 
   function setText(el, text) {
@@ -936,6 +1001,255 @@
     return window.location.origin + window.location.pathname;
   }
 
+  // ---------------------------------------------------------- object card
+
+  /** Shows the catalogue's card for `name` (hidden for none, or a name the catalogue does not know). */
+  function showObject(name) {
+    if (name === objectName) {
+      return;
+    }
+    objectName = name;
+    if (name === null) {
+      els.objectCard.hidden = true;
+      return;
+    }
+    if (!objectLookups.has(name)) {
+      objectLookups.set(name, fetch('api/objects/' + encodeURIComponent(name))
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .catch(function () {
+          objectLookups.delete(name); // the network, not an unknown name: ask again next time
+          return null;
+        }));
+    }
+    objectLookups.get(name).then(function (entry) {
+      if (objectName === name) {
+        fillObjectCard(entry);
+      }
+    });
+  }
+
+  function fillObjectCard(entry) {
+    if (!entry || typeof entry.id !== 'string') {
+      els.objectCard.hidden = true;
+      return;
+    }
+    var common = Array.isArray(entry.names) && typeof entry.names[0] === 'string' ? entry.names[0] : '';
+    els.objectName.textContent = common && common !== entry.id ? entry.id + ' · ' + common : entry.id;
+    var typeKey = 'type.' + entry.typeKey;
+    var type = typeof entry.typeKey === 'string' && t(typeKey) !== typeKey ? t(typeKey) : typeof entry.type === 'string' ? entry.type : '';
+    var place = typeof entry.constellation === 'string' ? entry.constellation : '';
+    els.objectType.textContent = type && place ? t('object.typeIn', { type: type, constellation: place }) : type || place;
+    els.objectType.hidden = !type && !place;
+    var ly = typeof entry.distanceLy === 'number' && entry.distanceLy > 0 ? entry.distanceLy : 0;
+    els.objectDistance.hidden = !ly;
+    els.objectLight.hidden = !ly;
+    if (ly) {
+      // "2,6 millions d'années": a number in words takes another grammar in some languages.
+      var words = { d: compactNumber(ly), years: compactNumber(ly) };
+      var large = ly >= 1e6;
+      els.objectDistance.textContent = large ? t('object.distanceLarge', words) : t('object.distance', words);
+      els.objectLight.textContent = large ? t('object.lightLarge', words) : t('object.light', words);
+    }
+    els.objectCard.hidden = false;
+  }
+
+  /** 1 344 / 2.5 million / 2,5 Millionen: a large number as words, in the visitor's locale. */
+  function compactNumber(n) {
+    var locale = i18n ? i18n.locale : 'en';
+    try {
+      if (n >= 1e6) {
+        return new Intl.NumberFormat(locale, { notation: 'compact', compactDisplay: 'long', maximumSignificantDigits: 2 }).format(n);
+      }
+      return new Intl.NumberFormat(locale, { maximumSignificantDigits: n >= 1e4 ? 3 : 4 }).format(n);
+    } catch (e) {
+      return String(n);
+    }
+  }
+
+  // ----------------------------------------------------------------- save
+
+  /**
+   * Save: the system share sheet with the image file where the browser can share files
+   * (Web Share API level 2, phones), else a download. Falls back to web_image.jpg without versions.
+   */
+  async function save() {
+    var version = shownVersion;
+    var url = version ? 'v/' + version + '/image.jpg?download=1' : 'web_image.jpg';
+    if (typeof navigator.canShare === 'function' && typeof navigator.share === 'function' && typeof File === 'function') {
+      try {
+        var response = await fetch(url, { cache: 'no-store' });
+        if (response.ok) {
+          var blob = await response.blob();
+          var file = new File([blob], fileNameFrom(response.headers.get('Content-Disposition')) || fallbackFileName(), { type: 'image/jpeg' });
+          if (navigator.canShare({ files: [file] })) {
+            await navigator.share({ files: [file] });
+            return;
+          }
+        }
+      } catch (e) {
+        if (e && e.name === 'AbortError') {
+          return; // the visitor closed the share sheet
+        }
+        console.warn('[stackcast] share failed, downloading instead:', e && e.message ? e.message : e);
+      }
+    }
+    var link = document.createElement('a');
+    link.href = url;
+    link.download = fallbackFileName(); // the server's Content-Disposition name wins
+    link.hidden = true;
+    document.body.appendChild(link);
+    link.click();
+    link.remove();
+  }
+
+  /** The file name of a Content-Disposition header (filename* first), or ''. */
+  function fileNameFrom(header) {
+    if (!header) {
+      return '';
+    }
+    var extended = /filename\*\s*=\s*UTF-8''([^;]+)/i.exec(header);
+    if (extended) {
+      try {
+        return decodeURIComponent(extended[1].trim());
+      } catch (e) { /* malformed: the plain name */ }
+    }
+    var plain = /filename\s*=\s*"([^"]*)"/i.exec(header) || /filename\s*=\s*([^;]+)/i.exec(header);
+    return plain ? plain[1].trim() : '';
+  }
+
+  /** `<object or stackcast>-<date>-stack<N>.jpg`, as the server names it. */
+  function fallbackFileName() {
+    var at = lastImageAt ? new Date(lastImageAt) : new Date();
+    var pad = function (n) { return String(n).padStart(2, '0'); };
+    var date = at.getFullYear() + '-' + pad(at.getMonth() + 1) + '-' + pad(at.getDate());
+    var object = (objectName || 'stackcast').replace(/[\\/:*?"<>|;\s]+/g, '_');
+    return object + '-' + date + '-stack' + (metrics.stackSize === null ? 0 : metrics.stackSize) + '.jpg';
+  }
+
+  // ------------------------------------------------------------- timeline
+
+  /** Reloads the night's frames (small JSON); one request at a time, one more if asked meanwhile. */
+  function refreshHistory() {
+    if (historyRequest) {
+      historyAgain = true;
+      return;
+    }
+    historyRequest = fetch('api/history', { cache: 'no-store' })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (body) {
+        frames = body && Array.isArray(body.frames) ? body.frames.filter(function (f) { return f && isVersion(f.version); }) : [];
+        if (scrubVersion && frameIndex(scrubVersion) === null) {
+          goLive(); // the frame scrubbed to was thinned away
+        }
+        renderTimeline();
+      })
+      .catch(function () { /* no history (ALS, HISTORY_BUDGET_MB=0): no timeline */ })
+      .then(function () {
+        historyRequest = null;
+        if (historyAgain) {
+          historyAgain = false;
+          refreshHistory();
+        }
+      });
+  }
+
+  /** Index of `version` in frames, or null. */
+  function frameIndex(version) {
+    for (var i = 0; i < frames.length; i += 1) {
+      if (frames[i].version === version) {
+        return i;
+      }
+    }
+    return null;
+  }
+
+  function scrubTo(index) {
+    var frame = frames[index];
+    if (!frame || index === frames.length - 1) {
+      goLive();
+      return;
+    }
+    scrubVersion = frame.version;
+    els.historyImage.src = 'h/' + frame.version + '.jpg';
+    var next = frames[index + 1];
+    if (next) {
+      new Image().src = 'h/' + next.version + '.jpg'; // the flip-book's next page, ahead of time
+    }
+    renderTimeline();
+  }
+
+  function goLive() {
+    scrubVersion = 0;
+    els.historyImage.removeAttribute('src');
+    renderTimeline();
+  }
+
+  function startPlaying() {
+    if (frames.length < 2) {
+      return;
+    }
+    var index = scrubVersion ? frameIndex(scrubVersion) : null;
+    scrubTo(index === null || index >= frames.length - 2 ? 0 : index);
+    playTimer = setInterval(function () {
+      var at = scrubVersion ? frameIndex(scrubVersion) : null;
+      if (at === null || at + 1 >= frames.length - 1) {
+        stopPlaying();
+        goLive();
+      } else {
+        scrubTo(at + 1);
+      }
+    }, prefersReducedMotion() ? PLAY_STEP_REDUCED_MS : PLAY_STEP_MS);
+    renderTimeline();
+  }
+
+  function stopPlaying() {
+    if (playTimer) {
+      clearInterval(playTimer);
+      playTimer = 0;
+      renderTimeline();
+    }
+  }
+
+  function frameText(frame) {
+    return t('timeline.frame', { n: Number(frame.stackSize) || 0, time: formatTime(frame.at) });
+  }
+
+  function formatTime(at) {
+    var date = new Date(at);
+    if (isNaN(date.getTime())) {
+      return '';
+    }
+    try {
+      return new Intl.DateTimeFormat(i18n ? i18n.locale : 'en', { hour: '2-digit', minute: '2-digit', second: '2-digit' }).format(date);
+    } catch (e) {
+      return date.toLocaleTimeString();
+    }
+  }
+
+  function renderTimeline() {
+    if (!els.timeline) {
+      return;
+    }
+    // One frame and a newer image: already two moments to move between.
+    els.timeline.hidden = frames.length < 2 && !(frames.length === 1 && historyStale);
+    var index = scrubVersion ? frameIndex(scrubVersion) : null;
+    var scrubbed = index !== null;
+    var max = Math.max(0, frames.length - 1);
+    els.range.max = String(max);
+    els.range.value = String(scrubbed ? index : max);
+    var valueText = scrubbed ? frameText(frames[index]) : t('timeline.live');
+    if (els.range.getAttribute('aria-valuetext') !== valueText) {
+      els.range.setAttribute('aria-valuetext', valueText);
+    }
+    els.historyView.hidden = !scrubbed;
+    setText(els.historyCaption, scrubbed ? frameText(frames[index]) : '');
+    els.historyCaption.hidden = !scrubbed;
+    els.liveChip.hidden = !scrubbed;
+    setText(els.liveChip, t('timeline.liveStack', { n: metrics.stackSize === null ? 0 : metrics.stackSize }));
+    els.play.setAttribute('aria-pressed', String(playTimer !== 0));
+    setText(els.play, t(playTimer ? 'timeline.pause' : 'timeline.play'));
+  }
+
   function byId(id) {
     return document.getElementById(id);
   }
@@ -968,6 +1282,10 @@
       get latestVersion() { return latestVersion; },
       get loadingVersion() { return loading ? loading.version : 0; },
       get versionsShown() { return versionsShown; },
+      /** The version the timeline is scrubbed back to (0: live). */
+      get scrubVersion() { return scrubVersion; },
+      /** The frames of the night the timeline knows. */
+      get historyFrames() { return frames.length; },
       viewer: viewer,
     });
   }
