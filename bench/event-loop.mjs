@@ -4,17 +4,27 @@
 // ImageConverter while a 10 ms interval ticks on the main thread, and prints the longest
 // gap between ticks and perf_hooks' event-loop delay (max, p99).
 //
-//   node bench/event-loop.mjs [--dist <dir>] [--runs 3]
+//   node bench/event-loop.mjs [--dist <dir>] [--runs 3] [--pi]
 //   --dist  the built output to test (default dist/); a build without PixelWorkers runs as before
+//   --pi    pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, sharp's concurrency 1
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
+import sharp from 'sharp';
 import { encodeFits } from '../test/fixtures/fits-writer.mjs';
 import { encodeTiff } from '../test/fixtures/tiff-writer.mjs';
-import { option } from './lib/cli.mjs';
+import { flag, option } from './lib/cli.mjs';
 import { median } from './lib/stats.mjs';
 
+// --pi: this script again under taskset, with libuv's pool sized before it starts.
+if (flag('--pi') && process.env.STACKCAST_BENCH_PI !== '1') {
+  const env = { ...process.env, STACKCAST_BENCH_PI: '1', UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' };
+  const { status } = spawnSync('taskset', ['-c', '0', process.execPath, ...process.argv.slice(1)], { env, stdio: 'inherit' });
+  process.exit(status ?? 1);
+}
+const PI = process.env.STACKCAST_BENCH_PI === '1';
 const DIST = resolve(option('--dist') ?? 'dist');
 const RUNS = Number(option('--runs') ?? 3);
 const W = 4000;
@@ -38,13 +48,19 @@ const { ImageConverter } = await module('modules/image-notifier/image-converter.
 const workersPath = 'modules/image-notifier/pixel-workers.service.js';
 const workers = existsSync(resolve(DIST, workersPath)) ? new (await module(workersPath)).PixelWorkers() : undefined;
 const converter = new ImageConverter(resolveImageServerOptions({}), workers);
+if (PI) {
+  // Set here, not through the option: a build from before SHARP_CONCURRENCY gets it too.
+  sharp.concurrency(1);
+}
 
 const inputs = {
   [`${W}×${H} 16-bit grey FITS`]: encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(1, 65535) }),
   [`${W}×${H} linear 16-bit RGB TIFF`]: encodeTiff({ width: W, height: H, channels: 3, bits: 16, data: linearSky(3, 65535) }),
 };
 
-console.log(`event loop during ImageConverter.toPublishable, ${DIST} (${workers ? 'pixel worker' : 'no worker: main thread'}), median of ${RUNS} runs`);
+console.log(
+  `event loop during ImageConverter.toPublishable, ${DIST} (${workers ? 'pixel worker' : 'no worker: main thread'})${PI ? ', --pi (taskset -c 0, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1)' : ''}, median of ${RUNS} runs`,
+);
 // Warm-up: the worker's start and sharp's first call are not what is measured.
 await converter.toPublishable(Object.values(inputs)[0]);
 for (const [what, input] of Object.entries(inputs)) {

@@ -74,8 +74,10 @@ export class PixelWorkers implements OnApplicationShutdown {
       this.pending.delete(reply.id);
       waiting?.resolve(reply);
     });
-    worker.on('error', (err) => this.lost(worker, err));
-    worker.on('exit', (code) => this.lost(worker, new Error(`the pixel worker exited with code ${code}`)));
+    worker.on('error', (err) => this.lost(worker, new Error(`the pixel worker failed (${err.message}); a new one starts with the next image`)));
+    worker.on('exit', (code) =>
+      this.lost(worker, new Error(`the pixel worker exited with code ${code} before it finished converting the image; a new one starts with the next image`)),
+    );
     this.worker = worker;
     return worker;
   }
