@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { WebSocket } from 'ws';
 import { PixelWorkers } from '../../src/modules/image-notifier/pixel-workers.service.js';
 import { encodeFits } from '../fixtures/fits-writer.mjs';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -19,8 +18,10 @@ function linearFits(width: number, height: number, seed: number): Buffer {
   return encodeFits({ width, height, channels: 1, bitpix: 16, data });
 }
 
-function put(server: TestServer, body: Buffer): Promise<Response> {
-  return fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/fits' }, body: new Uint8Array(body) });
+/** PUT /api/image with a FITS body: the answer's status and body, read whole. */
+async function put(server: TestServer, body: Buffer): Promise<{ status: number; body: string }> {
+  const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/fits' }, body: new Uint8Array(body) });
+  return { status: res.status, body: await res.text() };
 }
 
 /** The worker thread PixelWorkers runs now (started by its first task). */
@@ -64,12 +65,13 @@ describe('the pixel worker (FITS decode and stretch off the event loop), in the 
     let posted!: () => void;
     const onWorker = new Promise<void>((resolve) => (posted = resolve));
     watchTasks(workers, events, () => posted());
-    const ws = new WebSocket(server.wsUrl);
-    await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
+    client = await RecordingClient.connect(server.wsUrl);
+    const ws = client.socket;
 
-    const publishing = put(server, linearFits(2000, 1500, 7)).then(async (res) => {
+    const big = linearFits(2000, 1500, 7);
+    const publishing = put(server, big).then((answer) => {
       events.push('publish answered');
-      return { status: res.status, body: await res.text() };
+      return answer;
     });
     await onWorker;
     const status = await fetch(`${server.baseUrl}/status`);
@@ -79,7 +81,6 @@ describe('the pixel worker (FITS decode and stretch off the event loop), in the 
       ws.ping();
     });
     events.push('ws pong');
-    ws.close();
 
     const answer = await publishing;
     expect(answer.status).toBe(200);
@@ -103,7 +104,7 @@ describe('the pixel worker (FITS decode and stretch off the event loop), in the 
 
     const res = await put(server, linearFits(2000, 1500, 4));
     expect(res.status).toBe(500);
-    expect(((await res.json()) as { message: string }).message).toMatch(
+    expect((JSON.parse(res.body) as { message: string }).message).toMatch(
       /^could not publish the image: the pixel worker exited with code 1 before it finished converting the image; a new one starts with the next image$/,
     );
     expect(events).toEqual(['task posted', 'worker answered']);
