@@ -10,6 +10,8 @@
 //            --no-wrk     steady run with the Node load generator even when wrk is installed
 //            --only fanout|serving  run one phase
 //            --no-big-sensors  skip the 12 / 61 MP phase (bench/big-sensors.mjs, main against this build; never with --quick)
+//            --pi         a Pi-class stand-in: the service pinned to one core (taskset -c 0),
+//                         UV_THREADPOOL_SIZE=2 and SHARP_CONCURRENCY=1
 import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -26,6 +28,9 @@ const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
 
 const QUICK = flag('--quick');
+/** The small-computer profile (issue 23): one core, two libuv threads, one libvips thread. */
+const PI = flag('--pi');
+const PI_PROFILE = { prefix: ['taskset', '-c', '0'], env: { UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' } };
 /** `--only fanout` or `--only serving`: one phase (for work on one figure; not a full report). */
 const ONLY = option('--only');
 const CONFIG = QUICK
@@ -71,7 +76,9 @@ function distFolder() {
 
 async function startIpcServer(label, script, argv) {
   // --expose-gc: memory is read after a forced collection, so garbage is not counted.
-  const child = spawnNode(['--expose-gc', script, ...argv], { ipc: true, label, cwd: tempDir('stackcast-bench-cwd-') });
+  // --pi pins stackcast only: the baseline is the yardstick, not the machine under test.
+  const pi = PI && label.startsWith('stackcast') ? PI_PROFILE : { prefix: [], env: {} };
+  const child = spawnNode(['--expose-gc', script, ...argv], { ipc: true, label, cwd: tempDir('stackcast-bench-cwd-'), env: pi.env, prefix: pi.prefix });
   children.push(child);
   const ready = await waitForMessage(child, 'ready', 30_000, label);
   return { label, child, port: ready.port, pids: () => [child.pid], call: ipcClient(child, label) };
@@ -85,8 +92,9 @@ async function startMainJs(dist, workFolder) {
     label: 'stackcast',
     cwd: tempDir('stackcast-bench-cwd-'),
     // The limits sized for a star party are raised on purpose: thousands of viewers from 3 addresses.
-    env: { PORT: String(port), WORK_FOLDER: workFolder, ...BENCH_LIMITS_ENV },
+    env: { PORT: String(port), WORK_FOLDER: workFolder, ...BENCH_LIMITS_ENV, ...(PI ? PI_PROFILE.env : {}) },
     inheritEnv: false,
+    prefix: PI ? PI_PROFILE.prefix : [],
   });
   children.push(child);
   await waitUntilUp(child, join(dist, 'main.js'), () => statusUp(port), 50);
@@ -556,6 +564,9 @@ function kCutNote(fanout) {
 
 async function main() {
   log(`${QUICK ? 'quick' : 'full'} run: N = ${CONFIG.ns.join(', ')}; K = ${CONFIG.k}; ${cpus().length} CPU(s); open files ${hardFileLimit()}`);
+  if (PI) {
+    log(`--pi: stackcast (main.js and embedded) runs as ${PI_PROFILE.prefix.join(' ')} with ${Object.entries(PI_PROFILE.env).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  }
   // The load generator holds every group's viewers at once (three servers) plus a burst.
   const needed = CONFIG.ns.at(-1) * 3 + Math.max(...CONFIG.bursts) + 200;
   if (hardFileLimit() < needed) {

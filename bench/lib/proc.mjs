@@ -21,9 +21,10 @@ export function hardFileLimit() {
  * setrlimit): `bash -c 'ulimit -n ...; exec node ...'`, so the PID is node's own. With
  * `ipc: true` the child gets Node's IPC channel (fd 3 survives the exec).
  */
-export function spawnNode(args, { env = {}, inheritEnv = true, ipc = false, cwd, quiet = true, label = 'child' } = {}) {
+export function spawnNode(args, { env = {}, inheritEnv = true, ipc = false, cwd, quiet = true, label = 'child', prefix = [] } = {}) {
   const quote = (s) => `'${String(s).replaceAll("'", `'\\''`)}'`;
-  const script = `ulimit -n ${hardFileLimit()} 2>/dev/null; exec ${quote(process.execPath)} ${args.map(quote).join(' ')}`;
+  // `prefix`: a command the node process runs under, e.g. ['taskset', '-c', '0'].
+  const script = `ulimit -n ${hardFileLimit()} 2>/dev/null; exec ${[...prefix, process.execPath, ...args].map(quote).join(' ')}`;
   const child = spawn('bash', ['-c', script], {
     cwd,
     env: { ...(inheritEnv ? process.env : { PATH: process.env.PATH ?? '/usr/bin:/bin' }), NO_COLOR: '1', ...env },
@@ -224,10 +225,10 @@ export async function sourceAddresses() {
 
 /**
  * Polls `isUp()` every `everyMs` until it is true; fails when the child (running `script`)
- * exits first or after 30 s, with the child's output.
+ * exits first or after `timeoutMs` (30 s), with the child's output.
  */
-export async function waitUntilUp(child, script, isUp, everyMs) {
-  const deadline = Date.now() + 30_000;
+export async function waitUntilUp(child, script, isUp, everyMs, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(`node ${script} exited (${child.exitCode}):\n${child.output()}`);
@@ -237,7 +238,7 @@ export async function waitUntilUp(child, script, isUp, everyMs) {
     }
     await sleep(everyMs);
   }
-  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+  throw new Error(`stackcast did not answer /status within ${timeoutMs / 1000} s:\n${child.output()}`);
 }
 
 /** Whether GET http://127.0.0.1:<port>/status answers 200. */

@@ -31,6 +31,8 @@ const app = await NestFactory.create(
     maxConnections: 100_000,
     maxConnectionsPerAddress: 100_000,
     upgradeBurst: 100_000,
+    // bench/run.mjs --pi: the option an embedding host would set (SHARP_CONCURRENCY for main.js).
+    ...(process.env.SHARP_CONCURRENCY ? { sharpConcurrency: Number(process.env.SHARP_CONCURRENCY) } : {}),
     upgradesPerSecond: 100_000,
   }),
   { logger: ['error', 'warn'], forceCloseConnections: true },

@@ -214,3 +214,16 @@ describe('HISTORY_BUDGET_MB (issue 21)', () => {
     ]);
   });
 });
+
+describe('SHARP_CONCURRENCY (issue 23)', () => {
+  it('takes 0 to 256 threads, default 0 (libvips decides)', () => {
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({}))).sharpConcurrency).toBe(0);
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({ SHARP_CONCURRENCY: '1' }))).sharpConcurrency).toBe(1);
+  });
+
+  it.each(['-1', '257', '1.5', 'one'])('SHARP_CONCURRENCY=%s is refused with one line saying what is allowed', (value) => {
+    expect(errorLines({ SHARP_CONCURRENCY: value })).toEqual([
+      `SHARP_CONCURRENCY="${value}" is invalid: expected an integer number of libvips threads per image from 0 to 256; 0 leaves one per core`,
+    ]);
+  });
+});

@@ -57,6 +57,7 @@ const RANGE = {
   UPGRADE_BURST: envRange('upgradeBurst'),
   UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
   HISTORY_BUDGET_MB: envRange('historyBudgetMb'),
+  SHARP_CONCURRENCY: envRange('sharpConcurrency'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -117,6 +118,7 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WIFI_PASSWORD: "the hotspot's WPA password, 8 to 63 characters, together with WIFI_SSID (unset: an open network)",
   VIEWER_LANGUAGE: `one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`,
   HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
+  SHARP_CONCURRENCY: `${between('SHARP_CONCURRENCY', 'an integer number of libvips threads per image')}; 0 leaves one per core`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -414,6 +416,13 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('HISTORY_BUDGET_MB')
   HISTORY_BUDGET_MB?: number;
+  // --- small computers (issue 23) ---
+  /** libvips threads per image; 0: one per core. */
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('SHARP_CONCURRENCY')
+  SHARP_CONCURRENCY?: number;
 }
 
 /** Variables whose value is shown by its length only. */

@@ -197,6 +197,9 @@ export interface ImageServerOptions {
    * 0 turns the history off. Default 512.
    */
   historyBudgetMb: number;
+  // --- small computers (issue 23) ---
+  /** libvips threads per image (`sharp.concurrency`); 0 (the default) leaves libvips' choice, one per core. */
+  sharpConcurrency: number;
 }
 
 /** See {@link ImageServerOptions.resume}. */
@@ -301,6 +304,7 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     wifiPassword: partial.wifiPassword,
     viewerLanguage: partial.viewerLanguage ?? 'auto',
     historyBudgetMb: partial.historyBudgetMb ?? DEFAULT_HISTORY_BUDGET_MB,
+    sharpConcurrency: partial.sharpConcurrency ?? 0,
   };
   const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
@@ -360,6 +364,7 @@ export const OPTION_RANGES = {
   viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
   // In code a fraction of a MB is allowed (tests); HISTORY_BUDGET_MB is an integer.
   historyBudgetMb: { min: 0, max: 100_000, integer: false },
+  sharpConcurrency: { min: 0, max: 256, integer: true },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (0, "any free port", is allowed on its own). */

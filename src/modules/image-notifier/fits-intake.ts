@@ -295,6 +295,25 @@ function mapQuantised(layout: FitsImageLayout, range: ValueRange, params: readon
  * pixels; otherwise undefined, and the caller converts `image` as before. Never for JPEG.
  */
 export async function stretchIfLinear(image: Sharp, mode: StretchMode): Promise<RawPixels | undefined> {
+  const decoded = await decodeForStretch(image.clone(), mode);
+  return decoded && stretchDecoded(decoded, mode);
+}
+
+/** Samples decoded by libvips at their stored depth (8, 16 or 32-bit float), interleaved. */
+export interface DecodedSamples {
+  bytes: Uint8Array;
+  bits: 8 | 16 | 32;
+  width: number;
+  height: number;
+  channels: 1 | 3;
+}
+
+/**
+ * The libvips half of {@link stretchIfLinear}: the samples as stored, or undefined when
+ * `mode` rules a stretch out before any decode (or the channels are neither 1 nor 3).
+ * Changes `image` (a pipeline of its own: sharp's `clone()` blocks the event loop for a large buffer).
+ */
+export async function decodeForStretch(image: Sharp, mode: StretchMode): Promise<DecodedSamples | undefined> {
   if (mode === 'never') {
     return undefined;
   }
@@ -306,17 +325,19 @@ export async function stretchIfLinear(image: Sharp, mode: StretchMode): Promise<
   // The colourspace keeps the samples as stored: without it libvips hands out 8-bit sRGB.
   const grey = channels <= 2;
   const space = bits === 8 ? (grey ? 'b-w' : 'srgb') : bits === 16 ? (grey ? 'grey16' : 'rgb16') : grey ? 'b-w' : 'scrgb';
-  const decoded = await image
-    .clone()
+  const { data, info } = await image
     .removeAlpha()
     .toColourspace(space)
     .raw({ depth: bits === 8 ? 'uchar' : bits === 16 ? 'ushort' : 'float' })
     .toBuffer({ resolveWithObject: true });
-  const { info } = decoded;
   if (info.channels !== 1 && info.channels !== 3) {
     return undefined;
   }
-  const bytes = decoded.data;
+  return { bytes: data, bits, width: info.width, height: info.height, channels: info.channels };
+}
+
+/** The pixel half of {@link stretchIfLinear}: statistics, then the stretch when `mode` says so. */
+export function stretchDecoded({ bytes, bits, width, height, channels }: DecodedSamples, mode: StretchMode): RawPixels | undefined {
   const data =
     bits === 8
       ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length)
@@ -324,14 +345,14 @@ export async function stretchIfLinear(image: Sharp, mode: StretchMode): Promise<
         ? new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.length / 2)
         : new Float32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   const range = bits === 8 ? { low: 0, high: 255 } : bits === 16 ? { low: 0, high: 65535 } : floatRange(data);
-  const stats = channelStatistics(data, info.channels, range);
+  const stats = channelStatistics(data, channels, range);
   if (!shouldStretch(mode, stats, bits)) {
     return undefined;
   }
-  const pixels = applyStretch(data, info.channels, range, autoStretchParameters(stats), 8);
+  const pixels = applyStretch(data, channels, range, autoStretchParameters(stats), 8);
   return {
     data: Buffer.from(pixels.buffer, pixels.byteOffset, pixels.byteLength),
-    raw: { width: info.width, height: info.height, channels: info.channels },
+    raw: { width, height, channels },
   };
 }
 

@@ -175,3 +175,17 @@ describe('ImageConverter', () => {
     expect([decoded.width, decoded.height, decoded.channels]).toEqual([512, 512, 1]);
   });
 });
+
+describe('ImageConverter and sharpConcurrency (issue 23)', () => {
+  it('sets libvips threads per image when given (SHARP_CONCURRENCY), leaves them otherwise', () => {
+    const before = sharp.concurrency();
+    try {
+      converter();
+      expect(sharp.concurrency()).toBe(before);
+      converter({ sharpConcurrency: 1 });
+      expect(sharp.concurrency()).toBe(1);
+    } finally {
+      sharp.concurrency(before);
+    }
+  });
+});

@@ -1,12 +1,14 @@
-import { Inject, Injectable } from '@nestjs/common';
-import sharp, { type Metadata, type OutputInfo } from 'sharp';
+import { Inject, Injectable, Optional } from '@nestjs/common';
+import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { fitsToSharpInput, stretchIfLinear, type HeaderMetrics, type RawPixels } from './fits-intake.js';
+import { decodeForStretch, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
 import type { FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
+import { asBuffer, runPixelTask, type PixelResults, type PixelTask } from './pixel-task.js';
+import { PixelWorkers } from './pixel-workers.service.js';
 
 /** An image ready to be written as web_image.jpg. */
 export interface PublishableImage {
@@ -46,7 +48,16 @@ const CHECK_DECODE_SIZE = 64;
  */
 @Injectable()
 export class ImageConverter {
-  constructor(@Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions) {}
+  /** Without `workers`, the pixel loops run on the calling thread (same bytes out). */
+  constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
+    @Optional() private readonly workers?: PixelWorkers,
+  ) {
+    // Process-wide in libvips: one setting for every pipeline (a Pi-class machine: 1).
+    if (options.sharpConcurrency > 0) {
+      sharp.concurrency(options.sharpConcurrency);
+    }
+  }
 
   /**
    * `verifyPixels` (default true) decodes every block of a JPEG published as it is, which
@@ -69,7 +80,7 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      const fits = fitsToSharpInput(input, this.options.stretch, { maxPixels: this.options.maxInputPixels });
+      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels });
       const { data, info } = await this.encodeRaw(fits);
       return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
@@ -103,23 +114,30 @@ export class ImageConverter {
     const max = this.options.maxImageSize;
     const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
-    // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
-    let upright = sharp(input, { failOn: FAIL_ON[format], limitInputPixels: this.options.maxInputPixels }).rotate();
-    if (meta.hasAlpha) {
-      upright = upright.flatten({ background: '#000000' });
-    }
-    // Reduced in libvips (streamed, samples kept at their depth) before anything reaches
-    // JavaScript: the statistics and the stretch see at most maxImageSize², whatever the input.
-    const image = upright.resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    const open = (): Sharp => {
+      // Applies and drops the EXIF / TIFF orientation, so every viewer shows it upright.
+      const upright = sharp(input, { failOn: FAIL_ON[format], limitInputPixels: this.options.maxInputPixels }).rotate();
+      // Reduced in libvips (streamed, samples kept at their depth) before anything reaches
+      // JavaScript: the statistics and the stretch see at most maxImageSize², whatever the input.
+      return (meta.hasAlpha ? upright.flatten({ background: '#000000' }) : upright).resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true });
+    };
+    const image = open();
     // 8-bit JPEGs are never stretched; an 8-bit PNG or TIFF only with `always`.
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
-    const stretched = mayStretch ? await stretchIfLinear(image, mode) : undefined;
+    // A pipeline of its own rather than image.clone(), which blocks the loop on a large input.
+    const samples = mayStretch ? await decodeForStretch(open(), mode) : undefined;
+    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
     if (meta.depth === 'float' || meta.depth === 'double') {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
-      return { ...(await floatToJpeg(pixels.data, pixels.info, this.options.jpegQuality)), stretched: false };
+      const bytes = await this.pixels({ kind: 'float', bytes: pixels.data });
+      const { width, height, channels } = pixels.info;
+      const encoded = await sharp(asBuffer(bytes), { raw: { width, height, channels } })
+        .jpeg({ quality: this.options.jpegQuality })
+        .toBuffer({ resolveWithObject: true });
+      return { ...encoded, stretched: false };
     }
     // 16-bit grey or RGB comes down to 8 bits in libvips' colourspace conversion (a
     // rescale, not a clip). Grey stays grey: a third of the bytes, the same look.
@@ -128,6 +146,20 @@ export class ImageConverter {
       .jpeg({ quality: this.options.jpegQuality })
       .toBuffer({ resolveWithObject: true });
     return { ...encoded, stretched: false };
+  }
+
+  /** A pixel loop on the worker thread (or here, without one), its input moved there. */
+  private async pixels<T extends PixelTask>(task: T): Promise<PixelResults[T['kind']]> {
+    if (!this.workers) {
+      return runPixelTask(task);
+    }
+    const moved = await movable(task);
+    const result = await this.workers.run(moved, [moved.kind === 'stretch' ? moved.samples.bytes.buffer : moved.bytes.buffer] as ArrayBuffer[]);
+    // What crossed the thread is a Uint8Array: sharp wants a Buffer (same memory).
+    if (result instanceof Uint8Array) {
+      return result;
+    }
+    return result && { ...result, data: asBuffer(result.data) };
   }
 
   /** 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp. */
@@ -142,27 +174,30 @@ export class ImageConverter {
   }
 }
 
+/** Bytes copied per turn of the event loop on the way to the worker. */
+const COPY_SLICE = 1 << 20;
+
 /**
- * libvips takes float RGB as linear light (scRGB) and would add a gamma curve; stackers'
- * float TIFFs hold display values from 0 to 1, so they are scaled to 8 bits as they are
- * (by the file's own maximum when it goes past 1).
+ * `task` with its input in memory the worker can take over. The caller's buffer stays
+ * theirs, and sharp's output cannot be transferred (libvips owns it: postMessage would copy
+ * it in one go), so the bytes are copied a slice per turn, never blocking the loop for long.
  */
-function floatToJpeg(data: Buffer, info: OutputInfo, quality: number): Promise<{ data: Buffer; info: OutputInfo }> {
-  const samples = new Float32Array(data.buffer, data.byteOffset, data.length / 4);
-  let peak = 0;
-  for (const v of samples) {
-    if (v > peak) {
-      peak = v;
+async function movable<T extends PixelTask>(task: T): Promise<T> {
+  if (task.kind === 'stretch') {
+    return { ...task, samples: { ...task.samples, bytes: await copyInSlices(task.samples.bytes) } };
+  }
+  return { ...task, bytes: await copyInSlices(task.bytes) };
+}
+
+async function copyInSlices(bytes: Uint8Array): Promise<Uint8Array> {
+  const copy = new Uint8Array(bytes.length);
+  for (let at = 0; at < bytes.length; at += COPY_SLICE) {
+    if (at > 0) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    copy.set(bytes.subarray(at, at + COPY_SLICE), at);
   }
-  const scale = peak > 1 ? 255 / peak : 255;
-  const bytes = Buffer.alloc(samples.length);
-  for (let i = 0; i < samples.length; i++) {
-    bytes[i] = Math.min(255, Math.max(0, Math.round(samples[i] * scale)));
-  }
-  return sharp(bytes, { raw: { width: info.width, height: info.height, channels: info.channels } })
-    .jpeg({ quality })
-    .toBuffer({ resolveWithObject: true });
+  return copy;
 }
 
 function checkStructure(format: SharpFormat, input: Buffer): void {

@@ -7,6 +7,7 @@ import { PublishingModule } from '../publishing/publishing.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ImageConverter } from './image-converter.service.js';
 import { ImageNotifier } from './image-notifier.service.js';
+import { PixelWorkers } from './pixel-workers.service.js';
 import { ImageUploadController } from './image-upload.controller.js';
 import { TargetController } from './target.controller.js';
 
@@ -18,7 +19,7 @@ import { TargetController } from './target.controller.js';
 @Module({
   // ControlGuard on PUT /api/image, HttpLimits for its refusal log.
   imports: [WebAssetsModule, PublishingModule, ControlGuardModule, HttpLimitsModule, ClusterModule, MetricsModule],
-  providers: [ImageConverter, ImageNotifier],
+  providers: [ImageConverter, ImageNotifier, PixelWorkers],
   controllers: [ImageUploadController, TargetController],
   exports: [ImageNotifier],
 })
