@@ -31,6 +31,7 @@ import { ScopeHooks, type ScopeRoutes, type ScopeSummary } from '../../shared/sc
 import { ScopeTitle } from '../../shared/scope-hooks/scope-title.js';
 import { ClusterService } from '../cluster/cluster.service.js';
 import { ImageNotifier } from '../image-notifier/image-notifier.service.js';
+import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { DZI_FILE } from '../web-assets/pyramid.js';
@@ -151,6 +152,7 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     private readonly title: ScopeTitle,
     private readonly guard: ControlGuard,
     private readonly cluster: ClusterService,
+    private readonly lifecycle: ServerLifecycle,
     metrics: MetricsService,
   ) {
     // A scope's own app serves no scopes (no grand-children).
@@ -430,6 +432,8 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
       webFolder,
       workFolder,
       listen: false,
+      // The port this service serves on, for the scope's advertised URL and QR code.
+      port: this.lifecycle.port,
       printQrCode: false,
       watchPath: undefined,
       demo: false,
