@@ -127,6 +127,10 @@ describe('scopes: several telescopes on one service', () => {
     // /status lists them too; main's own fields are as before.
     const status = await json<{ scopes: Summary[]; version: null }>(await fetch(`${s.baseUrl}/status`));
     expect(status.scopes.map((x) => x.id)).toEqual(['main', 'alpha', 'beta']);
+    const metrics = await (await send(s, 'GET', '/metrics', undefined, CONTROL)).text();
+    expect(metrics).toMatch(/^stackcast_scopes 3$/m);
+    expect(metrics).toMatch(/^stackcast_scope_viewers\{scope="alpha"\} 1$/m);
+    expect(metrics).toMatch(/^stackcast_viewers_connected 1$/m);
   });
 
   it('/s/main/ is the root: the same files, the same /ws; /s/<id> redirects; bad and unknown ids say so', async () => {

@@ -11,6 +11,7 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
+import { Gauge } from 'prom-client';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -159,6 +160,19 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     this.enabled = options.scopeId === undefined;
     if (this.enabled) {
       metrics.gauge('stackcast_scopes', 'Scopes live on this process, main included', () => this.scopes.size);
+      const scopes = this.scopes;
+      new Gauge({
+        name: 'stackcast_scope_viewers',
+        help: 'Viewers connected to each scope\'s /ws on this process',
+        labelNames: ['scope'],
+        registers: [metrics.registry],
+        collect() {
+          this.reset();
+          for (const [id, scope] of scopes) {
+            this.set({ scope: id }, scope.broadcast.count);
+          }
+        },
+      });
     }
   }
 
