@@ -260,6 +260,27 @@ describe('scopes: several telescopes on one service', () => {
     expect((await scopes(s)).map((x) => x.id)).toEqual(['main', 'beta']);
   });
 
+  it("main's STOP tells every scope's viewers and stops the scopes; START serves them again", async () => {
+    server = await startTestServer();
+    const s = server;
+    const jpeg = await red();
+    expect((await put(s, '/s/alpha/api/image', jpeg)).status).toBe(200);
+    const alpha = await viewer(wsOf(s, 'alpha'));
+    const main = await viewer(s.wsUrl);
+    clients.push(alpha, main);
+    expect((await send(s, 'POST', '/api/server/stop')).status).toBeLessThan(300);
+    await alpha.closed;
+    await main.closed;
+    expect([alpha.count('disconnect'), main.count('disconnect')]).toEqual([1, 1]);
+    expect((await fetch(`${s.baseUrl}/s/alpha/web_image.jpg`)).status).toBe(503);
+    expect((await send(s, 'POST', '/api/server/start')).status).toBeLessThan(300);
+    expect((await bytes(s, '/s/alpha/web_image.jpg')).equals(jpeg)).toBe(true);
+    const again = await viewer(wsOf(s, 'alpha'));
+    clients.push(again);
+    expect((await put(s, '/s/alpha/api/image', jpeg)).status).toBe(200);
+    await again.waitFor((c) => c.count('new_image') === 1, 5000, 'new_image after START');
+  });
+
   it('a restart brings the scopes back with their images, versions and titles', async () => {
     const temp = await makeTempFolder('stackcast-scopes-');
     try {
