@@ -12,6 +12,7 @@ import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
 import { Gauge } from 'prom-client';
+import { filter, firstValueFrom, timeout } from 'rxjs';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -49,6 +50,8 @@ export const SCOPES_FOLDER = 's';
 const THUMBNAIL_EDGE = 256;
 /** Changes of one scope within this window make one "scopes changed" event. */
 const CHANGE_COALESCE_MS = 100;
+/** How long a new scope waits for its Redis connection before it serves. */
+const REDIS_READY_MS = 5000;
 
 /** One scope's app and the parts of it the list reads. */
 interface Scope {
@@ -473,6 +476,7 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
       await app.close().catch(() => undefined);
       throw err;
     }
+    await this.redisReady(id, app);
     const scope = this.describe(id, app, {
       notifier: app.get(ImageNotifier),
       assets: app.get(WebAssetsService),
@@ -491,6 +495,19 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     }
     this.touch(scope);
     return scope;
+  }
+
+  /** With `redisUrl`, a new scope's first publish waits (a few seconds at most) for its connection rather than answer 503. */
+  private async redisReady(id: string, app: INestApplication): Promise<void> {
+    const bus = app.get(ClusterService).bus;
+    if (bus === undefined) {
+      return;
+    }
+    try {
+      await firstValueFrom(bus.state$.pipe(filter((state) => state === 'up'), timeout({ first: REDIS_READY_MS })));
+    } catch {
+      this.logger.warn(`scope "${id}": Redis did not answer within ${REDIS_READY_MS} ms; its publishes answer 503 until it does`);
+    }
   }
 
   private describe(id: string, app: INestApplication | undefined, parts: Pick<Scope, 'notifier' | 'assets' | 'broadcast' | 'title' | 'guard' | 'webFolder' | 'workFolder'>): Scope {
