@@ -27,3 +27,5 @@ export {
   type ViewerEvent,
   type ViewerInfo,
 } from './gateway/viewer-sessions.service.js';
+/** Scopes (several telescopes, `/s/<id>/`): the live list and its changes, for a lobby. */
+export { ScopesService, type ScopeSummary } from './modules/scopes/scopes.service.js';

@@ -138,14 +138,7 @@ export class ConnectionGuard {
       }
     });
     // Upgraded sockets are the viewers' WebSockets: ws bounds their backlog, not the sweep.
-    server.on('upgrade', (req: IncomingMessage) => {
-      const tcp = this.sockets.has(req.socket) ? req.socket : tcpSocketOf(req.socket);
-      const entry = this.sockets.get(tcp);
-      if (entry !== undefined && typeof entry !== 'string') {
-        // The sweep skips it from now on: its address is all that is left to keep.
-        this.sockets.set(tcp, entry.address);
-      }
-    });
+    server.on('upgrade', (req: IncomingMessage) => this.upgradeArrived(req));
     // After the bind (whose errors ServerLifecycle reports): an accept that fails (EMFILE) must not end the process.
     server.once('listening', () => server.on('error', (err: NodeJS.ErrnoException) => this.serverError(err)));
     const every = Math.max(50, Math.min(1000, this.limits.slowClientWindowMs / 4, this.limits.headersTimeoutMs / 4));
@@ -164,6 +157,16 @@ export class ConnectionGuard {
     const entry = this.sockets.get(req.socket) ?? this.sockets.get(tcpSocketOf(req.socket));
     if (entry !== undefined && typeof entry !== 'string') {
       entry.spoke = true;
+    }
+  }
+
+  /** An upgrade arrived on this connection (also one handed to a scope's app): ws bounds it from then on. */
+  upgradeArrived(req: IncomingMessage): void {
+    const tcp = this.sockets.has(req.socket) ? req.socket : tcpSocketOf(req.socket);
+    const entry = this.sockets.get(tcp);
+    if (entry !== undefined && typeof entry !== 'string') {
+      // The sweep skips it from now on: its address is all that is left to keep.
+      this.sockets.set(tcp, entry.address);
     }
   }
 
