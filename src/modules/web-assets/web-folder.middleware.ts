@@ -7,13 +7,16 @@ import { ViewerFilesService } from './viewer-files.service.js';
 import { DATA_FILE, IMAGE_FILE, WebAssetsService } from './web-assets.service.js';
 import { WebFolderFiles } from './web-folder-files.js';
 
+/** stackcast's own pages at a route of their own: the lobby and the wall (files of the viewer's bundle). */
+export const PAGE_ROUTES: ReadonlyMap<string, string> = new Map([['/scopes', 'lobby.html'], ['/wall', 'wall.html']]);
+
 /**
  * Serves the viewer's files of the web folder as they are on disk now, whoever wrote them
  * (a user's own index.html included), ahead of the routes. @nestjs/serve-static is not used:
  * its catch-all answers the viewer page with 200 for any missing path, and it knows nothing
  * of STOP. Here: web_image.jpg and data.json come from memory (the service that writes
  * them); the versions' files (`/v/...`) by {@link VersionFiles}; the others from disk by
- * {@link WebFolderFiles}. A missing file falls through to Nest's 404. With WEB_DEDICATED
+ * {@link WebFolderFiles}; `/scopes` and `/wall` are the lobby's and the wall's pages. A missing file falls through to Nest's 404. With WEB_DEDICATED
  * the folder's other files are served after every route ({@link webFolderFallback}).
  *
  * The hot files and `/v/` are also answered ahead of Express (see {@link HotFileResponder}).
@@ -39,7 +42,7 @@ export class WebFolderMiddleware implements NestMiddleware {
       this.versions.handle(req, res).catch(next);
       return;
     }
-    const relative = req.method === 'GET' || req.method === 'HEAD' ? this.folder.webPath(req.path) : undefined;
+    const relative = req.method === 'GET' || req.method === 'HEAD' ? (PAGE_ROUTES.get(req.path) ?? this.folder.webPath(req.path)) : undefined;
     // Only the viewer's names here: the work folder may hold the stacker's own files.
     if (relative === undefined || !(relative === IMAGE_FILE || relative === DATA_FILE || this.viewerFiles.isViewerFile(relative))) {
       next();
