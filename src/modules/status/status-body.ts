@@ -6,6 +6,7 @@ import type { DemoStatus } from '../sources/demo-source.service.js';
 import type { WatchStatus } from '../sources/folder-watch.service.js';
 import type { ImageSourceKind } from '../sources/image-sources.service.js';
 import type { StorageProblem } from '../web-assets/web-assets.service.js';
+import type { ScopeSummary } from '../../shared/scope-hooks/scope-hooks.js';
 
 /** The body of `GET /status`. */
 export interface StatusBody {
@@ -41,4 +42,6 @@ export interface StatusBody {
   wifi: { ssid: string } | null;
   /** VIEWER_LANGUAGE: the viewer's language when the visitor's browser names none it speaks. */
   viewerLanguage: ViewerLanguage;
+  /** Every live scope (as `GET /api/scopes`), main first; left out in a scope's own `/s/<id>/status`. */
+  scopes?: ScopeSummary[];
 }
