@@ -1,7 +1,8 @@
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { RecordingClient } from '../helpers/ws-client.js';
+import { expectUpgradeRefused, RecordingClient } from '../helpers/ws-client.js';
 
 interface Listing {
   id: string;
@@ -60,11 +61,30 @@ describe('the lobby and the wall: pages and /scopes/ws', () => {
       await client.waitFor((c) => lists(c).some((l) => l.some((s) => s.id === 'main' && s.stackSize === 7)), 5000, 'main at stack 7');
       const main = lists(client).at(-1)!.find((s) => s.id === 'main')!;
       expect(main.version).toBeGreaterThan(0);
-      expect(main.thumbnail).toMatch(/^\/v\/\d+\//);
+      expect(main.thumbnail).toMatch(/^\/s\/main\/v\/\d+\//);
       const tile = await fetch(`${server.baseUrl}${main.thumbnail!}`);
       expect(tile.status).toBe(200);
+      const { width = 0, height = 0 } = await sharp(Buffer.from(await tile.arrayBuffer())).metadata();
+      expect(Math.max(width, height)).toBeLessThanOrEqual(256);
+
+      // A new scope's first publish: it joins the list, with its own version and stack.
+      const before = client.count('scopes');
+      await publish(server, '/s/alpha/api/image', 3);
+      await client.waitFor((c) => lists(c).some((l) => l.some((s) => s.id === 'alpha' && s.stackSize === 3)), 5000, 'alpha at stack 3');
+      const last = lists(client).at(-1)!;
+      expect(last.map((s) => s.id)).toEqual(['main', 'alpha']);
+      expect(last.find((s) => s.id === 'alpha')!.thumbnail).toMatch(/^\/s\/alpha\/v\/\d+\//);
+      // Coalesced: the publish made one or two messages (the list, then its thumbnail or viewers), not one per file written.
+      expect(client.count('scopes') - before).toBeLessThanOrEqual(2);
     } finally {
       client.close();
     }
+  });
+
+  it('the lobby, the wall and /scopes/ws are the main app\'s: not under a scope\'s /s/<id>/', async () => {
+    await publish(server, '/s/beta/api/image', 1);
+    expect((await fetch(`${server.baseUrl}/s/beta/scopes`)).status).toBe(404);
+    expect((await fetch(`${server.baseUrl}/s/beta/wall`)).status).toBe(404);
+    expect(await expectUpgradeRefused(`ws://127.0.0.1:${server.port}/s/beta/scopes/ws`)).toBe(404);
   });
 });

@@ -1,7 +1,8 @@
-import { Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
-import { ScopeDirectory } from './scope-directory.js';
+import { ScopesService } from '../scopes/scopes.service.js';
 
 /** Changes are sent at most this often; viewer counts and the rest are compared this often too. */
 export const LOBBY_INTERVAL_MS = 1000;
@@ -13,12 +14,13 @@ const SEND_OPTIONS = { binary: false, compress: false } as const;
 
 /**
  * The lobby's and the wall's sockets (`/scopes/ws`): each gets `{"type":"scopes","scopes":[...]}`
- * on connect, then again whenever the list differs from the last one sent, compared at most
- * once a second ({@link LOBBY_INTERVAL_MS}) and only while a socket is open. While stopped,
- * the sockets are closed (the pages reconnect).
+ * ({@link ScopesService.listFresh}) on connect, then again whenever the list differs from the
+ * last one sent: compared when the scopes service says something changed, at most once a
+ * second ({@link LOBBY_INTERVAL_MS}), and every second anyway (viewer counts), only while a
+ * socket is open. While stopped, the sockets are closed (the pages reconnect).
  */
 @Injectable()
-export class LobbyFeed implements OnApplicationShutdown {
+export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(LobbyFeed.name);
   /** Each open socket, and whether it answered the last ping. */
   private readonly clients = new Map<WebSocket, boolean>();
@@ -26,10 +28,12 @@ export class LobbyFeed implements OnApplicationShutdown {
   private tick: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private comparing = false;
+  private lastCompared = 0;
+  private unwatch: (() => void) | undefined;
   private readonly onPong: (this: WebSocket) => void;
 
   constructor(
-    private readonly directory: ScopeDirectory,
+    private readonly scopes: ScopesService,
     private readonly gate: ViewerGate,
   ) {
     const clients = this.clients;
@@ -59,13 +63,20 @@ export class LobbyFeed implements OnApplicationShutdown {
     }
   }
 
-  /** Something changed: compared at the next tick (so a burst of publishes is one message). */
-  changed(): void {
-    this.start();
+  onModuleInit(): void {
+    this.unwatch = this.scopes.watch(() => this.changed());
   }
 
   onApplicationShutdown(): void {
+    this.unwatch?.();
     this.stop();
+  }
+
+  /** Something changed: compared now, or at the next tick when the last comparison is under a second old. */
+  private changed(): void {
+    if (this.clients.size > 0 && performance.now() - this.lastCompared >= LOBBY_INTERVAL_MS) {
+      void this.compare();
+    }
   }
 
   private start(): void {
@@ -97,8 +108,9 @@ export class LobbyFeed implements OnApplicationShutdown {
       return;
     }
     this.comparing = true;
+    this.lastCompared = performance.now();
     try {
-      const text = JSON.stringify({ type: 'scopes', scopes: await this.directory.list() });
+      const text = JSON.stringify({ type: 'scopes', scopes: await this.scopes.listFresh() });
       if (text !== this.lastSent) {
         this.lastSent = text;
         for (const client of this.clients.keys()) {

@@ -27,6 +27,11 @@ export class LobbyGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
   afterInit(server: WebSocketServer): void {
     const limiter = new UpgradeLimiter(this.options, this.limits.refusals);
     server.options.verifyClient = (info, done) => {
+      if (this.options.scopeId !== undefined) {
+        // A scope's own app (/s/<id>/): the list is the main app's.
+        done(false, 404, 'Not Found');
+        return;
+      }
       if (!this.gate.acceptsViewers) {
         done(false, 503, 'Service Unavailable');
         return;

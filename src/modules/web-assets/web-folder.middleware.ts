@@ -1,5 +1,6 @@
-import { Injectable, type NestMiddleware } from '@nestjs/common';
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
 import type { NextFunction, Request, Response } from 'express';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { HotFileResponder } from './hot-files.responder.js';
 import { isVersionPath, VersionFiles } from './version-files.js';
@@ -23,14 +24,20 @@ export const PAGE_ROUTES: ReadonlyMap<string, string> = new Map([['/scopes', 'lo
  */
 @Injectable()
 export class WebFolderMiddleware implements NestMiddleware {
+  /** The lobby and the wall are the main app's pages, not a scope's (`/s/<id>/scopes` is no page). */
+  private readonly pages: ReadonlyMap<string, string>;
+
   constructor(
+    @Inject(IMAGE_SERVER_OPTIONS) options: ImageServerOptions,
     private readonly assets: WebAssetsService,
     private readonly viewerFiles: ViewerFilesService,
     private readonly folder: WebFolderFiles,
     private readonly gate: ViewerGate,
     private readonly hot: HotFileResponder,
     private readonly versions: VersionFiles,
-  ) {}
+  ) {
+    this.pages = options.scopeId === undefined ? PAGE_ROUTES : new Map();
+  }
 
   use(req: Request, res: Response, next: NextFunction): void {
     if (isVersionPath(req.path)) {
@@ -42,7 +49,7 @@ export class WebFolderMiddleware implements NestMiddleware {
       this.versions.handle(req, res).catch(next);
       return;
     }
-    const relative = req.method === 'GET' || req.method === 'HEAD' ? (PAGE_ROUTES.get(req.path) ?? this.folder.webPath(req.path)) : undefined;
+    const relative = req.method === 'GET' || req.method === 'HEAD' ? (this.pages.get(req.path) ?? this.folder.webPath(req.path)) : undefined;
     // Only the viewer's names here: the work folder may hold the stacker's own files.
     if (relative === undefined || !(relative === IMAGE_FILE || relative === DATA_FILE || this.viewerFiles.isViewerFile(relative))) {
       next();
