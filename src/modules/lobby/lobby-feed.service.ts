@@ -6,6 +6,8 @@ import { ScopesService } from '../scopes/scopes.service.js';
 
 /** Changes are sent at most this often; viewer counts and the rest are compared this often too. */
 export const LOBBY_INTERVAL_MS = 1000;
+/** Timers fire a little early or late: a comparison this close to a second after the last one is on time. */
+const TIMER_SLACK_MS = 50;
 /** A lobby socket that answers no ping for this long is dropped. */
 const HEARTBEAT_MS = 30_000;
 /** A client that has not read this much of what was sent is dropped rather than buffered for. */
@@ -74,7 +76,7 @@ export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
 
   /** Something changed: compared now, or at the next tick when the last comparison is under a second old. */
   private changed(): void {
-    if (this.clients.size > 0 && performance.now() - this.lastCompared >= LOBBY_INTERVAL_MS) {
+    if (this.clients.size > 0 && performance.now() - this.lastCompared >= LOBBY_INTERVAL_MS - TIMER_SLACK_MS) {
       void this.compare();
     }
   }
@@ -83,7 +85,12 @@ export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
     if (this.clients.size === 0 || this.tick) {
       return;
     }
-    this.tick = setInterval(() => void this.compare(), LOBBY_INTERVAL_MS);
+    this.tick = setInterval(() => {
+      // Not right after a comparison a change asked for: at most one message a second.
+      if (performance.now() - this.lastCompared >= LOBBY_INTERVAL_MS - TIMER_SLACK_MS) {
+        void this.compare();
+      }
+    }, LOBBY_INTERVAL_MS);
     this.heartbeat = setInterval(() => this.ping(), HEARTBEAT_MS);
     this.tick.unref();
     this.heartbeat.unref();
