@@ -126,4 +126,16 @@ describe('the lobby and the wall are usable by keyboard and screen reader (Chrom
     expect(await motion('reduce')).toEqual({ fade: 'none', thumb: '0s' });
     expect(await motion('no-preference')).toEqual({ fade: 'fade-in', thumb: '0.3s' });
   });
+  it('axe finds nothing serious on the viewer with its switcher open (two scopes)', async () => {
+    const jpeg = await makeJpeg({ width: 640, height: 400, color: { r: 90, g: 60, b: 160 } });
+    const res = await fetch(`${suite.server.baseUrl}/s/alpha/api/image?stackSize=3`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
+    expect(res.status).toBeLessThan(300);
+    await publish(7);
+    const page = await open('/');
+    await page.waitForFunction(() => window.stackcast?.state === 'live' && window.stackcast.version > 0);
+    await page.waitForSelector('#switcher:not([hidden])');
+    await page.click('#switcher summary');
+    await page.waitForSelector('#switcher details[open] a');
+    expect(await axeAudit(page)).toEqual([]);
+  });
 });
