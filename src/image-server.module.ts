@@ -9,6 +9,7 @@ import { ClusterModule } from './modules/cluster/cluster.module.js';
 import { HistoryModule } from './modules/history/history.module.js';
 import { ImageNotifierModule } from './modules/image-notifier/image-notifier.module.js';
 import { LifecycleModule } from './modules/lifecycle/lifecycle.module.js';
+import { LobbyModule } from './modules/lobby/lobby.module.js';
 import { MetricsModule } from './modules/metrics/metrics.module.js';
 import { NetworkInfoModule } from './modules/network-info/network-info.module.js';
 import { ObjectsModule } from './modules/objects/objects.module.js';
@@ -46,6 +47,7 @@ const FEATURES = [
   SourcesModule,
   StatusModule,
   ScopesModule,
+  LobbyModule,
 ];
 
 /** How a scope's app is built (ScopesService): this module again, with the scope's options. */

@@ -3,8 +3,11 @@ import { describe, expect, it } from 'vitest';
 
 const VIEWER = new URL('./viewer/', import.meta.url);
 const LANGUAGES = ['en', 'fr', 'de', 'es', 'it'];
-/** The files whose words the catalogues hold. */
-const SOURCES = ['index.html', 'viewer.js', 'session.js', 'i18n.js', 'secure-origin.js'];
+/** The files whose words the catalogues hold: the viewer, the lobby and the wall. */
+const SOURCES = [
+  'index.html', 'viewer.js', 'session.js', 'i18n.js', 'secure-origin.js', 'switcher.js',
+  'lobby.html', 'lobby.js', 'wall.html', 'wall.js', 'scopes-feed.js',
+];
 /** The object catalogue's type keys: the object card shows them (`type.<key>`). */
 const OBJECT_TYPES = [
   'emission-nebula', 'reflection-nebula', 'planetary-nebula', 'supernova-remnant', 'dark-nebula', 'hii-region',

@@ -15,6 +15,7 @@ var SHELL = [
   'session.js',
   'session.css',
   'secure-origin.js',
+  'switcher.js',
   'openseadragon.min.js',
   'favicon.ico',
   'manifest.webmanifest',
