@@ -19,6 +19,7 @@ import { isIPv4 } from 'node:net';
 import {
   ENV_PORT_MIN,
   isRedisUrl,
+  isUpstreamToken,
   isWifiPassword,
   isWifiSsid,
   OPTION_RANGES,
@@ -29,6 +30,9 @@ import {
   type ResumeMode,
   type StretchMode,
   type ViewerLanguage,
+  upstreamUrl,
+  UPSTREAM_TOKEN_RULE,
+  UPSTREAM_URL_RULE,
 } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
@@ -117,6 +121,8 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   WIFI_PASSWORD: "the hotspot's WPA password, 8 to 63 characters, together with WIFI_SSID (unset: an open network)",
   VIEWER_LANGUAGE: `one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`,
   HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
+  UPSTREAM_URL: `${UPSTREAM_URL_RULE}, e.g. http://192.168.1.10:8000/s/club-a/`,
+  UPSTREAM_TOKEN: `${UPSTREAM_TOKEN_RULE}, together with UPSTREAM_URL`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -414,10 +420,25 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('HISTORY_BUDGET_MB')
   HISTORY_BUDGET_MB?: number;
+  // --- relay (issue 20) ---
+  /** The hub's scope this service also publishes into; a missing trailing slash is added. */
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('upstreamUrl', (v) => upstreamUrl(v) !== undefined)
+  UPSTREAM_URL?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('upstreamToken', isUpstreamToken)
+  @ValidateBy({
+    name: 'withUpstreamUrl',
+    validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).UPSTREAM_URL !== undefined },
+  })
+  UPSTREAM_TOKEN?: string;
 }
 
 /** Variables whose value is shown by its length only. */
-const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD']);
+const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD', 'UPSTREAM_TOKEN']);
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';

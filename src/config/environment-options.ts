@@ -45,6 +45,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     wifiPassword: env.WIFI_PASSWORD,
     viewerLanguage: env.VIEWER_LANGUAGE,
     historyBudgetMb: env.HISTORY_BUDGET_MB,
+    upstreamUrl: env.UPSTREAM_URL,
+    upstreamToken: env.UPSTREAM_TOKEN,
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ClusterService } from '../cluster/cluster.service.js';
 import { ControlGuard } from '../../shared/control-guard/control.guard.js';
+import { RelayService } from '../relay/relay.service.js';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { ImageSources } from '../sources/image-sources.service.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -35,6 +36,7 @@ export class StatusController {
     private readonly sources: ImageSources,
     private readonly cluster: ClusterService,
     private readonly control: ControlGuard,
+    private readonly relay: RelayService,
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
   ) {}
 
@@ -72,6 +74,7 @@ export class StatusController {
       cluster: this.cluster.status(),
       wifi: this.options.wifiSsid === undefined ? null : { ssid: this.options.wifiSsid },
       viewerLanguage: this.options.viewerLanguage,
+      upstream: this.relay.status(),
     };
     const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);
     switch (body.status) {
