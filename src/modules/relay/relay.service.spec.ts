@@ -1,78 +1,10 @@
 import { Logger } from '@nestjs/common';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
+import { RecordingHub } from '../../../test/helpers/recording-hub.js';
 import { RelayService, type RelayTiming, type RelayedImage } from './relay.service.js';
 
 const TOKEN = 'club-a-secret-0123456789';
-
-interface Received {
-  url: URL;
-  authorization: string | undefined;
-  contentType: string | undefined;
-  body: Buffer;
-}
-
-/** What the hub answers to the request number `n` (0-based): a status and a body, or hold it unanswered. */
-type Answer = (n: number, req: Received) => { status: number; body?: string; delayMs?: number } | 'hold';
-
-/** A real HTTP server on port 0 that records every request and answers as `answer` says. */
-class RecordingHub {
-  readonly received: Received[] = [];
-  private readonly server: Server;
-  private readonly held: ServerResponse[] = [];
-  private waiters: { count: number; resolve: () => void }[] = [];
-  answer: Answer = () => ({ status: 200, body: '{"published":true}' });
-
-  constructor() {
-    this.server = createServer((req, res) => void this.handle(req, res));
-  }
-
-  async start(): Promise<string> {
-    this.server.listen(0, '127.0.0.1');
-    await once(this.server, 'listening');
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/s/club-a/`;
-  }
-
-  /** Resolves once `count` requests have been received. */
-  requests(count: number): Promise<void> {
-    if (this.received.length >= count) {
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => this.waiters.push({ count, resolve }));
-  }
-
-  async stop(): Promise<void> {
-    this.held.forEach((res) => res.destroy());
-    this.server.closeAllConnections();
-    this.server.close();
-    await once(this.server, 'close');
-  }
-
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) {
-      chunks.push(chunk as Buffer);
-    }
-    const received: Received = {
-      url: new URL(req.url ?? '/', 'http://hub'),
-      authorization: req.headers.authorization,
-      contentType: req.headers['content-type'],
-      body: Buffer.concat(chunks),
-    };
-    const n = this.received.push(received) - 1;
-    this.waiters = this.waiters.filter((w) => (this.received.length >= w.count ? (w.resolve(), false) : true));
-    const answer = this.answer(n, received);
-    if (answer === 'hold') {
-      this.held.push(res);
-      return;
-    }
-    // The hub's own slowness (what a busy hub does), not a wait in the test.
-    setTimeout(() => res.writeHead(answer.status, { 'content-type': 'application/json' }).end(answer.body ?? '{}'), answer.delayMs ?? 0);
-  }
-}
 
 const FAST: Partial<RelayTiming> = { firstRetryMs: 20, maxRetryMs: 100, refusedRetryMs: 600_000, connectTimeoutMs: 1000, uploadTimeoutMs: 5000 };
 
@@ -90,6 +22,12 @@ async function setUp(timing: Partial<RelayTiming> = FAST, token: string | null =
   relays.push(relay);
   return { hub, relay };
 }
+
+beforeEach(() => {
+  // Quiet: the tests that count log lines spy on these again.
+  vi.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  vi.spyOn(Logger.prototype, 'log').mockImplementation(() => undefined);
+});
 
 afterEach(async () => {
   vi.restoreAllMocks();
@@ -218,12 +156,18 @@ describe('RelayService', () => {
 
   it('a hub that never answers times out and is retried; a hub that is gone is retried until it is back', async () => {
     const { hub, relay } = await setUp({ ...FAST, uploadTimeoutMs: 300 });
+    const failing = await setUp();
+    failing.hub.answer = () => ({ status: 503, body: '{}' });
+    failing.relay.offer(image(1));
+    await failing.hub.requests(1);
     hub.answer = (n) => (n === 0 ? 'hold' : { status: 200 });
     relay.offer(image(1));
     await relay.idle();
     expect(hub.received).toHaveLength(2);
     expect(relay.status()).toMatchObject({ state: 'ok', lastSentVersion: 1 });
     expect(relay.status().lastError).toMatch(/could not reach the hub: .*timeout/i);
+    // A hub's answer without a message: its status line.
+    expect(failing.relay.status().lastError).toBe('the hub answered 503: Service Unavailable');
 
     // Nothing listens on the port any more: connection refused, retried, logged once.
     await hub.stop();

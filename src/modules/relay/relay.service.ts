@@ -48,9 +48,8 @@ function hubMessage(text: string): string {
   let message = text;
   try {
     const body = JSON.parse(text) as { message?: unknown };
-    if (typeof body.message === 'string' || Array.isArray(body.message)) {
-      message = ([] as unknown[]).concat(body.message).join('; ');
-    }
+    const said = typeof body === 'object' && body !== null ? body.message : undefined;
+    message = typeof said === 'string' || Array.isArray(said) ? ([] as unknown[]).concat(said).join('; ') : '';
   } catch {
     // Not JSON: the text as it came.
   }
