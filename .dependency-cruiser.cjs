@@ -11,6 +11,7 @@ const LAYERS = [
   ['src/modules/lifecycle', 'src/modules/cluster'],
   ['src/modules/image-notifier'],
   ['src/modules/sources', 'src/modules/status'],
+  ['src/modules/scopes'],
 ];
 
 const path = (folders) => `^(${folders.map((f) => f.replace(/[.]/g, '\\.')).join('|')})/`;

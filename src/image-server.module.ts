@@ -14,6 +14,8 @@ import { NetworkInfoModule } from './modules/network-info/network-info.module.js
 import { ObjectsModule } from './modules/objects/objects.module.js';
 import { SourcesModule } from './modules/sources/sources.module.js';
 import { StatusModule } from './modules/status/status.module.js';
+import { SCOPE_APP_FACTORY, type ScopeAppFactory } from './modules/scopes/scope-app-factory.js';
+import { ScopesModule } from './modules/scopes/scopes.module.js';
 import { WebAssetsModule } from './modules/web-assets/web-assets.module.js';
 
 /** What `forRoot` / `forRootAsync` take: any subset of the options; the rest keep their defaults. */
@@ -43,7 +45,11 @@ const FEATURES = [
   ImageNotifierModule,
   SourcesModule,
   StatusModule,
+  ScopesModule,
 ];
+
+/** How a scope's app is built (ScopesService): this module again, with the scope's options. */
+const scopeAppFactory: ScopeAppFactory = (options) => ImageServerModule.forRoot(options);
 
 /**
  * The whole stackcast service as an embeddable module: viewer files, `/ws`, `/status`,
@@ -85,8 +91,9 @@ function compose(built: DynamicModule): DynamicModule {
         useFactory: (partial: ImageServerModuleOptions) => resolveImageServerOptions(partial),
         inject: [MODULE_OPTIONS_TOKEN],
       },
+      { provide: SCOPE_APP_FACTORY, useValue: scopeAppFactory },
     ],
-    exports: [IMAGE_SERVER_OPTIONS],
+    exports: [IMAGE_SERVER_OPTIONS, SCOPE_APP_FACTORY],
   };
   return {
     module: ImageServerModule,

@@ -22,8 +22,11 @@ import {
   isUpstreamToken,
   isWifiPassword,
   isWifiSsid,
+  MIN_SCOPE_TOKEN_LENGTH,
   OPTION_RANGES,
+  parseScopeTokens,
   REDIS_NAMESPACE_PATTERN,
+  SCOPE_ID_PATTERN,
   RESUME_MODES,
   STRETCH_MODES,
   VIEWER_LANGUAGE_CHOICES,
@@ -61,6 +64,7 @@ const RANGE = {
   UPGRADE_BURST: envRange('upgradeBurst'),
   UPGRADES_PER_SECOND: envRange('upgradesPerSecond'),
   HISTORY_BUDGET_MB: envRange('historyBudgetMb'),
+  MAX_SCOPES: envRange('maxScopes'),
 };
 
 /** `@Min` and `@Max` of a variable, from {@link RANGE}. */
@@ -123,6 +127,8 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
   UPSTREAM_URL: `${UPSTREAM_URL_RULE}, e.g. http://192.168.1.10:8000/s/club-a/`,
   UPSTREAM_TOKEN: `${UPSTREAM_TOKEN_RULE}, together with UPSTREAM_URL`,
+  SCOPE_TOKENS: `id=token,id=token: ids matching ${SCOPE_ID_PATTERN.source}, each once, tokens of at least ${MIN_SCOPE_TOKEN_LENGTH} characters`,
+  MAX_SCOPES: `${between('MAX_SCOPES', 'an integer number of scopes')}, main included`,
 };
 
 /** Every variable the service reads, for the code that hands the validated environment on. */
@@ -435,6 +441,18 @@ export class EnvironmentVariables {
     validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).UPSTREAM_URL !== undefined },
   })
   UPSTREAM_TOKEN?: string;
+  // --- scopes (issue 20) ---
+  /** `id=token,id=token`: tokens that publish into and control their own scope only. */
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('scopeTokens', (v) => typeof v === 'string' && parseScopeTokens(v).problems.length === 0)
+  SCOPE_TOKENS?: string;
+
+  @IsOptional()
+  @Transform(toInteger)
+  @IsInt()
+  @InRange('MAX_SCOPES')
+  MAX_SCOPES?: number;
 }
 
 /** Variables whose value is shown by its length only. */
@@ -442,6 +460,10 @@ const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD', 'UPSTREAM_TOK
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';
+  if (name === 'SCOPE_TOKENS' && typeof raw === 'string') {
+    // Ids and lengths only: the tokens are secrets.
+    return `SCOPE_TOKENS is invalid (${parseScopeTokens(raw).problems.join('; ')}): expected ${allowed}`;
+  }
   if (SECRETS.has(name) && typeof raw === 'string') {
     // A secret is never printed, not even a wrong one: its length is enough to see the mistake.
     return `${name} (${raw.length} characters) is invalid: expected ${allowed}`;

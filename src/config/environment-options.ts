@@ -1,5 +1,5 @@
 import { resolve } from 'node:path';
-import { DEFAULT_WORK_FOLDER, type DisplayedAddressChoice, type ImageServerOptions } from './image-server-options.js';
+import { DEFAULT_WORK_FOLDER, parseScopeTokens, type DisplayedAddressChoice, type ImageServerOptions } from './image-server-options.js';
 import type { EnvironmentVariables } from './env.validation.js';
 
 /** Maps the validated environment onto the module options; unset values keep their defaults. */
@@ -47,6 +47,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     historyBudgetMb: env.HISTORY_BUDGET_MB,
     upstreamUrl: env.UPSTREAM_URL,
     upstreamToken: env.UPSTREAM_TOKEN,
+    scopeTokens: env.SCOPE_TOKENS === undefined ? undefined : parseScopeTokens(env.SCOPE_TOKENS).tokens,
+    maxScopes: env.MAX_SCOPES,
     // A terminal QR code would break one-JSON-object-per-line logs.
     printQrCode: env.LOG_FORMAT === 'json' ? false : undefined,
   };

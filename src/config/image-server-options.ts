@@ -199,6 +199,16 @@ export interface ImageServerOptions {
   upstreamUrl?: string;
   /** Bearer token for the hub's scope (its scope token or CONTROL_TOKEN); never logged nor shown. */
   upstreamToken?: string;
+  // --- scopes (issue 20) ---
+  /**
+   * Scope tokens: `{ "<scope id>": "<token>" }`. A scope's token may publish into and control
+   * that scope only (403 elsewhere); `controlToken` may do everything. Default none.
+   */
+  scopeTokens: Record<string, string>;
+  /** Scopes live at once, `main` included; a publish that would create one more answers 409. Default 16 (1-64). */
+  maxScopes: number;
+  /** Internal: set on the app of a scope other than `main` (its id); such an app serves no scopes of its own. */
+  scopeId?: string;
 }
 
 /** See {@link ImageServerOptions.resume}. */
@@ -241,6 +251,13 @@ export const DEFAULT_ADDRESS_REFRESH_MS = 10_000;
 export const DEFAULT_REDIS_NAMESPACE = 'stackcast';
 export const DEFAULT_VIEWER_COUNT_INTERVAL_MS = 5000;
 export const DEFAULT_HISTORY_BUDGET_MB = 512;
+export const DEFAULT_MAX_SCOPES = 16;
+/** A scope's id: `main` is the root's. */
+export const SCOPE_ID_PATTERN = /^[a-z0-9][a-z0-9-]{0,31}$/;
+/** The scope of everything served at the root. */
+export const MAIN_SCOPE = 'main';
+/** A scope token's least length, as CONTROL_TOKEN's. */
+export const MIN_SCOPE_TOKEN_LENGTH = 16;
 
 /** Fills in the defaults and makes folders absolute. The only place defaults live. */
 export function resolveImageServerOptions(partial: Partial<ImageServerOptions> = {}): ImageServerOptions {
@@ -303,8 +320,11 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     historyBudgetMb: partial.historyBudgetMb ?? DEFAULT_HISTORY_BUDGET_MB,
     upstreamUrl: partial.upstreamUrl === undefined ? undefined : (upstreamUrl(partial.upstreamUrl) ?? partial.upstreamUrl),
     upstreamToken: partial.upstreamToken,
+    scopeTokens: partial.scopeTokens ?? {},
+    maxScopes: partial.maxScopes ?? DEFAULT_MAX_SCOPES,
+    scopeId: partial.scopeId,
   };
-  const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options), ...relayProblems(options)];
+  const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options), ...relayProblems(options), ...scopeProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
     problems.push(`tileFormat=${JSON.stringify(options.tileFormat)} is invalid: expected "jpeg" or "webp"`);
   }
@@ -361,6 +381,7 @@ export const OPTION_RANGES = {
   viewerCountIntervalMs: { min: 10, max: 60_000, integer: false },
   // In code a fraction of a MB is allowed (tests); HISTORY_BUDGET_MB is an integer.
   historyBudgetMb: { min: 0, max: 100_000, integer: false },
+  maxScopes: { min: 1, max: 64, integer: true },
 } as const satisfies { [K in keyof ImageServerOptions]?: OptionRange };
 
 /** The standalone app's `PORT` leaves out the privileged ports (0, "any free port", is allowed on its own). */
@@ -399,12 +420,13 @@ function optionProblems(options: ImageServerOptions): string[] {
   return problems;
 }
 
-function redisProblems({ redisUrl, redisNamespace }: ImageServerOptions): string[] {
+function redisProblems({ redisUrl, redisNamespace, scopeId }: ImageServerOptions): string[] {
   const problems: string[] = [];
   if (redisUrl !== undefined && !isRedisUrl(redisUrl)) {
     problems.push('redisUrl is invalid: expected a redis:// or rediss:// URL');
   }
-  if (!REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
+  // A scope's namespace is its parent's (up to 40) plus `-s-<id>` (see scopeRedisNamespace).
+  if (scopeId !== undefined ? !SCOPE_REDIS_NAMESPACE_PATTERN.test(redisNamespace) : !REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
     problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid: expected 1 to 40 characters from a-z, 0-9 and -`);
   }
   return problems;
@@ -495,3 +517,62 @@ export function isRedisUrl(value: unknown): boolean {
 
 /** Redis key and channel prefix. */
 export const REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}$/;
+const SCOPE_REDIS_NAMESPACE_PATTERN = /^[a-z0-9-]{1,40}-s-[a-z0-9][a-z0-9-]{0,31}$/;
+
+/** The Redis namespace of scope `id` of a service whose namespace is `parent`. */
+export function scopeRedisNamespace(parent: string, id: string): string {
+  return `${parent}-s-${id}`;
+}
+
+/**
+ * What is wrong with `SCOPE_TOKENS`-style text (`id=token,id=token`), or its map. The
+ * problems name ids and lengths, never a token.
+ */
+export function parseScopeTokens(text: string): { tokens: Record<string, string>; problems: string[] } {
+  const tokens: Record<string, string> = {};
+  const problems: string[] = [];
+  const entries = text.split(',').map((e) => e.trim()).filter((e) => e !== '');
+  entries.forEach((entry, i) => {
+    const eq = entry.indexOf('=');
+    if (eq <= 0) {
+      problems.push(`entry ${i + 1} is not id=token`);
+      return;
+    }
+    const id = entry.slice(0, eq).trim();
+    const token = entry.slice(eq + 1).trim();
+    problems.push(...scopeTokenProblems(id, token, tokens, `entry ${i + 1}`));
+    tokens[id] = token;
+  });
+  if (entries.length === 0) {
+    problems.push('no id=token entry');
+  }
+  return { tokens, problems };
+}
+
+function scopeTokenProblems(id: string, token: unknown, seen: Record<string, string>, where: string): string[] {
+  const problems: string[] = [];
+  const shownId = SCOPE_ID_PATTERN.test(id) ? `"${id}"` : `(${id.length} characters)`;
+  if (!SCOPE_ID_PATTERN.test(id)) {
+    problems.push(`${where}: the id ${shownId} does not match ${SCOPE_ID_PATTERN.source}`);
+  }
+  if (typeof token !== 'string' || [...token].length < MIN_SCOPE_TOKEN_LENGTH) {
+    problems.push(`${where}: the token of ${shownId} has ${typeof token === 'string' ? [...token].length : 0} characters, at least ${MIN_SCOPE_TOKEN_LENGTH} are needed`);
+  }
+  if (Object.hasOwn(seen, id)) {
+    problems.push(`${where}: the id ${shownId} is given twice`);
+  }
+  return problems;
+}
+
+function scopeProblems({ scopeTokens, scopeId }: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  const seen: Record<string, string> = {};
+  for (const [id, token] of Object.entries(scopeTokens)) {
+    problems.push(...scopeTokenProblems(id, token, seen, 'scopeTokens').map((p) => `${p} (expected { "<scope id>": "<token of 16+ characters>" })`));
+    seen[id] = token;
+  }
+  if (scopeId !== undefined && (!SCOPE_ID_PATTERN.test(scopeId) || scopeId === MAIN_SCOPE)) {
+    problems.push(`scopeId=${JSON.stringify(scopeId)} is invalid: expected ${SCOPE_ID_PATTERN.source}, not "${MAIN_SCOPE}"`);
+  }
+  return problems;
+}

@@ -34,6 +34,7 @@ export class BroadcastService implements OnApplicationShutdown {
   // One pong listener for every client rather than a closure per connection (thousands
   // of phones): an EventEmitter calls a listener with `this` = the socket.
   private readonly onPong: (this: WebSocket) => void;
+  private readonly watchers = new Set<() => void>();
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
@@ -52,16 +53,33 @@ export class BroadcastService implements OnApplicationShutdown {
     return this.clients.size;
   }
 
+  /**
+   * Calls `listener` after a viewer came or went and after each `new_image` (the scopes'
+   * lobby follows these). Returns the function that stops it.
+   */
+  watch(listener: () => void): () => void {
+    this.watchers.add(listener);
+    return () => this.watchers.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.watchers) {
+      listener();
+    }
+  }
+
   add(client: WebSocket): void {
     this.clients.set(client, true);
     client.on('pong', this.onPong);
     this.ensureHeartbeat();
+    this.changed();
   }
 
   remove(client: WebSocket): void {
     if (!this.clients.delete(client)) {
       return;
     }
+    this.changed();
     if (this.clients.size === 0) {
       for (const resolve of this.emptyWaiters) {
         resolve();
@@ -104,6 +122,9 @@ export class BroadcastService implements OnApplicationShutdown {
       this.logger.warn(`dropped ${dropped} client(s) that stopped reading`);
     }
     this.metrics.recordBroadcast((performance.now() - began) / 1000, dropped);
+    if (message.type === 'new_image') {
+      this.changed();
+    }
     return { sent, dropped };
   }
 

@@ -9,6 +9,8 @@ import { ImageConverter } from './image-converter.service.js';
 import { ImageNotifier } from './image-notifier.service.js';
 import { ImageUploadController } from './image-upload.controller.js';
 import { TargetController } from './target.controller.js';
+import { ScopeController } from './scope.controller.js';
+import { ScopeHooksModule } from '../../shared/scope-hooks/scope-hooks.module.js';
 
 /**
  * The publish path: {@link ImageNotifier} (check / convert, then the mode's Publisher) and
@@ -17,9 +19,9 @@ import { TargetController } from './target.controller.js';
  */
 @Module({
   // ControlGuard on PUT /api/image, HttpLimits for its refusal log.
-  imports: [WebAssetsModule, PublishingModule, ControlGuardModule, HttpLimitsModule, ClusterModule, MetricsModule],
+  imports: [WebAssetsModule, PublishingModule, ControlGuardModule, HttpLimitsModule, ClusterModule, MetricsModule, ScopeHooksModule],
   providers: [ImageConverter, ImageNotifier],
-  controllers: [ImageUploadController, TargetController],
+  controllers: [ImageUploadController, TargetController, ScopeController],
   exports: [ImageNotifier],
 })
 export class ImageNotifierModule {}

@@ -11,6 +11,9 @@ import { UndecodableImageError, type Publisher } from '../publishing/publisher.j
 import { VersionWriter } from '../publishing/version-writer.service.js';
 import { assertMetrics, IMAGE_FILE, WebAssetsService, type SessionMetrics } from '../web-assets/web-assets.service.js';
 import { combineMetrics } from './fits-intake.js';
+import { ScopeHooks } from '../../shared/scope-hooks/scope-hooks.js';
+import { ScopeTitle } from '../../shared/scope-hooks/scope-title.js';
+import { MAIN_SCOPE, SCOPE_ID_PATTERN } from '../../config/image-server-options.js';
 import { damagedImage, ImageConverter, type PublishableImage } from './image-converter.service.js';
 
 /** Metrics that go with an image: absolute values of the stack now, not increments. */
@@ -49,10 +52,30 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     private readonly metrics: MetricsService,
     local: LocalPublisher,
     cluster: ClusterPublisher,
+    private readonly scopeHooks: ScopeHooks,
+    private readonly scopeTitle: ScopeTitle,
   ) {
     // Chosen here rather than by a factory provider: Nest would run the cluster publisher's
     // lifecycle hooks once more for the alias.
     this.publisher = cluster.enabled ? cluster : local;
+  }
+
+  /**
+   * The ImageNotifier of scope `id` (served under `/s/<id>/`), the scope created if it does
+   * not exist yet (beyond `maxScopes` this rejects with an HttpException 409); `main`
+   * (or this notifier's own scope) is this one. Call it on the main scope's notifier.
+   */
+  async scope(id: string): Promise<ImageNotifier> {
+    if (id === this.scopeTitle.scope) {
+      return this;
+    }
+    if (!SCOPE_ID_PATTERN.test(id)) {
+      throw new Error(`scope id ${JSON.stringify(id).slice(0, 60)} is invalid: expected ${SCOPE_ID_PATTERN.source}`);
+    }
+    if (this.scopeHooks.open === undefined) {
+      throw new Error(`scope "${id}" cannot be opened from scope "${this.scopeTitle.scope}": use the ${MAIN_SCOPE} scope's ImageNotifier`);
+    }
+    return (await this.scopeHooks.open(id)) as ImageNotifier;
   }
 
   /**

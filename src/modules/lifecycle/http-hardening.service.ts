@@ -2,12 +2,15 @@ import { Inject, Injectable } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
 import helmet from 'helmet';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { HotFileResponder } from '../web-assets/hot-files.responder.js';
 import { HttpLimits } from '../../shared/http-limits/http-limits.js';
+import { ScopeHooks } from '../../shared/scope-hooks/scope-hooks.js';
 
 type RequestListener = (req: IncomingMessage, res: ServerResponse) => void;
+type UpgradeListener = (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
 
 const UPLOAD_PATH = '/api/image';
 
@@ -61,6 +64,7 @@ export class HttpHardening {
     private readonly adapterHost: HttpAdapterHost,
     private readonly limits: HttpLimits,
     private readonly hotFiles: HotFileResponder,
+    private readonly scopes: ScopeHooks,
   ) {}
 
   /** Puts the front before the server's request listeners (Express); once per server. */
@@ -81,6 +85,18 @@ export class HttpHardening {
         }
       });
     });
+    // A scope's `/s/<id>/ws` goes to that scope's app, ahead of the ws adapter (which would refuse the path).
+    const upgrades = server.listeners('upgrade') as UpgradeListener[];
+    server.removeAllListeners('upgrade');
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      if (this.scopes.routes?.upgrade(req, socket, head) === true) {
+        this.limits.upgradeArrived(req);
+        return;
+      }
+      for (const listener of upgrades) {
+        listener.call(server, req, socket, head);
+      }
+    });
   }
 
   private handle(req: IncomingMessage, res: ServerResponse, express: () => void): void {
@@ -90,6 +106,9 @@ export class HttpHardening {
     } else {
       // Embedded: the host's pages are not ours to put a CSP on.
       res.setHeader('X-Content-Type-Options', 'nosniff');
+    }
+    if (this.scopes.routes?.request(req, res) === true) {
+      return;
     }
     const url = req.url ?? '';
     if (req.method === 'PUT' && (url === UPLOAD_PATH || url.startsWith(`${UPLOAD_PATH}?`))) {

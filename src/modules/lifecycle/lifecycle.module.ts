@@ -9,13 +9,14 @@ import { HttpHardening } from './http-hardening.service.js';
 import { HttpLimitsModule } from '../../shared/http-limits/http-limits.module.js';
 import { ServerLifecycle } from './server-lifecycle.service.js';
 import { ViewerGateModule } from '../../shared/viewer-gate/viewer-gate.module.js';
+import { ScopeHooksModule } from '../../shared/scope-hooks/scope-hooks.module.js';
 
 /**
  * START / STOP with the disconnect grace, `POST /api/server/{start,stop}`, and the guard of
  * the control routes. ServerLifecycle drives the {@link ViewerGate} the others read.
  */
 @Module({
-  imports: [ViewerGateModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, BroadcastModule, ImageGatewayModule, NetworkInfoModule],
+  imports: [ViewerGateModule, ScopeHooksModule, ControlGuardModule, HttpLimitsModule, WebAssetsModule, BroadcastModule, ImageGatewayModule, NetworkInfoModule],
   providers: [ServerLifecycle, HttpHardening],
   controllers: [ControlController],
   exports: [ServerLifecycle],

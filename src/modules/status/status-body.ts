@@ -7,6 +7,7 @@ import type { DemoStatus } from '../sources/demo-source.service.js';
 import type { WatchStatus } from '../sources/folder-watch.service.js';
 import type { ImageSourceKind } from '../sources/image-sources.service.js';
 import type { StorageProblem } from '../web-assets/web-assets.service.js';
+import type { ScopeSummary } from '../../shared/scope-hooks/scope-hooks.js';
 
 /** The body of `GET /status`. */
 export interface StatusBody {
@@ -44,4 +45,6 @@ export interface StatusBody {
   viewerLanguage: ViewerLanguage;
   /** The relay to the hub (UPSTREAM_URL): `off` without it; never the token. */
   upstream: UpstreamStatus;
+  /** Every live scope (as `GET /api/scopes`), main first; left out in a scope's own `/s/<id>/status`. */
+  scopes?: ScopeSummary[];
 }

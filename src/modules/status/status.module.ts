@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BroadcastModule } from '../../gateway/broadcast.module.js';
 import { ControlGuardModule } from '../../shared/control-guard/control-guard.module.js';
+import { ScopeHooksModule } from '../../shared/scope-hooks/scope-hooks.module.js';
 import { ClusterModule } from '../cluster/cluster.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
@@ -15,7 +16,7 @@ import { StatusController } from './status.controller.js';
  * the cluster; `GET /metrics`: Prometheus text (control auth unless `metricsPublic`).
  */
 @Module({
-  imports: [LifecycleModule, ControlGuardModule, BroadcastModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule, RelayModule],
+  imports: [LifecycleModule, ControlGuardModule, ScopeHooksModule, BroadcastModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule, RelayModule],
   providers: [MetricsGuard],
   controllers: [StatusController, MetricsController],
 })

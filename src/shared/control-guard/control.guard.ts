@@ -11,7 +11,7 @@ import {
 import type { Request } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { IMAGE_SERVER_OPTIONS, MAIN_SCOPE, type ImageServerOptions } from '../../config/image-server-options.js';
 import { RefusalLog } from '../http-limits/refusal-log.js';
 
 /** True for 127.0.0.0/8, ::1 and IPv4-mapped loopback (::ffff:127.x.y.z). */
@@ -104,10 +104,12 @@ export class ControlGuard implements CanActivate {
   /** Throws the 401 or 403 a control call gets, or returns when it may go ahead. */
   authorize(req: Pick<Request, 'headers' | 'socket'>): void {
     const token = this.options.controlToken;
+    const bearer = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1].trim();
+    if (bearer !== undefined && (token === undefined || !sameSecret(bearer, token)) && this.scopeTokenAccepted(bearer)) {
+      return;
+    }
     if (token !== undefined) {
-      const header = req.headers.authorization ?? '';
-      const match = /^Bearer\s+(.+)$/i.exec(header);
-      if (!match || !sameSecret(match[1].trim(), token)) {
+      if (bearer === undefined || !sameSecret(bearer, token)) {
         throw new UnauthorizedException('a valid "Authorization: Bearer <CONTROL_TOKEN>" header is required');
       }
       return;
@@ -124,6 +126,30 @@ export class ControlGuard implements CanActivate {
         `without CONTROL_TOKEN, control calls are accepted from a loopback address only, addressed to it directly (not through a proxy nor from a web page), but ${refusal}: ${howToPass(req, this.options.port)}`,
       );
     }
+  }
+
+  /**
+   * SCOPE_TOKENS: true for this app's scope's token; a token of another scope is a 403
+   * (it is valid, for that scope only); false for anything else.
+   */
+  private scopeTokenAccepted(bearer: string): boolean {
+    const own = this.options.scopeId ?? MAIN_SCOPE;
+    // Every entry is compared, so the time taken does not tell which one matched.
+    let matched: string | undefined;
+    for (const [id, scopeToken] of Object.entries(this.options.scopeTokens)) {
+      if (sameSecret(bearer, scopeToken)) {
+        matched = id;
+      }
+    }
+    if (matched === undefined) {
+      return false;
+    }
+    if (matched === own) {
+      return true;
+    }
+    throw new ForbiddenException(
+      `this is the token of scope "${matched}": it may publish into and control /s/${matched}/ only, not ${own === MAIN_SCOPE ? 'the main scope (the root and /s/main/)' : `/s/${own}/`}; CONTROL_TOKEN may do both`,
+    );
   }
 
   /** True when `req` passes {@link authorize} (for answers that differ by caller, such as /status). */

@@ -132,13 +132,7 @@ export class ConnectionGuard {
       }
     });
     // Upgraded sockets are the viewers' WebSockets: ws bounds their backlog, not the sweep.
-    server.on('upgrade', (req: IncomingMessage) => {
-      const entry = this.entryOf(req.socket);
-      if (entry !== undefined) {
-        entry.spoke = true;
-        entry.upgraded = true;
-      }
-    });
+    server.on('upgrade', (req: IncomingMessage) => this.upgradeArrived(req));
     // After the bind (whose errors ServerLifecycle reports): an accept that fails (EMFILE) must not end the process.
     server.once('listening', () => server.on('error', (err: NodeJS.ErrnoException) => this.serverError(err)));
     const every = Math.max(50, Math.min(1000, this.limits.slowClientWindowMs / 4, this.limits.headersTimeoutMs / 4));
@@ -157,6 +151,15 @@ export class ConnectionGuard {
     const entry = this.entryOf(req.socket);
     if (entry !== undefined) {
       entry.spoke = true;
+    }
+  }
+
+  /** An upgrade arrived on this connection (also one handed to a scope's app): ws bounds it from then on. */
+  upgradeArrived(req: IncomingMessage): void {
+    const entry = this.entryOf(req.socket);
+    if (entry !== undefined) {
+      entry.spoke = true;
+      entry.upgraded = true;
     }
   }
 

@@ -28,4 +28,9 @@ export class HttpLimits {
   requestArrived(req: IncomingMessage): void {
     this.connections?.requestArrived(req);
   }
+
+  /** An upgrade taken over ahead of the server's own 'upgrade' listeners (a scope's `/ws`). */
+  upgradeArrived(req: IncomingMessage): void {
+    this.connections?.upgradeArrived(req);
+  }
 }
