@@ -44,6 +44,16 @@ describe('RelayService', () => {
     expect(relay.status()).toEqual({ state: 'off', lastError: null, lastSentVersion: null });
   });
 
+  it('is off in the app of a scope other than main, which copies the options', async () => {
+    const { hub, relay: mainRelay } = await setUp();
+    const relay = new RelayService({ ...resolveImageServerOptions({ upstreamUrl: 'http://127.0.0.1:9/s/club-a/', upstreamToken: TOKEN }), scopeId: 'guest' }, FAST);
+    relay.offer(image(1));
+    mainRelay.offer(image(2));
+    await Promise.all([relay.idle(), mainRelay.idle()]);
+    expect(relay.status()).toEqual({ state: 'off', lastError: null, lastSentVersion: null });
+    expect(hub.received.map((r) => r.url.searchParams.get('stackSize'))).toEqual(['20']);
+  });
+
   it('sends the JPEG with the metrics, the object and the bearer token to <UPSTREAM_URL>api/image', async () => {
     const { hub, relay } = await setUp();
     relay.offer(image(3));

@@ -105,7 +105,8 @@ export class RelayService implements OnApplicationShutdown {
   ) {
     this.timing = { ...DEFAULT_RELAY_TIMING, ...timing };
     this.token = options.upstreamToken;
-    if (options.upstreamUrl !== undefined) {
+    // Only `main` relays: a scope's own app (scopeId) copies the options but is not this telescope's image.
+    if (options.upstreamUrl !== undefined && options.scopeId === undefined) {
       this.target = new URL('api/image', options.upstreamUrl);
       this.agent = new Agent({ connect: { timeout: this.timing.connectTimeoutMs } });
     }
