@@ -150,7 +150,7 @@ export class RelayService implements OnApplicationShutdown {
     this.stopping.abort();
     clearTimeout(this.timer);
     this.pending = undefined;
-    await this.agent?.close().catch(() => undefined);
+    await this.agent?.destroy().catch(() => undefined);
   }
 
   private pump(): void {
