@@ -93,7 +93,8 @@ async function folder(prefix: string): Promise<string> {
 }
 
 async function started(env: Record<string, string>): Promise<SpawnedService> {
-  const service = await spawnService(env);
+  // A loaded machine may take a while to start the hub again.
+  const service = await spawnService(env, 60_000);
   cleanups.push(() => service.kill());
   return service;
 }

@@ -46,7 +46,8 @@ async function publish(service: SpawnedService, body: Buffer, query: string, typ
   expect(res.status).toBe(200);
 }
 
-describe('relay: UPSTREAM_URL (a laptop feeding a hub)', () => {
+// Bounds for a loaded machine, where starting a service alone may take 20 s.
+describe('relay: UPSTREAM_URL (a laptop feeding a hub)', { timeout: 90_000 }, () => {
   it('a PNG published on the laptop reaches the hub as the laptop\'s JPEG, with the metrics, the object and the token; /status says ok without the token', async () => {
     const { hub: recording, url } = await hub();
     const service = await laptop({ UPSTREAM_URL: url.replace(/\/$/, ''), UPSTREAM_TOKEN: TOKEN });
