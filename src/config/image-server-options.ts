@@ -426,7 +426,11 @@ function redisProblems({ redisUrl, redisNamespace, scopeId }: ImageServerOptions
     problems.push('redisUrl is invalid: expected a redis:// or rediss:// URL');
   }
   // A scope's namespace is its parent's (up to 40) plus `-s-<id>` (see scopeRedisNamespace).
-  if (scopeId !== undefined ? !SCOPE_REDIS_NAMESPACE_PATTERN.test(redisNamespace) : !REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
+  if (scopeId !== undefined) {
+    if (!SCOPE_REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
+      problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid for scope "${scopeId}": expected <the main namespace>-s-<scope id>`);
+    }
+  } else if (!REDIS_NAMESPACE_PATTERN.test(redisNamespace)) {
     problems.push(`redisNamespace=${JSON.stringify(redisNamespace)} is invalid: expected 1 to 40 characters from a-z, 0-9 and -`);
   }
   return problems;

@@ -1,9 +1,10 @@
 import { constants } from 'node:fs';
-import { BadRequestException, Controller, Get, NotFoundException, Param, Query, Req, Res, ServiceUnavailableException } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Inject, NotFoundException, Param, Query, Req, Res, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { open } from 'node:fs/promises';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
+import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { matchesEtag } from '../web-assets/etag.js';
 import { HistoryService, NoFramesError, PREVIEW_SIZE, type HistoryFrame } from './history.service.js';
 
@@ -23,7 +24,13 @@ export class HistoryController {
   constructor(
     private readonly history: HistoryService,
     private readonly gate: ViewerGate,
-  ) {}
+    @Inject(IMAGE_SERVER_OPTIONS) options: ImageServerOptions,
+  ) {
+    // A scope's app is reached under /s/<id>/.
+    this.prefix = options.scopeId === undefined ? '' : `/s/${options.scopeId}`;
+  }
+
+  private readonly prefix: string;
 
   @Get('api/history')
   @ApiOperation({ summary: 'The frames of the night, oldest first', description: '`{"frames": [{"version", "at", "stackSize", "exposure", "object", "preview"}]}`; empty with HISTORY_BUDGET_MB=0.' })
@@ -31,7 +38,7 @@ export class HistoryController {
     this.assertRunning();
     res.setHeader('Cache-Control', 'no-cache');
     const frames = await this.history.list();
-    return { frames: frames.map((f) => ({ ...f, preview: `/h/${f.version}.jpg` })) };
+    return { frames: frames.map((f) => ({ ...f, preview: `${this.prefix}/h/${f.version}.jpg` })) };
   }
 
   @Get('api/history/timelapse.webp')

@@ -20,6 +20,7 @@ import { HttpHardening } from './http-hardening.service.js';
 import { HttpLimits } from '../../shared/http-limits/http-limits.js';
 import { PortBindError, PortInUseError } from './port-in-use.error.js';
 import { ViewerGate, type LifecycleState } from '../../shared/viewer-gate/viewer-gate.js';
+import { ScopeHooks } from '../../shared/scope-hooks/scope-hooks.js';
 
 export type { LifecycleState } from '../../shared/viewer-gate/viewer-gate.js';
 
@@ -56,6 +57,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly front: HttpHardening,
     private readonly limits: HttpLimits,
     private readonly sessions: ViewerSessions,
+    private readonly scopes: ScopeHooks,
   ) {}
 
   get state(): LifecycleState {
@@ -148,6 +150,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     this.broadcast.open();
     this.gate.set('running');
     this.sessions.serverStarted();
+    await this.scopes.startAll?.();
     if (!waitsForHost) {
       await this.announce(advertisement);
     }
@@ -158,6 +161,8 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       return { clients: 0, terminated: 0, durationMs: 0 };
     }
     this.gate.set('stopping');
+    // The other scopes' viewers are told at the same time, within the same grace.
+    const scopesStopped = this.scopes.stopAll?.() ?? Promise.resolve();
     const clients = this.broadcast.count;
     const began = performance.now();
     this.broadcast.broadcast({ type: 'disconnect' });
@@ -172,6 +177,7 @@ export class ServerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
         (terminated > 0 ? `, ${terminated} terminated after the ${this.options.disconnectGraceMs} ms grace` : ''),
     );
     this.sessions.serverStopped({ clients, terminated, durationMs });
+    await scopesStopped;
     return { clients, terminated, durationMs };
   }
 

@@ -142,6 +142,12 @@ export class NetworkInfoService implements OnModuleDestroy {
       );
     }
 
+    if (this.options.scopeId !== undefined) {
+      // A scope's viewer is at /s/<id>/ of the same service.
+      const path = `/s/${this.options.scopeId}/`;
+      const scoped = addresses.map((a) => ({ ...a, url: `${a.url.replace(/\/$/, '')}${path}` }));
+      return { url: `${url.replace(/\/$/, '')}${path}`, displayedAddress, limitedAccess, addresses: scoped, warnings: [...new Set(warnings)] };
+    }
     return { url, displayedAddress, limitedAccess, addresses, warnings: [...new Set(warnings)] };
   }
 

@@ -29,8 +29,17 @@ export class ScopeRegistry {
     this.channel = `${namespace}:scopes:announce`;
   }
 
-  /** Connects; `onChange` hears another replica's `+id` (created) and `-id` (deleted). */
-  async start(onChange: (change: { id: string; created: boolean }) => void): Promise<void> {
+  /**
+   * Connects in the background; `onChange` hears another replica's `+id` (created) and
+   * `-id` (deleted), `onReady` the ids Redis knows each time the connection is (re)made.
+   */
+  start(onChange: (change: { id: string; created: boolean }) => void, onReady: (ids: string[]) => void): void {
+    void this.connect(onChange, onReady).catch((err: Error) => {
+      this.logger.warn(`the scopes of other replicas are not followed: ${err.message}`);
+    });
+  }
+
+  private async connect(onChange: (change: { id: string; created: boolean }) => void, onReady: (ids: string[]) => void): Promise<void> {
     const { createClient } = await import('redis');
     const client = newClient(createClient, this.url);
     const subscriber = client.duplicate();
@@ -39,17 +48,17 @@ export class ScopeRegistry {
     }
     this.client = client;
     this.subscriber = subscriber;
-    try {
-      await Promise.all([client.connect(), subscriber.connect()]);
-      await subscriber.subscribe(this.channel, (message: string) => {
-        const [replica, sign, id] = message.split(' ');
-        if (replica !== this.replicaId && (sign === '+' || sign === '-') && id !== undefined) {
-          onChange({ id, created: sign === '+' });
-        }
-      });
-    } catch (err) {
-      this.logger.warn(`the scopes of other replicas are not followed until Redis answers: ${(err as Error).message}`);
-    }
+    client.on('ready', () => {
+      void this.ids().then(onReady);
+    });
+    // Queued until connected; node-redis subscribes again after each reconnect.
+    const subscribed = subscriber.subscribe(this.channel, (message: string) => {
+      const [replica, sign, id] = message.split(' ');
+      if (replica !== this.replicaId && (sign === '+' || sign === '-') && id !== undefined) {
+        onChange({ id, created: sign === '+' });
+      }
+    });
+    await Promise.all([client.connect(), subscriber.connect(), subscribed]);
   }
 
   /** The ids known in Redis; empty while it is unreachable. */

@@ -5,6 +5,7 @@ import { ScopeHooksModule } from '../../shared/scope-hooks/scope-hooks.module.js
 import { ClusterModule } from '../cluster/cluster.module.js';
 import { ImageNotifierModule } from '../image-notifier/image-notifier.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
+import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { ScopesController } from './scopes.controller.js';
 import { ScopesService } from './scopes.service.js';
@@ -15,7 +16,7 @@ import { ScopesService } from './scopes.service.js';
  * for a lobby). Inert in a scope's own app.
  */
 @Module({
-  imports: [ScopeHooksModule, ImageNotifierModule, WebAssetsModule, BroadcastModule, ControlGuardModule, ClusterModule, MetricsModule],
+  imports: [ScopeHooksModule, ImageNotifierModule, WebAssetsModule, BroadcastModule, ControlGuardModule, ClusterModule, MetricsModule, LifecycleModule],
   providers: [ScopesService],
   controllers: [ScopesController],
   exports: [ScopesService],

@@ -11,6 +11,7 @@ import {
 import { NestFactory } from '@nestjs/core';
 import { ExpressAdapter, type NestExpressApplication } from '@nestjs/platform-express';
 import express from 'express';
+import { Gauge } from 'prom-client';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { join } from 'node:path';
@@ -31,6 +32,7 @@ import { ScopeHooks, type ScopeRoutes, type ScopeSummary } from '../../shared/sc
 import { ScopeTitle } from '../../shared/scope-hooks/scope-title.js';
 import { ClusterService } from '../cluster/cluster.service.js';
 import { ImageNotifier } from '../image-notifier/image-notifier.service.js';
+import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { MetricsService } from '../metrics/metrics.service.js';
 import { formatExposure } from '../web-assets/exposure-format.js';
 import { DZI_FILE } from '../web-assets/pyramid.js';
@@ -151,12 +153,26 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     private readonly title: ScopeTitle,
     private readonly guard: ControlGuard,
     private readonly cluster: ClusterService,
+    private readonly lifecycle: ServerLifecycle,
     metrics: MetricsService,
   ) {
     // A scope's own app serves no scopes (no grand-children).
     this.enabled = options.scopeId === undefined;
     if (this.enabled) {
       metrics.gauge('stackcast_scopes', 'Scopes live on this process, main included', () => this.scopes.size);
+      const scopes = this.scopes;
+      new Gauge({
+        name: 'stackcast_scope_viewers',
+        help: 'Viewers connected to each scope\'s /ws on this process',
+        labelNames: ['scope'],
+        registers: [metrics.registry],
+        collect() {
+          this.reset();
+          for (const [id, scope] of scopes) {
+            this.set({ scope: id }, scope.broadcast.count);
+          }
+        },
+      });
     }
   }
 
@@ -177,6 +193,14 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     this.hooks.routes = this;
     this.hooks.list = () => this.list();
     this.hooks.open = async (id) => (await this.open(id)).notifier;
+    this.hooks.stopAll = () => this.eachChild((lifecycle) => lifecycle.stop());
+    this.hooks.startAll = () => this.eachChild((lifecycle) => lifecycle.start());
+  }
+
+  private async eachChild(command: (lifecycle: ServerLifecycle) => Promise<unknown>): Promise<void> {
+    const children = [...this.scopes.values()].filter((s) => s.app !== undefined);
+    const results = await Promise.allSettled(children.map((s) => command((s.app as INestApplication).get(ServerLifecycle))));
+    results.forEach((r, i) => r.status === 'rejected' && this.logger.error(`scope "${children[i].id}": ${(r.reason as Error).message}`));
   }
 
   /** Brings back the scopes found on disk (and those Redis knows), up to `maxScopes`. */
@@ -186,17 +210,18 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
     }
     if (this.options.redisUrl !== undefined) {
       this.registry = new ScopeRegistry(this.options.redisUrl, this.options.redisNamespace, this.cluster.replicaId);
-      await this.registry.start(({ id, created }) => {
-        if (!SCOPE_ID_PATTERN.test(id) || id === MAIN_SCOPE) {
+      const follow = (id: string, created: boolean): void => {
+        if (!SCOPE_ID_PATTERN.test(id) || id === MAIN_SCOPE || this.closing || this.scopes.has(id) === created) {
           return;
         }
         const done = created ? this.open(id, { announce: false }).then(() => undefined) : this.remove(id, { announce: false });
         done.catch((err: Error) => this.logger.warn(`scope "${id}" ${created ? 'created' : 'deleted'} by another replica: ${err.message}`));
-      });
+      };
+      // In the background: a replica starts with Redis down; once it answers, the scopes it knows are made here.
+      this.registry.start(({ id, created }) => follow(id, created), (ids) => ids.sort().forEach((id) => follow(id, true)));
     }
     const onDisk = await readdir(join(this.options.webFolder, SCOPES_FOLDER)).catch(() => [] as string[]);
-    const known = await (this.registry?.ids() ?? Promise.resolve([]));
-    const ids = [...new Set([...onDisk, ...known])].filter((id) => SCOPE_ID_PATTERN.test(id) && id !== MAIN_SCOPE).sort();
+    const ids = onDisk.filter((id) => SCOPE_ID_PATTERN.test(id) && id !== MAIN_SCOPE).sort();
     const kept = ids.slice(0, this.options.maxScopes - 1);
     if (kept.length < ids.length) {
       this.logger.warn(`MAX_SCOPES is ${this.options.maxScopes}: scopes ${ids.slice(kept.length).join(', ')} are not brought back (their files stay)`);
@@ -430,6 +455,8 @@ export class ScopesService implements OnModuleInit, OnApplicationBootstrap, Befo
       webFolder,
       workFolder,
       listen: false,
+      // The port this service serves on, for the scope's advertised URL and QR code.
+      port: this.lifecycle.port,
       printQrCode: false,
       watchPath: undefined,
       demo: false,

@@ -38,4 +38,7 @@ export class ScopeHooks {
   list: (() => ScopeSummary[]) | undefined;
   /** Resolves to the ImageNotifier of scope `id`, created if need be. */
   open: ((id: string) => Promise<unknown>) | undefined;
+  /** Main's STOP and START: every other scope stops (its viewers told) and starts with it. */
+  stopAll: (() => Promise<void>) | undefined;
+  startAll: (() => Promise<void>) | undefined;
 }
