@@ -5,7 +5,7 @@
 const LAYERS = [
   ['src/common', 'src/config'],
   ['src/shared'],
-  ['src/modules/metrics', 'src/modules/web-assets', 'src/modules/network-info'],
+  ['src/modules/metrics', 'src/modules/web-assets', 'src/modules/network-info', 'src/modules/relay'],
   ['src/gateway', 'src/modules/objects', 'src/modules/history'],
   ['src/modules/publishing'],
   ['src/modules/lifecycle', 'src/modules/cluster'],

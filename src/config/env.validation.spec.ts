@@ -227,3 +227,60 @@ describe('SHARP_CONCURRENCY (issue 23)', () => {
     ]);
   });
 });
+
+describe('the relay: UPSTREAM_URL, UPSTREAM_TOKEN', () => {
+  const token = 'club-a-secret-0123456789';
+
+  it('maps a scope URL onto upstreamUrl, adding the trailing slash', () => {
+    const env = validateEnv({ UPSTREAM_URL: 'http://192.168.1.10:8000/s/club-a', UPSTREAM_TOKEN: token });
+    const options = resolveImageServerOptions(optionsFromEnvironment(env));
+    expect(options.upstreamUrl).toBe('http://192.168.1.10:8000/s/club-a/');
+    expect(options.upstreamToken).toBe(token);
+    expect(resolveImageServerOptions(optionsFromEnvironment(validateEnv({ UPSTREAM_URL: 'https://hub.example.org/s/m42/' }))).upstreamUrl).toBe(
+      'https://hub.example.org/s/m42/',
+    );
+  });
+
+  it.each([
+    'ftp://hub/s/club-a/',
+    'http://hub:8000/',
+    'http://hub:8000/club-a/',
+    'http://hub:8000/s/Club-A/',
+    'http://hub:8000/s/-a/',
+    `http://hub:8000/s/${'a'.repeat(33)}/`,
+    'http://hub:8000/s/club-a/api/image',
+    'http://hub:8000/s/club-a/?x=1',
+    'hub:8000/s/club-a/',
+  ])('refuses UPSTREAM_URL=%s, naming the variable and what is allowed', (url) => {
+    const lines = errorLines({ UPSTREAM_URL: url });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`UPSTREAM_URL=${JSON.stringify(url)} is invalid: expected the URL of a scope on the hub, http(s)://host[:port]/s/<id>/`);
+  });
+
+  it('never prints credentials in a URL it refuses', () => {
+    const lines = errorLines({ UPSTREAM_URL: `http://user:${token}@hub:8000/s/club-a/` });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^UPSTREAM_URL="http:\/\/\*\*\*@hub:8000\/s\/club-a\/" is invalid: .*no user:password@/);
+    expect(lines[0]).not.toContain(token);
+  });
+
+  it.each(['short', 'has a space in it 0123', 'x'.repeat(1025)])('a bad UPSTREAM_TOKEN is shown by its length, never its value', (bad) => {
+    const lines = errorLines({ UPSTREAM_URL: 'http://hub:8000/s/club-a/', UPSTREAM_TOKEN: bad });
+    expect(lines).toEqual([expect.stringMatching(new RegExp(`^UPSTREAM_TOKEN \\(${bad.length} characters\\) is invalid: expected a token of 16 to 1024 printable characters`))]);
+    expect(lines[0]).not.toContain(bad);
+  });
+
+  it('UPSTREAM_TOKEN without UPSTREAM_URL is refused, without its value', () => {
+    const lines = errorLines({ UPSTREAM_TOKEN: token });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^UPSTREAM_TOKEN \(24 characters\) is invalid: .*together with UPSTREAM_URL/);
+    expect(lines[0]).not.toContain(token);
+  });
+
+  it('options given in code are checked the same way, never printing the token', () => {
+    expect(() => resolveImageServerOptions({ upstreamUrl: 'http://hub/s/club-a/x' })).toThrow(/upstreamUrl="http:\/\/hub\/s\/club-a\/x" is invalid/);
+    expect(() => resolveImageServerOptions({ upstreamUrl: 'http://hub/s/a/', upstreamToken: 'tiny' })).toThrow(/upstreamToken \(4 characters\) is invalid/);
+    expect(() => resolveImageServerOptions({ upstreamToken: token })).toThrow(/upstreamToken is set without upstreamUrl/);
+    expect(resolveImageServerOptions({ upstreamUrl: 'http://hub/s/a' }).upstreamUrl).toBe('http://hub/s/a/');
+  });
+});

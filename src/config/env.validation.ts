@@ -19,6 +19,7 @@ import { isIPv4 } from 'node:net';
 import {
   ENV_PORT_MIN,
   isRedisUrl,
+  isUpstreamToken,
   isWifiPassword,
   isWifiSsid,
   MIN_SCOPE_TOKEN_LENGTH,
@@ -32,6 +33,9 @@ import {
   type ResumeMode,
   type StretchMode,
   type ViewerLanguage,
+  upstreamUrl,
+  UPSTREAM_TOKEN_RULE,
+  UPSTREAM_URL_RULE,
 } from './image-server-options.js';
 
 type RangedOption = keyof typeof OPTION_RANGES;
@@ -123,6 +127,8 @@ const ALLOWED: Record<keyof EnvironmentVariables, string> = {
   VIEWER_LANGUAGE: `one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`,
   HISTORY_BUDGET_MB: `${between('HISTORY_BUDGET_MB', 'an integer number of MB')}; 0 turns the history off`,
   SHARP_CONCURRENCY: `${between('SHARP_CONCURRENCY', 'an integer number of libvips threads per image')}; 0 leaves one per core`,
+  UPSTREAM_URL: `${UPSTREAM_URL_RULE}, e.g. http://192.168.1.10:8000/s/club-a/`,
+  UPSTREAM_TOKEN: `${UPSTREAM_TOKEN_RULE}, together with UPSTREAM_URL`,
   SCOPE_TOKENS: `id=token,id=token: ids matching ${SCOPE_ID_PATTERN.source}, each once, tokens of at least ${MIN_SCOPE_TOKEN_LENGTH} characters`,
   MAX_SCOPES: `${between('MAX_SCOPES', 'an integer number of scopes')}, main included`,
 };
@@ -429,6 +435,21 @@ export class EnvironmentVariables {
   @IsInt()
   @InRange('SHARP_CONCURRENCY')
   SHARP_CONCURRENCY?: number;
+  // --- relay (issue 20) ---
+  /** The hub's scope this service also publishes into; a missing trailing slash is added. */
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('upstreamUrl', (v) => upstreamUrl(v) !== undefined)
+  UPSTREAM_URL?: string;
+
+  @IsOptional()
+  @Transform(blankToUndefined)
+  @Satisfies('upstreamToken', isUpstreamToken)
+  @ValidateBy({
+    name: 'withUpstreamUrl',
+    validator: { validate: (_value: unknown, args) => (args?.object as EnvironmentVariables).UPSTREAM_URL !== undefined },
+  })
+  UPSTREAM_TOKEN?: string;
   // --- scopes (issue 20) ---
   /** `id=token,id=token`: tokens that publish into and control their own scope only. */
   @IsOptional()
@@ -444,7 +465,7 @@ export class EnvironmentVariables {
 }
 
 /** Variables whose value is shown by its length only. */
-const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD']);
+const SECRETS = new Set<string>(['CONTROL_TOKEN', 'WIFI_PASSWORD', 'UPSTREAM_TOKEN']);
 
 function describe(name: string, raw: unknown): string {
   const allowed = ALLOWED[name as keyof EnvironmentVariables] ?? 'a valid value';

@@ -46,6 +46,8 @@ export function optionsFromEnvironment(env: EnvironmentVariables): Partial<Image
     viewerLanguage: env.VIEWER_LANGUAGE,
     historyBudgetMb: env.HISTORY_BUDGET_MB,
     sharpConcurrency: env.SHARP_CONCURRENCY,
+    upstreamUrl: env.UPSTREAM_URL,
+    upstreamToken: env.UPSTREAM_TOKEN,
     scopeTokens: env.SCOPE_TOKENS === undefined ? undefined : parseScopeTokens(env.SCOPE_TOKENS).tokens,
     maxScopes: env.MAX_SCOPES,
     // A terminal QR code would break one-JSON-object-per-line logs.

@@ -200,6 +200,14 @@ export interface ImageServerOptions {
   // --- small computers (issue 23) ---
   /** libvips threads per image (`sharp.concurrency`); 0 (the default) leaves libvips' choice, one per core. */
   sharpConcurrency: number;
+  // --- relay (issue 20) ---
+  /**
+   * The hub's scope, `http(s)://host[:port]/s/<id>/`: every publish is also sent there
+   * (`PUT <upstreamUrl>api/image`), in the background, newest first. Unset: no relay.
+   */
+  upstreamUrl?: string;
+  /** Bearer token for the hub's scope (its scope token or CONTROL_TOKEN); never logged nor shown. */
+  upstreamToken?: string;
   // --- scopes (issue 20) ---
   /**
    * Scope tokens: `{ "<scope id>": "<token>" }`. A scope's token may publish into and control
@@ -322,11 +330,13 @@ export function resolveImageServerOptions(partial: Partial<ImageServerOptions> =
     viewerLanguage: partial.viewerLanguage ?? 'auto',
     historyBudgetMb: partial.historyBudgetMb ?? DEFAULT_HISTORY_BUDGET_MB,
     sharpConcurrency: partial.sharpConcurrency ?? 0,
+    upstreamUrl: partial.upstreamUrl === undefined ? undefined : (upstreamUrl(partial.upstreamUrl) ?? partial.upstreamUrl),
+    upstreamToken: partial.upstreamToken,
     scopeTokens: partial.scopeTokens ?? {},
     maxScopes: partial.maxScopes ?? DEFAULT_MAX_SCOPES,
     scopeId: partial.scopeId,
   };
-  const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options), ...scopeProblems(options)];
+  const problems = [...optionProblems(options), ...redisProblems(options), ...visitorProblems(options), ...relayProblems(options), ...scopeProblems(options)];
   if (options.tileFormat !== 'jpeg' && options.tileFormat !== 'webp') {
     problems.push(`tileFormat=${JSON.stringify(options.tileFormat)} is invalid: expected "jpeg" or "webp"`);
   }
@@ -456,6 +466,55 @@ function visitorProblems({ wifiSsid, wifiPassword, viewerLanguage }: ImageServer
     problems.push(`viewerLanguage=${JSON.stringify(viewerLanguage)} is invalid: expected one of ${VIEWER_LANGUAGE_CHOICES.join(', ')}`);
   }
   return problems;
+}
+
+function relayProblems({ upstreamUrl: url, upstreamToken: token }: ImageServerOptions): string[] {
+  const problems: string[] = [];
+  if (url !== undefined && upstreamUrl(url) === undefined) {
+    problems.push(`upstreamUrl=${JSON.stringify(url)} is invalid: expected ${UPSTREAM_URL_RULE}`);
+  }
+  if (token !== undefined && !isUpstreamToken(token)) {
+    // Never the token itself, not even a wrong one.
+    problems.push(`upstreamToken (${typeof token === 'string' ? `${token.length} characters` : typeof token}) is invalid: expected ${UPSTREAM_TOKEN_RULE}`);
+  }
+  if (token !== undefined && url === undefined) {
+    problems.push('upstreamToken is set without upstreamUrl: expected both, or upstreamUrl alone (the hub then takes publishes from its own loopback only)');
+  }
+  return problems;
+}
+
+/** What UPSTREAM_URL allows, for error messages. */
+export const UPSTREAM_URL_RULE =
+  'the URL of a scope on the hub, http(s)://host[:port]/s/<id>/ with <id> 1 to 32 characters from a-z, 0-9 and - (not starting with -), no user:password@, query or #';
+/** What UPSTREAM_TOKEN allows, for error messages. */
+export const UPSTREAM_TOKEN_RULE = 'a token of 16 to 1024 printable characters without spaces (the hub\'s scope token or CONTROL_TOKEN)';
+
+/** The scope's URL with its trailing slash, or undefined when `value` is not `http(s)://host[:port]/s/<id>/`. */
+export function upstreamUrl(value: unknown): string | undefined {
+  if (typeof value !== 'string') {
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return undefined;
+  }
+  const valid =
+    (url.protocol === 'http:' || url.protocol === 'https:') &&
+    url.hostname !== '' &&
+    url.username === '' &&
+    url.password === '' &&
+    url.search === '' &&
+    url.hash === '' &&
+    !/[?#]/.test(value) &&
+    /^\/s\/[a-z0-9][a-z0-9-]{0,31}\/?$/.test(url.pathname);
+  return valid ? `${url.origin}${url.pathname.replace(/\/?$/, '/')}` : undefined;
+}
+
+/** A bearer token that fits in a header: 16 to 1024 visible ASCII characters. */
+export function isUpstreamToken(value: unknown): boolean {
+  return typeof value === 'string' && /^[\x21-\x7e]{16,1024}$/.test(value);
 }
 
 /** Injection token of the resolved {@link ImageServerOptions}. */

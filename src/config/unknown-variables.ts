@@ -1,7 +1,7 @@
 import { ENVIRONMENT_VARIABLE_NAMES } from './env.validation.js';
 
 /** Prefixes only stackcast's settings use here: a variable with one of them is meant for us. */
-const OUR_PREFIXES = ['STACKCAST_', 'TLS_', 'WATCH_', 'REDIS_', 'DEMO_', 'WEB_', 'CONTROL_', 'DISPLAYED_', 'METRICS_', 'UPGRADE', 'KEEP_', 'JPEG_', 'LOG_', 'SCOPE_'];
+const OUR_PREFIXES = ['STACKCAST_', 'TLS_', 'WATCH_', 'REDIS_', 'DEMO_', 'WEB_', 'CONTROL_', 'DISPLAYED_', 'METRICS_', 'UPGRADE', 'KEEP_', 'JPEG_', 'LOG_', 'UPSTREAM_', 'SCOPE_'];
 
 /** The name without case, `_` or `-`: CONTROLTOKEN and control-token are CONTROL_TOKEN. */
 function normalised(name: string): string {

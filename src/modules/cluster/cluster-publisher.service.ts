@@ -141,7 +141,9 @@ export class ClusterPublisher implements Publisher, OnApplicationBootstrap, OnAp
       const shown = this.appliedImageVersion ?? this.writer.shown;
       if (image !== null && imageVersion !== shown) {
         const cutting = this.writer.cut({ jpeg: image, metrics: update.metrics, passedThrough: true });
-        await this.writer.writeImage(cutting, { image: imageVersion, counter: update.version });
+        // Relayed by the replica that took the publish only: the hub gets each version once, in order.
+        const own = [...this.waiters].some((waiter) => waiter.version === update.version);
+        await this.writer.writeImage(cutting, { image: imageVersion, counter: update.version }, own);
         this.appliedImageVersion = imageVersion;
       } else {
         await this.writer.writeMetrics(update.metrics, update.version);

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { BroadcastModule } from '../../gateway/broadcast.module.js';
 import { HistoryModule } from '../history/history.module.js';
+import { RelayModule } from '../relay/relay.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { LocalPublisher } from './local-publisher.service.js';
 import { VersionWriter } from './version-writer.service.js';
@@ -10,7 +11,7 @@ import { VersionWriter } from './version-writer.service.js';
  * single-process {@link LocalPublisher}. ClusterModule builds its publisher on the same writer.
  */
 @Module({
-  imports: [WebAssetsModule, BroadcastModule, HistoryModule],
+  imports: [WebAssetsModule, BroadcastModule, HistoryModule, RelayModule],
   providers: [VersionWriter, LocalPublisher],
   exports: [VersionWriter, LocalPublisher],
 })

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
 import { DeepLevels } from '../web-assets/deep-levels.service.js';
+import { RelayService } from '../relay/relay.service.js';
 import { PyramidBuilder, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
@@ -30,6 +31,7 @@ export class VersionWriter {
     private readonly deepLevels: DeepLevels,
     private readonly broadcast: BroadcastService,
     private readonly history: HistoryService,
+    private readonly relay: RelayService,
   ) {}
 
   /** The version shown now (null: the waiting image, or a resumed image whose pyramid is gone). */
@@ -60,8 +62,10 @@ export class VersionWriter {
    * image may still be cut meanwhile). `version` is the number to use (Redis's), with
    * `counter` the global counter to carry this web folder's up to; left out, the next of
    * this web folder's own. A failure discards the pyramid and leaves the files as they were.
+   * Once announced, the version goes to the relay (with `upstreamUrl`) unless `relay` is false
+   * (a replica applying another replica's publish: the one that took it relays it).
    */
-  writeImage(cutting: Promise<CutImage>, version?: { image: number; counter: number }): Promise<number> {
+  writeImage(cutting: Promise<CutImage>, version?: { image: number; counter: number }, relay = true): Promise<number> {
     // Its rejection is taken in its turn, maybe only after earlier writes.
     cutting.catch(() => undefined);
     return this.assets.exclusive(async () => {
@@ -85,6 +89,10 @@ export class VersionWriter {
         this.announce();
         // The levels deeper than the home ones, after new_image (nothing when there are none).
         this.deepLevels.enqueue(number);
+        if (relay) {
+          const { stackSize: size, exposureSeconds, object: shownObject } = this.assets.session;
+          this.relay.offer({ version: number, jpeg: image.jpeg, stackSize: size, exposureSeconds, object: shownObject });
+        }
         return number;
       } catch (err) {
         await image.pyramid.discard().catch(() => undefined);

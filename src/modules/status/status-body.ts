@@ -2,6 +2,7 @@ import type { ViewerLanguage } from '../../config/image-server-options.js';
 import type { ClusterStatus } from '../cluster/cluster.service.js';
 import type { LifecycleState } from '../lifecycle/server-lifecycle.service.js';
 import type { AdvertisedAddress } from '../network-info/network-info.service.js';
+import type { UpstreamStatus } from '../relay/relay.service.js';
 import type { DemoStatus } from '../sources/demo-source.service.js';
 import type { WatchStatus } from '../sources/folder-watch.service.js';
 import type { ImageSourceKind } from '../sources/image-sources.service.js';
@@ -42,6 +43,8 @@ export interface StatusBody {
   wifi: { ssid: string } | null;
   /** VIEWER_LANGUAGE: the viewer's language when the visitor's browser names none it speaks. */
   viewerLanguage: ViewerLanguage;
+  /** The relay to the hub (UPSTREAM_URL): `off` without it; never the token. */
+  upstream: UpstreamStatus;
   /** Every live scope (as `GET /api/scopes`), main first; left out in a scope's own `/s/<id>/status`. */
   scopes?: ScopeSummary[];
 }

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { ClusterService } from '../cluster/cluster.service.js';
 import { ControlGuard } from '../../shared/control-guard/control.guard.js';
+import { RelayService } from '../relay/relay.service.js';
 import { ScopeHooks } from '../../shared/scope-hooks/scope-hooks.js';
 import { ServerLifecycle } from '../lifecycle/server-lifecycle.service.js';
 import { ImageSources } from '../sources/image-sources.service.js';
@@ -36,6 +37,7 @@ export class StatusController {
     private readonly sources: ImageSources,
     private readonly cluster: ClusterService,
     private readonly control: ControlGuard,
+    private readonly relay: RelayService,
     private readonly scopes: ScopeHooks,
     @Inject(IMAGE_SERVER_OPTIONS) private readonly options: ImageServerOptions,
   ) {}
@@ -74,6 +76,7 @@ export class StatusController {
       cluster: this.cluster.status(),
       wifi: this.options.wifiSsid === undefined ? null : { ssid: this.options.wifiSsid },
       viewerLanguage: this.options.viewerLanguage,
+      upstream: this.relay.status(),
       scopes: this.scopes.list?.(),
     };
     const answer = this.control.isAuthorized(req) ? body : anonymousStatus(body);

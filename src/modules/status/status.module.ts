@@ -5,6 +5,7 @@ import { ScopeHooksModule } from '../../shared/scope-hooks/scope-hooks.module.js
 import { ClusterModule } from '../cluster/cluster.module.js';
 import { LifecycleModule } from '../lifecycle/lifecycle.module.js';
 import { MetricsModule } from '../metrics/metrics.module.js';
+import { RelayModule } from '../relay/relay.module.js';
 import { SourcesModule } from '../sources/sources.module.js';
 import { WebAssetsModule } from '../web-assets/web-assets.module.js';
 import { MetricsController, MetricsGuard } from './metrics.controller.js';
@@ -15,7 +16,7 @@ import { StatusController } from './status.controller.js';
  * the cluster; `GET /metrics`: Prometheus text (control auth unless `metricsPublic`).
  */
 @Module({
-  imports: [LifecycleModule, ControlGuardModule, ScopeHooksModule, BroadcastModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule],
+  imports: [LifecycleModule, ControlGuardModule, ScopeHooksModule, BroadcastModule, WebAssetsModule, SourcesModule, ClusterModule, MetricsModule, RelayModule],
   providers: [MetricsGuard],
   controllers: [StatusController, MetricsController],
 })
