@@ -257,12 +257,13 @@ async function startService(dist, workFolder, children) {
     inheritEnv: false,
   });
   children.push(child);
+  // 503 while starting: scopes and the rest answer only once it is 200.
   const isUp = () =>
     download(port, '/status', PUBLISHER_ADDRESS).then(
-      () => true,
+      (r) => r.status === 200,
       () => false,
     );
-  await waitUntilUp(child, join(dist, 'main.js'), isUp, 100);
+  await waitUntilUp(child, join(dist, 'main.js'), isUp, 100, 90_000);
   return { label: 'stackcast', port, child };
 }
 

@@ -154,14 +154,14 @@ export function publish(port, jpeg, path = '/api/image') {
   });
 }
 
-/** GET from `localAddress` (shaped or not); resolves with bytes and seconds. */
+/** GET from `localAddress` (shaped or not); resolves with status, bytes and seconds. */
 export function download(port, path, localAddress) {
   return new Promise((resolve, reject) => {
     const t0 = nowMs();
     const req = request({ host: '127.0.0.1', port, path, localAddress, agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
-      res.on('end', () => resolve({ bytes, seconds: (nowMs() - t0) / 1000 }));
+      res.on('end', () => resolve({ status: res.statusCode, bytes, seconds: (nowMs() - t0) / 1000 }));
     });
     req.on('error', reject);
     req.end();

@@ -224,10 +224,10 @@ export async function sourceAddresses() {
 
 /**
  * Polls `isUp()` every `everyMs` until it is true; fails when the child (running `script`)
- * exits first or after 30 s, with the child's output.
+ * exits first or after `timeoutMs` (30 s), with the child's output.
  */
-export async function waitUntilUp(child, script, isUp, everyMs) {
-  const deadline = Date.now() + 30_000;
+export async function waitUntilUp(child, script, isUp, everyMs, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) {
       throw new Error(`node ${script} exited (${child.exitCode}):\n${child.output()}`);
@@ -237,7 +237,7 @@ export async function waitUntilUp(child, script, isUp, everyMs) {
     }
     await sleep(everyMs);
   }
-  throw new Error(`stackcast did not answer /status within 30 s:\n${child.output()}`);
+  throw new Error(`stackcast did not answer /status within ${timeoutMs / 1000} s:\n${child.output()}`);
 }
 
 /** Whether GET http://127.0.0.1:<port>/status answers 200. */
