@@ -173,6 +173,7 @@ export function reportScopes({ ids, viewers, recordings, plans, loads, rounds, l
     const lasts = rounds.map((r) => r.scopes[i].last);
     return {
       who: `${id} viewer (${viewers[i]} phones)`,
+      put: sec(median(rounds.map((r) => r.scopes[i].putMs))),
       median: sec(median(lasts)),
       max: sec(max(lasts)),
       bytes: kb(median(rounds.map((r) => r.scopes[i].bytesPerPhone))),
@@ -183,9 +184,10 @@ export function reportScopes({ ids, viewers, recordings, plans, loads, rounds, l
   const perScopeUpdate = median(lobbyTotals.map((t) => (t.ws + t.thumbnails) / (updates * ids.length)));
   rows.push({ who: `lobby (${lobbyPhones} phones)`, median: sec(median(lobbyLasts)), max: sec(max(lobbyLasts)), bytes: kb1(median(rounds.map((r) => r.lobbyBytesPerPhone))) + ' (round)', load: kb(median(loads.map((l) => l.bytes))) });
   const alls = rounds.map((r) => r.last);
-  rows.push({ who: `overall (${phones + lobbyPhones} phones)`, median: sec(median(alls)), max: sec(max(alls)), bytes: '', load: '' });
+  rows.push({ who: `overall (${phones + lobbyPhones} phones)`, put: sec(median(rounds.map((r) => max(r.scopes.map((x) => x.putMs))))), median: sec(median(alls)), max: sec(max(alls)), bytes: '', load: '' });
   const columns = [
     ['who', 'who', 'left'],
+    ['put', 'publish answered (s, median)', 'right'],
     ['median', 'last phone has the update (s, median)', 'right'],
     ['max', 'max (s)', 'right'],
     ['bytes', 'KB per phone per update', 'right'],
