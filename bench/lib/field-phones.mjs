@@ -229,7 +229,7 @@ export class LobbyPhone {
     this.statuses.push(...page.statuses);
     await new Promise((resolve, reject) => {
       this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/scopes/ws`);
-      this.ws.once('error', reject);
+      this.ws.on('error', reject); // after the first list: the round's timeout reports it
       this.ws.on('message', (data) => {
         this.onMessage(String(data), data.length);
         resolve();
