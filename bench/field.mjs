@@ -7,7 +7,7 @@
 //   npm run bench:field -- --quick            smoke run: 8 phones, 2 updates, 3 MP stacks
 //   npm run bench:field -- --scopes 4         issue 20: 4 scopes publishing at once, phones spread over them + 5 lobby phones
 //   options: --rate <Mbit/s> (20)  --phones <N> (30)  --updates <K> (5)  --dist <dir> (dist/)
-//            --scopes <N>  --lobby-phones <N> (5; quick 2)
+//            --scopes <N>  --lobby-phones <N> (5; quick 2)  --stagger <ms> (0: all scopes publish at once)
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -42,6 +42,7 @@ const UPDATES = Math.round(positive('--updates', QUICK ? 2 : 5));
 const IMAGE = QUICK ? { width: 2000, height: 1500, targetBytes: 800 * 1024 } : { width: 4000, height: 3000, targetBytes: 3 * 1024 * 1024 };
 const SCOPES = option('--scopes') === undefined ? 0 : Math.round(positive('--scopes', 1));
 const LOBBY_PHONES = Math.round(positive('--lobby-phones', QUICK ? 2 : 5));
+const STAGGER_MS = option('--stagger') === undefined ? 0 : positive('--stagger', 1);
 const DIST = resolve(ROOT, option('--dist') ?? 'dist');
 /** Whole run, outer hard limit: a shaped link makes a bad build slow, never endless. */
 const RUN_LIMIT_MS = (QUICK ? 8 : 40) * 60_000;
@@ -138,11 +139,11 @@ async function inside() {
       browser = await launchChromium();
       const ids = scopeIds(SCOPES);
       const track = (x) => (phones.push(x), x);
-      const result = await runScopes({ port: service.port, browser, ids, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, pool, log, replayTimeoutMs, track });
+      const result = await runScopes({ port: service.port, browser, ids, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, staggerMs: STAGGER_MS, pool, log, replayTimeoutMs, track });
       const jpeg = median(pool.map((j) => j.length));
       console.log(`sanity: a ${(pool[0].length / 1e6).toFixed(2)} MB download alone on the shaped link: ${sanity.shaped.mbit.toFixed(1)} Mbit/s`);
-      const rows = reportScopes(result, { rate: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, imageNote: `stacks ${IMAGE.width}x${IMAGE.height} of ${kb(jpeg)} KB` });
-      const config = { rateMbit: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, scopes: ids, updates: UPDATES, quick: QUICK, image: IMAGE, dist: DIST };
+      const rows = reportScopes(result, { rate: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, staggerMs: STAGGER_MS, imageNote: `stacks ${IMAGE.width}x${IMAGE.height} of ${kb(jpeg)} KB` });
+      const config = { rateMbit: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, scopes: ids, staggerMs: STAGGER_MS, updates: UPDATES, quick: QUICK, image: IMAGE, dist: DIST };
       writeResults('field-scopes', { config, sanity, ...result, rows });
       return;
     }

@@ -220,6 +220,8 @@ export class LobbyPhone {
     this.statuses = [];
     this.pending = 0;
     this.waiters = new Set();
+    /** Each thumbnail that arrived: { id, version, at }. */
+    this.arrivals = [];
   }
 
   /** The page (`pagePlan`), the socket, then every thumbnail of the first list. */
@@ -262,6 +264,7 @@ export class LobbyPhone {
           this.thumbnailBytes += r.bytes;
           this.statuses.push(r.status);
           this.have.set(s.id, Math.max(this.have.get(s.id) ?? 0, s.version));
+          this.arrivals.push({ id: s.id, version: s.version, at: nowMs() });
           this.pending -= 1;
           this.check();
         },
@@ -304,6 +307,12 @@ export class LobbyPhone {
   /** Resolves when each scope of `before` (id → version) has the thumbnail of a newer version. */
   newerThan(before, timeoutMs) {
     return this.until(() => [...before].every(([id, v]) => (this.have.get(id) ?? 0) > v), timeoutMs);
+  }
+
+  /** When the first thumbnail of scope `id` newer than `version` arrived (NaN: none yet). */
+  arrivalAfter(id, version) {
+    const ats = this.arrivals.filter((a) => a.id === id && a.version > version).map((a) => a.at);
+    return ats.length ? Math.min(...ats) : NaN;
   }
 
   /** The thumbnail version each scope has now. */

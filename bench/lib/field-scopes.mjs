@@ -3,7 +3,7 @@
 // phones (GET /scopes, then /scopes/ws and the changed thumbnails). See bench/README.md.
 import { lobbyLists, RecordedPage } from './field-browser.mjs';
 import { LobbyPhone, makePlan, Monitor, publish, ReplayPhone } from './field-phones.mjs';
-import { nowMs } from './proc.mjs';
+import { nowMs, sleep } from './proc.mjs';
 import { median } from './stats.mjs';
 import { renderTable } from './table.mjs';
 
@@ -26,7 +26,7 @@ export const scopeIds = (n) => Array.from({ length: n }, (_, i) => `scope-${i + 
  * Chromium, then `updates` rounds in which every scope publishes at the same moment.
  * `track(x)` registers what the caller closes on exit (phones).
  */
-export async function runScopes({ port, browser, ids, phones: phoneCount, lobbyPhones: lobbyCount, updates, pool, log, replayTimeoutMs, track }) {
+export async function runScopes({ port, browser, ids, phones: phoneCount, lobbyPhones: lobbyCount, updates, staggerMs = 0, pool, log, replayTimeoutMs, track }) {
   const imageOf = (scopeIndex, round) => pool[(scopeIndex + round) % pool.length];
   const put = (i, round) => publish(port, imageOf(i, round), `/s/${ids[i]}/api/image?object=${encodeURIComponent(OBJECTS[i % OBJECTS.length])}`);
   let round = 0;
@@ -120,40 +120,50 @@ export async function runScopes({ port, browser, ids, phones: phoneCount, lobbyP
   }
   log(`lobby: ${lobbyCount} phones loaded /scopes at once: ${kb(median(loads.map((l) => l.bytes)))} KB each, the last after ${sec(max(loads.map((l) => l.ms)))} s`);
 
-  // Rounds: every scope publishes at the same moment (the worst case of independent stackers).
+  // Rounds: every scope publishes at once (the worst case of independent stackers), or `staggerMs` apart.
   const perPhoneBytes = plans.map((p) => sum(p.requests));
   const totalBytes = perPhoneBytes.reduce((s, b, i) => s + b * viewers[i].length, 0);
   const timeout = replayTimeoutMs(totalBytes / Math.max(1, phoneCount), phoneCount + lobbyCount);
   const rounds = [];
   const lobbyStart = lobby.map((p) => p.counters());
   for (let u = 0; u < updates; u++) {
-    const armed = ids.map((_, i) => viewers[i].map((p) => p.arm(plans[i], timeout)));
-    const lobbyDone = lobby.map((p) => p.newerThan(p.versions(), timeout));
+    const armed = ids.map((_, i) => viewers[i].map((p) => p.arm(plans[i], timeout + i * staggerMs)));
+    const versionsBefore = lobby.map((p) => p.versions());
+    const lobbyDone = lobby.map((p, k) => p.newerThan(versionsBefore[k], timeout + ids.length * staggerMs));
     const lobbyBefore = lobby.map((p) => p.counters());
-    const t0 = nowMs();
-    const published = ids.map((_, i) => put(i, round).then(() => nowMs()));
+    // Scope i publishes i × stagger after the round starts; its times run from its own publish.
+    const starts = [];
+    const published = ids.map((_, i) =>
+      sleep(i * staggerMs)
+        .then(() => (starts[i] = nowMs()))
+        .then(() => put(i, round))
+        .then(() => nowMs()),
+    );
     const putAt = await Promise.all(published);
     round += 1;
     const results = await Promise.all(armed.map((a) => Promise.all(a)));
-    const lobbyAt = await Promise.all(lobbyDone);
+    await Promise.all(lobbyDone);
     const bad = results.flat().flatMap((r) => r.statuses.filter((s) => s >= 400));
     if (bad.length) {
       throw new Error(`round ${u + 1}: replayed requests answered ${[...new Set(bad)].join(', ')}`);
     }
     const scopes = ids.map((id, i) => ({
       id,
-      putMs: putAt[i] - t0,
-      last: results[i].length ? max(results[i].map((r) => r.doneAt)) - t0 : NaN,
+      putMs: putAt[i] - starts[i],
+      last: results[i].length ? max(results[i].map((r) => r.doneAt)) - starts[i] : NaN,
+      // From the first phone's new_image to the last phone's last byte: the link's share.
+      delivery: results[i].length ? max(results[i].map((r) => r.doneAt)) - Math.min(...results[i].map((r) => r.triggeredAt)) : NaN,
+      lobby: lobby.length ? max(lobby.map((p, k) => p.arrivalAfter(id, versionsBefore[k].get(id) ?? 0))) - starts[i] : NaN,
       bytesPerPhone: results[i].length ? median(results[i].map((r) => r.bytes)) : NaN,
     }));
-    const lobbyLast = lobbyAt.length ? max(lobbyAt) - t0 : NaN;
+    const lobbyLast = lobby.length ? max(scopes.map((s) => s.lobby)) : NaN;
     const lobbyBytes = lobby.map((p, k) => {
       const c = p.counters();
       return c.wsBytes - lobbyBefore[k].wsBytes + c.thumbnailBytes - lobbyBefore[k].thumbnailBytes;
     });
     const r = { scopes, lobbyLast, lobbyBytesPerPhone: median(lobbyBytes), last: max([...scopes.map((s) => s.last).filter(Number.isFinite), ...(Number.isFinite(lobbyLast) ? [lobbyLast] : [])]) };
     rounds.push(r);
-    log(`round ${u + 1}: ${scopes.map((s) => `${s.id} ${sec(s.last)} s`).join(', ')}; lobby ${sec(lobbyLast)} s (${kb1(r.lobbyBytesPerPhone)} KB each); all publishes answered within ${sec(max(putAt) - t0)} s`);
+    log(`round ${u + 1}: ${scopes.map((s) => `${s.id} ${sec(s.last)} s (answered ${sec(s.putMs)}, lobby ${sec(s.lobby)})`).join(', ')}; lobby ${kb1(r.lobbyBytesPerPhone)} KB each`);
   }
   // Bytes per lobby phone over all rounds, viewer-count lists included, per scope update.
   const lobbyTotals = lobby.map((p, k) => {
@@ -168,7 +178,7 @@ export async function runScopes({ port, browser, ids, phones: phoneCount, lobbyP
 }
 
 /** Prints the table of a scopes run; returns its rows. */
-export function reportScopes({ ids, viewers, recordings, plans, loads, rounds, lobbyTotals }, { rate, phones, lobbyPhones, updates, imageNote }) {
+export function reportScopes({ ids, viewers, recordings, plans, loads, rounds, lobbyTotals }, { rate, phones, lobbyPhones, updates, staggerMs, imageNote }) {
   const rows = ids.map((id, i) => {
     const lasts = rounds.map((r) => r.scopes[i].last);
     return {
@@ -176,24 +186,28 @@ export function reportScopes({ ids, viewers, recordings, plans, loads, rounds, l
       put: sec(median(rounds.map((r) => r.scopes[i].putMs))),
       median: sec(median(lasts)),
       max: sec(max(lasts)),
+      delivery: sec(median(rounds.map((r) => r.scopes[i].delivery))),
+      lobby: sec(median(rounds.map((r) => r.scopes[i].lobby))),
       bytes: kb(median(rounds.map((r) => r.scopes[i].bytesPerPhone))),
       load: kb(sum(recordings.viewers[i].firstLoad)),
     };
   });
-  const lobbyLasts = rounds.map((r) => r.lobbyLast);
+  const lobbyLasts = rounds.flatMap((r) => r.scopes.map((x) => x.lobby));
   const perScopeUpdate = median(lobbyTotals.map((t) => (t.ws + t.thumbnails) / (updates * ids.length)));
   rows.push({ who: `lobby (${lobbyPhones} phones)`, median: sec(median(lobbyLasts)), max: sec(max(lobbyLasts)), bytes: kb1(median(rounds.map((r) => r.lobbyBytesPerPhone))) + ' (round)', load: kb(median(loads.map((l) => l.bytes))) });
   const alls = rounds.map((r) => r.last);
-  rows.push({ who: `overall (${phones + lobbyPhones} phones)`, put: sec(median(rounds.map((r) => max(r.scopes.map((x) => x.putMs))))), median: sec(median(alls)), max: sec(max(alls)), bytes: '', load: '' });
+  rows.push({ who: `overall (${phones + lobbyPhones} phones)`, put: sec(median(rounds.map((r) => max(r.scopes.map((x) => x.putMs))))), median: sec(median(alls)), max: sec(max(alls)), delivery: sec(median(rounds.map((r) => max(r.scopes.map((x) => x.delivery))))), bytes: '', load: '' });
   const columns = [
     ['who', 'who', 'left'],
     ['put', 'publish answered (s, median)', 'right'],
     ['median', 'last phone has the update (s, median)', 'right'],
     ['max', 'max (s)', 'right'],
+    ['delivery', 'of which after new_image (s, median)', 'right'],
+    ['lobby', 'lobby has its thumbnail (s, median)', 'right'],
     ['bytes', 'KB per phone per update', 'right'],
     ['load', 'first load (KB)', 'right'],
   ];
-  console.log(`\nField bench, ${ids.length} scopes: ${rate} Mbit/s shared link (tc tbf, MTU 1500), ${phones} viewer phones spread over ${ids.join(', ')} + ${lobbyPhones} lobby phones; ${updates} rounds in which every scope publishes at the same moment; ${imageNote}\n`);
+  console.log(`\nField bench, ${ids.length} scopes: ${rate} Mbit/s shared link (tc tbf, MTU 1500), ${phones} viewer phones spread over ${ids.join(', ')} + ${lobbyPhones} lobby phones; ${updates} rounds in which ${staggerMs ? `the scopes publish ${sec(staggerMs)} s apart (times from each scope's own publish)` : 'every scope publishes at the same moment'}; ${imageNote}\n`);
   console.log(renderTable(rows, columns));
   const l = recordings.lobby;
   console.log(`\nlobby: whole load ${kb(median(loads.map((x) => x.bytes)))} KB per phone (replayed; Chromium: ${kb(l.firstLoadBytes)} KB in ${l.firstLoad.length} requests), one scope viewer's update ${kb(median(plans))} KB`);
