@@ -68,8 +68,8 @@ describe('the wall: the live scopes in turn on a projector (Chromium)', () => {
     const first = await publish('/api/image', 10, { r: 200, g: 40, b: 40 });
     const { page } = await open('/wall');
     await page.waitForFunction((v) => (window as unknown as { stackcastWall: WallHook }).stackcastWall.version === v, first);
-    // The first image has faded in from the waiting screen.
-    await page.waitForFunction(() => getComputedStyle(document.querySelector('.layer.front')!).opacity === '1');
+    // The first image has faded in from the waiting screen (a pending animation is listed too).
+    await page.waitForFunction(() => document.querySelector('.layer.front') !== null && document.getAnimations().length === 0);
 
     // At every frame, from now on: is some layer at opacity 1 showing a complete, decoded image?
     await page.evaluate(() => {
@@ -119,5 +119,37 @@ describe('the wall: the live scopes in turn on a projector (Chromium)', () => {
     const version = await publish('/api/image', 12, { r: 40, g: 160, b: 40 });
     await page.waitForFunction((v) => (window as unknown as { stackcastWall: WallHook }).stackcastWall.version === v, version);
     expect(await page.isVisible('#waiting')).toBe(false);
+  });
+  it('shows the live scopes in turn with ?every=5, each with its own newest image and captions', async () => {
+    const alpha = await publish('/s/alpha/api/image', 21, { r: 220, g: 200, b: 40 });
+    const beta = await publish('/s/beta/api/image', 31, { r: 40, g: 200, b: 220 });
+    const { page } = await open('/wall?every=5');
+    // Each scope put on screen, in order, with what its caption and front layer said then.
+    await page.evaluate(() => {
+      const w = window as unknown as { __turns: Array<{ scope: string | null; src: string; stack: string | null }> };
+      w.__turns = [];
+      let last: string | null = null;
+      const step = (): void => {
+        const scope = (window as unknown as { stackcastWall: WallHook }).stackcastWall.scope;
+        if (scope !== last) {
+          last = scope;
+          const front = document.querySelector<HTMLImageElement>('.layer.front');
+          w.__turns.push({ scope, src: front ? new URL(front.src).pathname : '', stack: document.getElementById('caption-stack')!.textContent });
+        }
+        requestAnimationFrame(step);
+      };
+      requestAnimationFrame(step);
+    });
+    await page.waitForFunction(() => (window as unknown as { __turns: unknown[] }).__turns.length >= 4, undefined, { timeout: 40_000 });
+    const turns = await page.evaluate(() => (window as unknown as { __turns: Array<{ scope: string | null; src: string; stack: string | null }> }).__turns);
+    const scopes = turns.map((t) => t.scope);
+    // main, alpha and beta are live (main published above): each turn is the next one in the list's order.
+    const order = ['main', 'alpha', 'beta'];
+    for (let i = 1; i < scopes.length; i++) {
+      expect(order.indexOf(scopes[i]!)).toBe((order.indexOf(scopes[i - 1]!) + 1) % order.length);
+    }
+    expect(turns).toContainEqual({ scope: 'alpha', src: `/s/alpha/h/${alpha}.jpg`, stack: '21' });
+    expect(turns).toContainEqual({ scope: 'beta', src: `/s/beta/h/${beta}.jpg`, stack: '31' });
+    expect((await wall(page)).every).toBe(5);
   });
 });

@@ -64,6 +64,7 @@
       .then(function (body) {
         if (body && Array.isArray(body.scopes)) {
           render(body.scopes);
+          nav.dataset.checked = 'true';
         }
       })
       .catch(function () { /* offline: the viewer shows it; the list stays as it was */ });
