@@ -5,7 +5,9 @@
 //
 //   npm run bench:field                       full run: 30 phones, 5 updates, 12 MP stacks
 //   npm run bench:field -- --quick            smoke run: 8 phones, 2 updates, 3 MP stacks
+//   npm run bench:field -- --scopes 4         issue 20: 4 scopes publishing at once, phones spread over them + 5 lobby phones
 //   options: --rate <Mbit/s> (20)  --phones <N> (30)  --updates <K> (5)  --dist <dir> (dist/)
+//            --scopes <N>  --lobby-phones <N> (5; quick 2)  --stagger <ms> (0: all scopes publish at once)
 import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
@@ -14,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { makeAstroField } from './lib/astro.mjs';
 import { launchChromium, RecordedPage } from './lib/field-browser.mjs';
 import { download, makePlan, Monitor, publish, ReplayPhone } from './lib/field-phones.mjs';
+import { reportScopes, runScopes, scopeIds } from './lib/field-scopes.mjs';
 import { createShapedNetns, deleteNetns, netnsSupport, PUBLISHER_ADDRESS } from './lib/netns.mjs';
 import { args, flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { freePort, nowMs, spawnNode, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
@@ -37,6 +40,9 @@ const RATE = positive('--rate', 20);
 const PHONES = Math.round(positive('--phones', QUICK ? 8 : 30));
 const UPDATES = Math.round(positive('--updates', QUICK ? 2 : 5));
 const IMAGE = QUICK ? { width: 2000, height: 1500, targetBytes: 800 * 1024 } : { width: 4000, height: 3000, targetBytes: 3 * 1024 * 1024 };
+const SCOPES = option('--scopes') === undefined ? 0 : Math.round(positive('--scopes', 1));
+const LOBBY_PHONES = Math.round(positive('--lobby-phones', QUICK ? 2 : 5));
+const STAGGER_MS = option('--stagger') === undefined ? 0 : positive('--stagger', 1);
 const DIST = resolve(ROOT, option('--dist') ?? 'dist');
 /** Whole run, outer hard limit: a shaped link makes a bad build slow, never endless. */
 const RUN_LIMIT_MS = (QUICK ? 8 : 40) * 60_000;
@@ -114,7 +120,7 @@ async function inside() {
   }
 
   try {
-    log(`rate ${RATE} Mbit/s, ${PHONES} phones, ${UPDATES} updates, ${IMAGE.width}x${IMAGE.height} stacks${QUICK ? ' (quick)' : ''}`);
+    log(`rate ${RATE} Mbit/s, ${PHONES} phones${SCOPES ? ` over ${SCOPES} scopes + ${LOBBY_PHONES} lobby phones` : ''}, ${UPDATES} updates, ${IMAGE.width}x${IMAGE.height} stacks${QUICK ? ' (quick)' : ''}`);
     const field = await makeAstroField(IMAGE);
     // Successive stacks of one night: the same field, new noise each time.
     const pool = [];
@@ -127,6 +133,20 @@ async function inside() {
 
     const sanity = await sanityCheck(pool[0]);
     log(`sanity: one ${(pool[0].length / 1e6).toFixed(2)} MB download on the shaped link: ${sanity.shaped.mbit.toFixed(1)} Mbit/s (${sanity.shaped.seconds.toFixed(2)} s); publisher path ${PUBLISHER_ADDRESS}: ${sanity.unshaped.mbit.toFixed(0)} Mbit/s`);
+
+    if (SCOPES) {
+      const service = await startService(DIST, tempDir('stackcast-field-work-'), children);
+      browser = await launchChromium();
+      const ids = scopeIds(SCOPES);
+      const track = (x) => (phones.push(x), x);
+      const result = await runScopes({ port: service.port, browser, ids, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, staggerMs: STAGGER_MS, pool, log, replayTimeoutMs, track });
+      const jpeg = median(pool.map((j) => j.length));
+      console.log(`sanity: a ${(pool[0].length / 1e6).toFixed(2)} MB download alone on the shaped link: ${sanity.shaped.mbit.toFixed(1)} Mbit/s`);
+      const rows = reportScopes(result, { rate: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, updates: UPDATES, staggerMs: STAGGER_MS, imageNote: `stacks ${IMAGE.width}x${IMAGE.height} of ${kb(jpeg)} KB` });
+      const config = { rateMbit: RATE, phones: PHONES, lobbyPhones: LOBBY_PHONES, scopes: ids, staggerMs: STAGGER_MS, updates: UPDATES, quick: QUICK, image: IMAGE, dist: DIST };
+      writeResults('field-scopes', { config, sanity, ...result, rows });
+      return;
+    }
 
     // The replay phones' /ws connections stay open all run, like phones on the hotspot.
     const runReplay = async (server, plan, n, expectBytes) => {
@@ -238,12 +258,13 @@ async function startService(dist, workFolder, children) {
     inheritEnv: false,
   });
   children.push(child);
+  // 503 while starting: scopes and the rest answer only once it is 200.
   const isUp = () =>
     download(port, '/status', PUBLISHER_ADDRESS).then(
-      () => true,
+      (r) => r.status === 200,
       () => false,
     );
-  await waitUntilUp(child, join(dist, 'main.js'), isUp, 100);
+  await waitUntilUp(child, join(dist, 'main.js'), isUp, 100, 90_000);
   return { label: 'stackcast', port, child };
 }
 
@@ -297,11 +318,15 @@ function report({ sanity, stackcast, baseline, recordings, pool }) {
   console.log(`\nlast of ${PHONES}, each update (s): stackcast phone ${s.many.map((m) => sec(m.last)).join(' ')}; desktop ${d.many.map((m) => sec(m.last)).join(' ')}; baseline ${baseline.many.map((m) => sec(m.last)).join(' ')}`);
   const phoneUpdate = recordings.phone.at(-1)?.update ?? [];
   console.log(`what the phone fetched after its last publish: ${phoneUpdate.map((e) => `${new URL(e.url).pathname} (${kb(e.bytes)} KB)`).join(', ')}`);
+  const config = { rateMbit: RATE, phones: PHONES, updates: UPDATES, quick: QUICK, image: IMAGE, dist: DIST };
+  writeResults('field', { config, sanity, stackcast, baseline, recordings, rows });
+}
+
+function writeResults(name, data) {
   const out = join(BENCH, 'results');
   mkdirSync(out, { recursive: true });
-  const file = join(out, `field-${new Date().toISOString().replaceAll(':', '-').slice(0, 19)}.json`);
-  const config = { rateMbit: RATE, phones: PHONES, updates: UPDATES, quick: QUICK, image: IMAGE, dist: DIST };
-  writeFileSync(file, `${JSON.stringify({ config, sanity, stackcast, baseline, recordings, rows }, null, 2)}\n`);
+  const file = join(out, `${name}-${new Date().toISOString().replaceAll(':', '-').slice(0, 19)}.json`);
+  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
   console.log(`\nresults: ${file}`);
 }
 

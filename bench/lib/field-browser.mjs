@@ -21,18 +21,28 @@ export function launchChromium() {
 /** Reads the viewer's own "images shown" counter (window.stackcast); null without the hook. */
 const imagesShown = (page) => page.evaluate(() => (typeof window.stackcast?.imagesShown === 'number' ? window.stackcast.imagesShown : null)).catch(() => null);
 
+/** The lobby's counter of lists received (window.stackcastLobby.lists); null without it. */
+export const lobbyLists = (page) => page.evaluate(() => (typeof window.stackcastLobby?.lists === 'number' ? window.stackcastLobby.lists : null)).catch(() => null);
+
 export class RecordedPage {
-  static async open(browser, device) {
+  /** `counter`: the page's hook that goes up when an update is shown (the viewer's imagesShown by default). */
+  static async open(browser, device, counter = imagesShown) {
     const context = await browser.newContext(DEVICES[device]);
     const page = await context.newPage();
     const cdp = await context.newCDPSession(page);
     const self = new RecordedPage(context, page, cdp);
+    self.counter = counter;
     await cdp.send('Network.enable');
     cdp.on('Network.requestWillBeSent', (e) => self.onStart(e));
     cdp.on('Network.requestServedFromCache', (e) => self.byId.get(e.requestId) && (self.byId.get(e.requestId).fromCache = true));
     cdp.on('Network.responseReceived', (e) => self.onResponse(e));
     cdp.on('Network.loadingFinished', (e) => self.onEnd(e, false));
     cdp.on('Network.loadingFailed', (e) => self.onEnd(e, true));
+    // Server-to-client frames: payload plus the 2-10 byte frame header (no mask).
+    cdp.on('Network.webSocketFrameReceived', (e) => {
+      const n = Buffer.byteLength(e.response.payloadData ?? '');
+      self.frames.push({ at: nowMs(), bytes: n + (n < 126 ? 2 : n < 65536 ? 4 : 10) });
+    });
     return self;
   }
 
@@ -42,6 +52,7 @@ export class RecordedPage {
     this.cdp = cdp;
     this.byId = new Map();
     this.entries = [];
+    this.frames = [];
     this.inflight = new Set();
     this.lastActivity = nowMs();
   }
@@ -84,6 +95,7 @@ export class RecordedPage {
   /** Starts a fresh recording: everything requested from now on. */
   begin() {
     this.entries = [];
+    this.frames = [];
     this.lastActivity = nowMs();
   }
 
@@ -95,10 +107,10 @@ export class RecordedPage {
   async waitShownAndIdle(shownBefore, { idleMs = 750, timeoutMs = 120_000 } = {}) {
     const deadline = nowMs() + timeoutMs;
     let shownAt = null;
-    const hook = (await imagesShown(this.page)) !== null || shownBefore > 0;
+    const hook = (await this.counter(this.page)) !== null || shownBefore > 0;
     while (nowMs() < deadline) {
       if (shownAt === null && hook) {
-        const n = await imagesShown(this.page);
+        const n = await this.counter(this.page);
         if (n !== null && n > shownBefore) {
           shownAt = nowMs();
         }
@@ -118,7 +130,7 @@ export class RecordedPage {
   }
 
   shownCount() {
-    return imagesShown(this.page).then((n) => n ?? 0);
+    return this.counter(this.page).then((n) => n ?? 0);
   }
 
   close() {

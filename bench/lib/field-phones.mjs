@@ -61,16 +61,29 @@ function get(port, path, agent, retry = true) {
   });
 }
 
+/** Replays `plan` over `agent` (request i after its deps); resolves with bytes and statuses. */
+export async function replayPlan(port, agent, plan, version) {
+  const done = [];
+  for (const r of plan.requests) {
+    const path = rewrite(r.path, plan, version);
+    done.push(Promise.all(r.deps.map((j) => done[j])).then(() => get(port, path, agent)));
+  }
+  const results = await Promise.all(done);
+  return { bytes: results.reduce((s, r) => s + r.bytes, 0), statuses: results.map((r) => r.status) };
+}
+
 export class ReplayPhone {
-  constructor(port) {
+  /** `wsPath`: the viewer's socket, `/ws` at the root or `/s/<id>/ws` for a scope. */
+  constructor(port, wsPath = '/ws') {
     this.port = port;
+    this.wsPath = wsPath;
     this.agent = new Agent({ keepAlive: true, maxSockets: 6 });
     this.armed = null;
   }
 
   connect(timeoutMs = 10_000) {
     return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws`);
+      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}${this.wsPath}`);
       const timer = setTimeout(() => reject(new Error('ws connect timed out')), timeoutMs);
       this.ws.once('open', () => {
         clearTimeout(timer);
@@ -115,19 +128,8 @@ export class ReplayPhone {
   }
 
   async replay(plan, version, triggeredAt) {
-    const done = [];
-    for (const r of plan.requests) {
-      const path = rewrite(r.path, plan, version);
-      done.push(Promise.all(r.deps.map((j) => done[j])).then(() => get(this.port, path, this.agent)));
-    }
-    const results = await Promise.all(done);
-    return {
-      triggeredAt,
-      doneAt: nowMs(),
-      version,
-      bytes: results.reduce((s, r) => s + r.bytes, 0),
-      statuses: results.map((r) => r.status),
-    };
+    const { bytes, statuses } = await replayPlan(this.port, this.agent, plan, version);
+    return { triggeredAt, doneAt: nowMs(), version, bytes, statuses };
   }
 
   close() {
@@ -136,15 +138,15 @@ export class ReplayPhone {
   }
 }
 
-/** PUT /api/image from the publisher address (unshaped: the stacker is on the laptop). */
-export function publish(port, jpeg) {
+/** PUT /api/image (or `path`, e.g. `/s/<id>/api/image`) from the publisher address (unshaped: the stacker is on the laptop). */
+export function publish(port, jpeg, path = '/api/image') {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path: '/api/image', method: 'PUT', localAddress: PUBLISHER_ADDRESS, headers: { 'Content-Type': 'image/jpeg', 'Content-Length': jpeg.length } },
+      { host: '127.0.0.1', port, path, method: 'PUT', localAddress: PUBLISHER_ADDRESS, headers: { 'Content-Type': 'image/jpeg', 'Content-Length': jpeg.length } },
       (res) => {
         let body = '';
         res.on('data', (c) => (body += c));
-        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`PUT /api/image: ${res.statusCode} ${body}`))));
+        res.on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`PUT ${path}: ${res.statusCode} ${body}`))));
       },
     );
     req.on('error', reject);
@@ -152,14 +154,14 @@ export function publish(port, jpeg) {
   });
 }
 
-/** GET from `localAddress` (shaped or not); resolves with bytes and seconds. */
+/** GET from `localAddress` (shaped or not); resolves with status, bytes and seconds. */
 export function download(port, path, localAddress) {
   return new Promise((resolve, reject) => {
     const t0 = nowMs();
     const req = request({ host: '127.0.0.1', port, path, localAddress, agent: false }, (res) => {
       let bytes = 0;
       res.on('data', (c) => (bytes += c.length));
-      res.on('end', () => resolve({ bytes, seconds: (nowMs() - t0) / 1000 }));
+      res.on('end', () => resolve({ status: res.statusCode, bytes, seconds: (nowMs() - t0) / 1000 }));
     });
     req.on('error', reject);
     req.end();
@@ -168,14 +170,15 @@ export function download(port, path, localAddress) {
 
 /** A /ws client that remembers the last new_image (its version) and when it came. */
 export class Monitor {
-  constructor(port) {
+  constructor(port, wsPath = '/ws') {
     this.port = port;
+    this.wsPath = wsPath;
     this.last = null;
   }
 
   connect() {
     return new Promise((resolve, reject) => {
-      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/ws`);
+      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}${this.wsPath}`);
       this.ws.once('open', resolve);
       this.ws.once('error', reject);
       this.ws.on('message', (data) => {
@@ -193,5 +196,136 @@ export class Monitor {
 
   close() {
     this.ws?.terminate();
+  }
+}
+
+/** Bytes of a server-to-client WebSocket frame around a payload of `n` bytes (unmasked). */
+const frameBytes = (n) => n + (n < 126 ? 2 : n < 65536 ? 4 : 10);
+
+/**
+ * A simulated lobby phone (GET /scopes): loads the page once (a recorded request list, less
+ * the thumbnails), holds `/scopes/ws` and, on each `{"type":"scopes"}` list, GETs every
+ * thumbnail whose URL changed, as lobby.js does. Counts the frames' and the GETs' bytes.
+ */
+export class LobbyPhone {
+  constructor(port) {
+    this.port = port;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 6 });
+    /** Per scope id: the thumbnail URL last seen, and the version whose thumbnail arrived. */
+    this.urls = new Map();
+    this.have = new Map();
+    this.wsBytes = 0;
+    this.thumbnailBytes = 0;
+    this.messages = 0;
+    this.statuses = [];
+    this.pending = 0;
+    this.waiters = new Set();
+    /** Each thumbnail that arrived: { id, version, at }. */
+    this.arrivals = [];
+  }
+
+  /** The page (`pagePlan`), the socket, then every thumbnail of the first list. */
+  async load(pagePlan, timeoutMs = 60_000) {
+    const t0 = nowMs();
+    const page = await replayPlan(this.port, this.agent, pagePlan, null);
+    this.statuses.push(...page.statuses);
+    await new Promise((resolve, reject) => {
+      this.ws = new WebSocket(`ws://127.0.0.1:${this.port}/scopes/ws`);
+      this.ws.on('error', reject); // after the first list: the round's timeout reports it
+      this.ws.on('message', (data) => {
+        this.onMessage(String(data), data.length);
+        resolve();
+      });
+    });
+    await this.until(() => this.pending === 0, timeoutMs);
+    return { ms: nowMs() - t0, bytes: page.bytes + this.wsBytes + this.thumbnailBytes, pageBytes: page.bytes, requests: pagePlan.requests.length + this.have.size };
+  }
+
+  onMessage(text, length) {
+    this.wsBytes += frameBytes(length);
+    this.messages += 1;
+    let msg;
+    try {
+      msg = JSON.parse(text);
+    } catch {
+      return;
+    }
+    if (msg?.type !== 'scopes' || !Array.isArray(msg.scopes)) {
+      return;
+    }
+    for (const s of msg.scopes) {
+      if (!(s?.version > 0) || typeof s.thumbnail !== 'string' || this.urls.get(s.id) === s.thumbnail) {
+        continue;
+      }
+      this.urls.set(s.id, s.thumbnail);
+      this.pending += 1;
+      get(this.port, s.thumbnail, this.agent).then(
+        (r) => {
+          this.thumbnailBytes += r.bytes;
+          this.statuses.push(r.status);
+          this.have.set(s.id, Math.max(this.have.get(s.id) ?? 0, s.version));
+          this.arrivals.push({ id: s.id, version: s.version, at: nowMs() });
+          this.pending -= 1;
+          this.check();
+        },
+        () => {
+          this.statuses.push(0);
+          this.pending -= 1;
+          this.check();
+        },
+      );
+    }
+    this.check();
+  }
+
+  check() {
+    for (const w of this.waiters) {
+      if (w.test()) {
+        w.resolve(nowMs());
+      }
+    }
+  }
+
+  /** Resolves with the time `test()` first holds (checked on each message and thumbnail). */
+  until(test, timeoutMs) {
+    if (test()) {
+      return Promise.resolve(nowMs());
+    }
+    return new Promise((resolve, reject) => {
+      const w = {
+        test,
+        resolve: (at) => (clearTimeout(timer), this.waiters.delete(w), resolve(at)),
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(w);
+        reject(new Error(`lobby phone: not done within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.add(w);
+    });
+  }
+
+  /** Resolves when each scope of `before` (id → version) has the thumbnail of a newer version. */
+  newerThan(before, timeoutMs) {
+    return this.until(() => [...before].every(([id, v]) => (this.have.get(id) ?? 0) > v), timeoutMs);
+  }
+
+  /** When the first thumbnail of scope `id` newer than `version` arrived (NaN: none yet). */
+  arrivalAfter(id, version) {
+    const ats = this.arrivals.filter((a) => a.id === id && a.version > version).map((a) => a.at);
+    return ats.length ? Math.min(...ats) : NaN;
+  }
+
+  /** The thumbnail version each scope has now. */
+  versions() {
+    return new Map(this.have);
+  }
+
+  counters() {
+    return { wsBytes: this.wsBytes, thumbnailBytes: this.thumbnailBytes, messages: this.messages };
+  }
+
+  close() {
+    this.ws?.terminate();
+    this.agent.destroy();
   }
 }
