@@ -12,6 +12,7 @@ const LAYERS = [
   ['src/modules/image-notifier'],
   ['src/modules/sources', 'src/modules/status'],
   ['src/modules/scopes'],
+  ['src/modules/lobby'],
 ];
 
 const path = (folders) => `^(${folders.map((f) => f.replace(/[.]/g, '\\.')).join('|')})/`;
