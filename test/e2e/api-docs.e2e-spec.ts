@@ -28,6 +28,8 @@ describe('GET /api/docs', () => {
       '/api/image',
       '/api/messages',
       '/api/objects/{name}',
+      '/api/scope',
+      '/api/scopes',
       '/api/server/start',
       '/api/server/stop',
       '/api/target',
