@@ -23,10 +23,28 @@ async function mountTmpfs(): Promise<{ path: string; remove(): Promise<void> }> 
   return {
     path: temp.path,
     async remove() {
-      await run('umount', [temp.path]);
+      await unmount(temp.path);
       await temp.remove();
     },
   };
+}
+
+/**
+ * A file closed by libuv's pool just as the app's close resolved can hold the mount for a
+ * moment ("target is busy", no process left holding it): try again for up to 5 s.
+ */
+async function unmount(path: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await run('umount', [path]);
+      return;
+    } catch (err) {
+      if (attempt >= 50 || !String((err as { stderr?: string }).stderr).includes('busy')) {
+        throw err;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
 }
 
 /** Fills the filesystem of `folder` to the last block; returns the filler's path. */
