@@ -53,19 +53,7 @@ export class ImageGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
     // ws reads these per upgrade, so options known only at runtime can be set here.
     server.options.maxPayload = this.options.maxClientFrameBytes;
     const limiter = new UpgradeLimiter(this.options, this.limits.refusals);
-    server.options.verifyClient = (info, done) => {
-      if (!this.gate.acceptsViewers) {
-        done(false, 503, 'Service Unavailable');
-        return;
-      }
-      // Last: an admitted upgrade is counted as a viewer.
-      const refusal = limiter.admit(info.req);
-      if (refusal === undefined) {
-        done(true);
-      } else {
-        done(false, refusal.code, refusal.message, refusal.headers);
-      }
-    };
+    server.options.verifyClient = limiter.verify(() => this.gate.acceptsViewers);
   }
 
   handleConnection(client: WebSocket, request: IncomingMessage): void {

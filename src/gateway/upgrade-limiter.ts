@@ -3,6 +3,9 @@ import type { Socket } from 'node:net';
 import { isThisMachine } from '../shared/http-limits/connection-limits.js';
 import type { RefusalLog } from '../shared/http-limits/refusal-log.js';
 
+/** ws's `verifyClient` callback. */
+type VerifyDone = (result: boolean, code?: number, message?: string, headers?: Record<string, string | number>) => void;
+
 /** Limits on `/ws` upgrades (see README, "Limits and hardening"). */
 export interface ViewerLimits {
   /** Viewers connected in all. */
@@ -54,6 +57,25 @@ export class UpgradeLimiter {
   /** Viewers counted now. */
   get viewers(): number {
     return this.counted.size;
+  }
+
+  /**
+   * A ws `verifyClient` answer: 503 while `open()` is false (stopped), else {@link admit}'s
+   * (last: an admitted upgrade is counted).
+   */
+  verify(open: () => boolean): (info: { req: IncomingMessage }, done: VerifyDone) => void {
+    return (info, done) => {
+      if (!open()) {
+        done(false, 503, 'Service Unavailable');
+        return;
+      }
+      const refusal = this.admit(info.req);
+      if (refusal === undefined) {
+        done(true);
+      } else {
+        done(false, refusal.code, refusal.message, refusal.headers);
+      }
+    };
   }
 
   /** Undefined when the upgrade may go ahead (and is then counted), else why not. */

@@ -7,24 +7,13 @@ import { ScopesService } from '../../src/modules/scopes/scopes.service.js';
 import { alsPage } from '../fixtures/als/als-page.js';
 import { makeJpeg } from '../helpers/images.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
+import type { ScopeSummary } from '../../src/shared/scope-hooks/scope-hooks.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
 import { RecordingClient } from '../helpers/ws-client.js';
 
 const CONTROL = 'the-control-token-0123456789';
 const ALPHA_TOKEN = 'token-of-scope-alpha-012345';
 const BETA_TOKEN = 'token-of-scope-beta-0123456';
-
-interface Summary {
-  id: string;
-  title: string;
-  object: string | null;
-  version: number | null;
-  stackSize: number;
-  exposure: string;
-  viewers: number;
-  updated: string | null;
-  thumbnail: string | null;
-}
 
 function put(server: TestServer, path: string, body: Buffer, token?: string, type = 'image/jpeg'): Promise<Response> {
   return fetch(`${server.baseUrl}${path}`, {
@@ -52,8 +41,8 @@ async function bytes(server: TestServer, path: string): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
-async function scopes(server: TestServer): Promise<Summary[]> {
-  return (await json<{ scopes: Summary[] }>(await fetch(`${server.baseUrl}/api/scopes`))).scopes;
+async function scopes(server: TestServer): Promise<ScopeSummary[]> {
+  return (await json<{ scopes: ScopeSummary[] }>(await fetch(`${server.baseUrl}/api/scopes`))).scopes;
 }
 
 async function viewer(url: string): Promise<RecordingClient> {
@@ -125,7 +114,7 @@ describe('scopes: several telescopes on one service', () => {
     expect(thumb.status).toBe(200);
     expect(thumb.headers.get('content-type')).toBe('image/jpeg');
     // /status lists them too; main's own fields are as before.
-    const status = await json<{ scopes: Summary[]; version: null }>(await fetch(`${s.baseUrl}/status`));
+    const status = await json<{ scopes: ScopeSummary[]; version: null }>(await fetch(`${s.baseUrl}/status`));
     expect(status.scopes.map((x) => x.id)).toEqual(['main', 'alpha', 'beta']);
     const metrics = await (await send(s, 'GET', '/metrics', undefined, CONTROL)).text();
     expect(metrics).toMatch(/^stackcast_scopes 3$/m);

@@ -26,22 +26,14 @@ export class LobbyGateway implements OnGatewayInit<WebSocketServer>, OnGatewayCo
 
   afterInit(server: WebSocketServer): void {
     const limiter = new UpgradeLimiter(this.options, this.limits.refusals);
+    const verify = limiter.verify(() => this.gate.acceptsViewers);
     server.options.verifyClient = (info, done) => {
       if (this.options.scopeId !== undefined) {
         // A scope's own app (/s/<id>/): the list is the main app's.
         done(false, 404, 'Not Found');
         return;
       }
-      if (!this.gate.acceptsViewers) {
-        done(false, 503, 'Service Unavailable');
-        return;
-      }
-      const refusal = limiter.admit(info.req);
-      if (refusal === undefined) {
-        done(true);
-      } else {
-        done(false, refusal.code, refusal.message, refusal.headers);
-      }
+      verify(info, done);
     };
   }
 
