@@ -1,31 +1,10 @@
 /// <reference lib="dom" />
 // The functions passed to page.evaluate run in the page, hence the DOM lib.
-import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
+import { axeAudit as audit } from './axe.js';
 import { sharedServerAndBrowser } from './browser.js';
-
-const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-
-interface AxeResult {
-  id: string;
-  impact: string | null;
-  nodes: Array<{ target: string[]; failureSummary?: string }>;
-}
-
-/** axe-core's verdict on the page: the serious and critical violations, as readable lines. */
-async function audit(page: Page, rules?: string[]): Promise<string[]> {
-  await page.addScriptTag({ path: AXE });
-  const violations = await page.evaluate(async (only) => {
-    const axe = (window as unknown as { axe: { run(ctx: Document, opts: unknown): Promise<{ violations: AxeResult[] }> } }).axe;
-    const result = await axe.run(document, only ? { runOnly: { type: 'rule', values: only } } : { resultTypes: ['violations'] });
-    return result.violations;
-  }, rules ?? null);
-  return violations
-    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
-    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => `${n.target.join(' ')} ${n.failureSummary ?? ''}`).join(' | ')}`);
-}
 
 /** WCAG relative luminance of an sRGB colour (0..255 channels). */
 function luminance([r, g, b]: number[]): number {
