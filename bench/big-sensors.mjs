@@ -14,6 +14,7 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { publish } from './lib/field-phones.mjs';
 import { median } from './lib/stats.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -217,7 +218,7 @@ async function main() {
         const jpeg = images[s][round % 2];
         const version = ++t.version;
         const t0 = nowMs();
-        await put(t.server.port, jpeg);
+        await publish(t.server.port, jpeg);
         const times = await t.viewers.arrivals(version);
         const last = Math.max(...times);
         const r = t.results[s];
