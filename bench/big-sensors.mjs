@@ -15,6 +15,7 @@ import WebSocket from 'ws';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
+import { makeStackJpeg } from './lib/jpeg.mjs';
 import { median } from './lib/stats.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -50,27 +51,6 @@ function buildBaseline(ref) {
   }
   execFileSync(process.execPath, [join(dir, 'scripts', 'copy-assets.mjs')], { cwd: dir });
   return { sha, dist: join(dir, 'dist') };
-}
-
-/** A deterministic stretched-stack look (gradient, grain) at q90, as a stacker saves it. */
-async function makeJpeg(width, height, seed) {
-  const pixels = Buffer.alloc(width * height * 3);
-  let x = seed;
-  for (let i = 0, y = 0; y < height; y++) {
-    for (let col = 0; col < width; col++, i += 3) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      const base = 30 + (((col >> 3) + (y >> 3) + seed) % 120);
-      const grain = ((x & 0x3f) - 32) >> 1;
-      pixels[i] = base + grain;
-      pixels[i + 1] = base - 10 + grain;
-      pixels[i + 2] = base + 20 + (grain >> 1);
-    }
-  }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
 }
 
 async function startServer(label, dist) {
@@ -200,7 +180,7 @@ async function main() {
   const baseline = buildBaseline(ref);
   const dist = resolve(ROOT, option('--dist') ?? 'dist');
   log(`images: ${SIZES.map((s) => `${s.width}×${s.height}`).join(', ')}`);
-  const images = await Promise.all(SIZES.map(async (s) => [await makeJpeg(s.width, s.height, 1), await makeJpeg(s.width, s.height, 7)]));
+  const images = await Promise.all(SIZES.map(async (s) => [await makeStackJpeg(s.width, s.height, 1), await makeStackJpeg(s.width, s.height, 7)]));
   const sources = await sourceAddresses();
   const targets = [
     { name: `${ref} ${baseline.sha.slice(0, 7)}`, server: await startServer('baseline', baseline.dist) },

@@ -38,7 +38,7 @@ export function readSizedBody(req: IncomingMessage, length: number): Promise<Buf
       received += chunk.length;
     };
     const onEnd = (): void => done(received === length ? undefined : new IncompleteBodyError(`${received} of ${length} bytes arrived`));
-    const onError = (err: Error): void => done(new IncompleteBodyError(err.message));
+    const onError = (err: Error): void => done(new IncompleteBodyError(`${err.message} after ${received} of ${length} bytes`));
     const onClose = (): void => done(received === length ? undefined : new IncompleteBodyError(`request aborted after ${received} of ${length} bytes`));
     req.on('data', onData);
     req.once('end', onEnd);
