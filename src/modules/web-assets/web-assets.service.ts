@@ -212,16 +212,11 @@ export class WebAssetsService {
   }
 
   /** The web folder's state for /status: a write failure, or viewer files gone from disk. */
-  async storageProblem(): Promise<StorageProblem | undefined> {
+  storageProblem(): StorageProblem | undefined {
     if (this.problem !== undefined) {
       return this.problem;
     }
-    try {
-      await this.storage.stat(join(this.options.webFolder, 'index.html'));
-      return undefined;
-    } catch {
-      return 'missing';
-    }
+    return this.storage.existsNow(join(this.options.webFolder, 'index.html')) ? undefined : 'missing';
   }
 
   /**
