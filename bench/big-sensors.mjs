@@ -3,7 +3,9 @@
 // JPEG, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
 // build (a git ref, main by default) and this build, interleaved in one run.
 //
-//   node bench/big-sensors.mjs [--quick] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+//   --pi  both services pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1:
+//         the targets are then twice the 2-core ones
 // The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
 // a phone zooming into a 61 MP stack. Run by `npm run bench` after its own phases.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
 import { makeStackJpeg } from './lib/jpeg.mjs';
 import { median } from './lib/stats.mjs';
@@ -21,6 +23,9 @@ import { median } from './lib/stats.mjs';
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
 const QUICK = flag('--quick');
+const PI = flag('--pi');
+/** The 2-core targets; the one-core profile's are twice these (issue 23). */
+const SLACK = PI ? 2 : 1;
 const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
 const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
 const SIZES = [
@@ -59,8 +64,9 @@ async function startServer(label, dist) {
   const child = spawnNode([join(dist, 'main.js')], {
     label,
     cwd: tempDir('stackcast-big-cwd-'),
-    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV },
+    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV, ...(PI ? PI_PROFILE.env : {}) },
     inheritEnv: false,
+    prefix: PI ? PI_PROFILE.prefix : [],
   });
   children.push(child);
   // Not waitUntilUp's 30 s: a loaded machine takes longer to start two services.
@@ -217,7 +223,7 @@ async function main() {
   }
   const fmt = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
   const lines = [
-    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500`,
+    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500${PI ? '; --pi: one core, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1' : ''}`,
     `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
   ];
   for (const t of targets) {
@@ -230,9 +236,9 @@ async function main() {
   const verdict = (ok, text) => `  ${ok ? '[met]    ' : '[NOT met]'} ${text}`;
   lines.push(
     'targets (this build):',
-    verdict(median(mine[0].newImage) <= 250, `12 MP PUT -> new_image ≤ 250 ms: ${fmt(median(mine[0].newImage))} ms`),
-    verdict(median(mine[1].newImage) <= 400, `61 MP PUT -> new_image ≤ 400 ms: ${fmt(median(mine[1].newImage))} ms`),
-    verdict(median(mine[1].phone) <= 1000, `61 MP phone at 1:1 has its deep tiles ≤ 1 s after new_image: ${fmt(median(mine[1].phone))} ms`),
+    verdict(median(mine[0].newImage) <= 250 * SLACK, `12 MP PUT -> new_image ≤ ${250 * SLACK} ms: ${fmt(median(mine[0].newImage))} ms`),
+    verdict(median(mine[1].newImage) <= 400 * SLACK, `61 MP PUT -> new_image ≤ ${400 * SLACK} ms: ${fmt(median(mine[1].newImage))} ms`),
+    verdict(median(mine[1].phone) <= 1000 * SLACK, `61 MP phone at 1:1 has its deep tiles ≤ ${SLACK} s after new_image: ${fmt(median(mine[1].phone))} ms`),
     verdict(mine[1].rss < 600, `peak RSS during 61 MP publishes < 600 MB: ${fmt(mine[1].rss)} MB`),
   );
   process.stdout.write(`\n${lines.join('\n')}\n`);
