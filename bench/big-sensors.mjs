@@ -3,7 +3,9 @@
 // JPEG, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
 // build (a git ref, main by default) and this build, interleaved in one run.
 //
-//   node bench/big-sensors.mjs [--quick] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+//   --pi  both services pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1:
+//         the targets are then twice the 2-core ones
 // The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
 // a phone zooming into a 61 MP stack. Run by `npm run bench` after its own phases.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -13,12 +15,17 @@ import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import WebSocket from 'ws';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { publish } from './lib/field-phones.mjs';
+import { makeStackJpeg } from './lib/jpeg.mjs';
 import { median } from './lib/stats.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(BENCH, '..');
 const QUICK = flag('--quick');
+const PI = flag('--pi');
+/** The 2-core targets; the one-core profile's are twice these (issue 23). */
+const SLACK = PI ? 2 : 1;
 const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
 const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
 const SIZES = [
@@ -51,35 +58,15 @@ function buildBaseline(ref) {
   return { sha, dist: join(dir, 'dist') };
 }
 
-/** A deterministic stretched-stack look (gradient, grain) at q90, as a stacker saves it. */
-async function makeJpeg(width, height, seed) {
-  const pixels = Buffer.alloc(width * height * 3);
-  let x = seed;
-  for (let i = 0, y = 0; y < height; y++) {
-    for (let col = 0; col < width; col++, i += 3) {
-      x ^= x << 13;
-      x >>>= 0;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      x >>>= 0;
-      const base = 30 + (((col >> 3) + (y >> 3) + seed) % 120);
-      const grain = ((x & 0x3f) - 32) >> 1;
-      pixels[i] = base + grain;
-      pixels[i + 1] = base - 10 + grain;
-      pixels[i + 2] = base + 20 + (grain >> 1);
-    }
-  }
-  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
-}
-
 async function startServer(label, dist) {
   const port = await freePort();
   const work = tempDir('stackcast-big-');
   const child = spawnNode([join(dist, 'main.js')], {
     label,
     cwd: tempDir('stackcast-big-cwd-'),
-    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV },
+    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV, ...(PI ? PI_PROFILE.env : {}) },
     inheritEnv: false,
+    prefix: PI ? PI_PROFILE.prefix : [],
   });
   children.push(child);
   // Not waitUntilUp's 30 s: a loaded machine takes longer to start two services.
@@ -199,7 +186,7 @@ async function main() {
   const baseline = buildBaseline(ref);
   const dist = resolve(ROOT, option('--dist') ?? 'dist');
   log(`images: ${SIZES.map((s) => `${s.width}×${s.height}`).join(', ')}`);
-  const images = await Promise.all(SIZES.map(async (s) => [await makeJpeg(s.width, s.height, 1), await makeJpeg(s.width, s.height, 7)]));
+  const images = await Promise.all(SIZES.map(async (s) => [await makeStackJpeg(s.width, s.height, 1), await makeStackJpeg(s.width, s.height, 7)]));
   const sources = await sourceAddresses();
   const targets = [
     { name: `${ref} ${baseline.sha.slice(0, 7)}`, server: await startServer('baseline', baseline.dist) },
@@ -217,7 +204,7 @@ async function main() {
         const jpeg = images[s][round % 2];
         const version = ++t.version;
         const t0 = nowMs();
-        await put(t.server.port, jpeg);
+        await publish(t.server.port, jpeg);
         const times = await t.viewers.arrivals(version);
         const last = Math.max(...times);
         const r = t.results[s];
@@ -236,7 +223,7 @@ async function main() {
   }
   const fmt = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
   const lines = [
-    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500`,
+    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500${PI ? '; --pi: one core, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1' : ''}`,
     `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
   ];
   for (const t of targets) {
@@ -249,9 +236,9 @@ async function main() {
   const verdict = (ok, text) => `  ${ok ? '[met]    ' : '[NOT met]'} ${text}`;
   lines.push(
     'targets (this build):',
-    verdict(median(mine[0].newImage) <= 250, `12 MP PUT -> new_image ≤ 250 ms: ${fmt(median(mine[0].newImage))} ms`),
-    verdict(median(mine[1].newImage) <= 400, `61 MP PUT -> new_image ≤ 400 ms: ${fmt(median(mine[1].newImage))} ms`),
-    verdict(median(mine[1].phone) <= 1000, `61 MP phone at 1:1 has its deep tiles ≤ 1 s after new_image: ${fmt(median(mine[1].phone))} ms`),
+    verdict(median(mine[0].newImage) <= 250 * SLACK, `12 MP PUT -> new_image ≤ ${250 * SLACK} ms: ${fmt(median(mine[0].newImage))} ms`),
+    verdict(median(mine[1].newImage) <= 400 * SLACK, `61 MP PUT -> new_image ≤ ${400 * SLACK} ms: ${fmt(median(mine[1].newImage))} ms`),
+    verdict(median(mine[1].phone) <= 1000 * SLACK, `61 MP phone at 1:1 has its deep tiles ≤ ${SLACK} s after new_image: ${fmt(median(mine[1].phone))} ms`),
     verdict(mine[1].rss < 600, `peak RSS during 61 MP publishes < 600 MB: ${fmt(mine[1].rss)} MB`),
   );
   process.stdout.write(`\n${lines.join('\n')}\n`);

@@ -4,23 +4,26 @@
 // while one client polls GET /status and one ws client pings, each every 20 ms, one at a
 // time; prints the round trips (p50, p99, max) and the PUT → 200 time, medians over runs.
 //
-//   node bench/responsiveness.mjs [--dist <dir>] [--publishes 20] [--runs 3] [--tiff] [--pi]
-//   --dist  the built output to test (default dist/: `npm run build` first)
+//   node bench/responsiveness.mjs [--dist <dir>] [--publishes 20] [--runs 3] [--tiff | --jpeg61] [--pi]
+//   --dist    the built output to test (default dist/: `npm run build` first)
+//   --jpeg61  a 61 MP JPEG (9576×6388, q90, ~20 MB) kept at full size (MAX_IMAGE_SIZE=65500)
 //   --pi    the service pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1
 import { join, resolve } from 'node:path';
 import WebSocket from 'ws';
 import { encodeFits } from '../test/fixtures/fits-writer.mjs';
 import { encodeTiff } from '../test/fixtures/tiff-writer.mjs';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { BENCH_LIMITS_ENV, freePort, nowMs, sleep, spawnNode, statusUp, stopChild, waitUntilUp } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, spawnNode, statusUp, stopChild, waitUntilUp } from './lib/proc.mjs';
+import { publish } from './lib/field-phones.mjs';
+import { makeStackJpeg } from './lib/jpeg.mjs';
 import { median, quantile } from './lib/stats.mjs';
 
 const DIST = resolve(option('--dist') ?? 'dist');
 const PUBLISHES = Number(option('--publishes') ?? 20);
 const RUNS = Number(option('--runs') ?? 3);
 const TIFF = flag('--tiff');
+const JPEG61 = flag('--jpeg61');
 const PI = flag('--pi');
-const PI_PROFILE = { prefix: ['taskset', '-c', '0'], env: { UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' } };
 const EVERY_MS = 20;
 const W = 4000;
 const H = 3000;
@@ -39,17 +42,14 @@ function linearSky(channels) {
   return data;
 }
 
-const input = TIFF
-  ? { what: `${W}×${H} linear 16-bit RGB TIFF`, type: 'image/tiff', bytes: encodeTiff({ width: W, height: H, channels: 3, bits: 16, data: linearSky(3) }) }
-  : { what: `${W}×${H} 16-bit grey FITS`, type: 'image/fits', bytes: encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(1) }) };
+const input = JPEG61
+  ? { what: '9576×6388 JPEG', type: 'image/jpeg', bytes: await makeStackJpeg(9576, 6388, 1) }
+  : TIFF
+    ? { what: `${W}×${H} linear 16-bit RGB TIFF`, type: 'image/tiff', bytes: encodeTiff({ width: W, height: H, channels: 3, bits: 16, data: linearSky(3) }) }
+    : { what: `${W}×${H} 16-bit grey FITS`, type: 'image/fits', bytes: encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(1) }) };
 
-async function put(port) {
-  const res = await fetch(`http://127.0.0.1:${port}/api/image`, { method: 'PUT', headers: { 'Content-Type': input.type }, body: new Uint8Array(input.bytes) });
-  const text = await res.text();
-  if (res.status !== 200) {
-    throw new Error(`PUT /api/image: ${res.status} ${text}`);
-  }
-}
+// node:http as a stacker's curl: fetch's body streaming costs this process (where the probes run) ~100 ms of a 20 MB PUT.
+const put = (port) => publish(port, input.bytes, '/api/image', input.type);
 
 /** Calls `probe` again and again, `EVERY_MS` apart, until `done()`: each call's round trip in ms. */
 async function roundTrips(probe, done) {
@@ -68,7 +68,14 @@ async function oneRun() {
   const child = spawnNode([join(DIST, 'main.js')], {
     label: 'stackcast',
     cwd: tempDir('stackcast-resp-cwd-'),
-    env: { PORT: String(port), WORK_FOLDER: tempDir('stackcast-resp-work-'), MAX_IMAGE_BYTES: String(256 * 1024 * 1024), ...BENCH_LIMITS_ENV, ...(PI ? PI_PROFILE.env : {}) },
+    env: {
+      PORT: String(port),
+      WORK_FOLDER: tempDir('stackcast-resp-work-'),
+      MAX_IMAGE_BYTES: String(256 * 1024 * 1024),
+      ...(JPEG61 ? { MAX_IMAGE_SIZE: '65500' } : {}),
+      ...BENCH_LIMITS_ENV,
+      ...(PI ? PI_PROFILE.env : {}),
+    },
     inheritEnv: false,
     prefix: PI ? PI_PROFILE.prefix : [],
   });

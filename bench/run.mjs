@@ -20,7 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { makeTestJpegs } from './lib/jpeg.mjs';
 import { findNginx, startNginx } from './lib/nginx.mjs';
 import { elapsedSeconds, flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { BENCH_LIMITS_ENV, cpuMs, freePort, hardFileLimit, ipcClient, nowMs, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, cpuMs, freePort, hardFileLimit, ipcClient, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild, waitForMessage, waitUntilUp } from './lib/proc.mjs';
 import { median, slope, summarizeFanout } from './lib/stats.mjs';
 import { renderTable } from './lib/table.mjs';
 
@@ -30,7 +30,6 @@ const ROOT = resolve(BENCH, '..');
 const QUICK = flag('--quick');
 /** The small-computer profile (issue 23): one core, two libuv threads, one libvips thread. */
 const PI = flag('--pi');
-const PI_PROFILE = { prefix: ['taskset', '-c', '0'], env: { UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' } };
 /** `--only fanout` or `--only serving`: one phase (for work on one figure; not a full report). */
 const ONLY = option('--only');
 const CONFIG = QUICK

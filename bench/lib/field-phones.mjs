@@ -139,10 +139,10 @@ export class ReplayPhone {
 }
 
 /** PUT /api/image (or `path`, e.g. `/s/<id>/api/image`) from the publisher address (unshaped: the stacker is on the laptop). */
-export function publish(port, jpeg, path = '/api/image') {
+export function publish(port, jpeg, path = '/api/image', type = 'image/jpeg') {
   return new Promise((resolve, reject) => {
     const req = request(
-      { host: '127.0.0.1', port, path, method: 'PUT', localAddress: PUBLISHER_ADDRESS, headers: { 'Content-Type': 'image/jpeg', 'Content-Length': jpeg.length } },
+      { host: '127.0.0.1', port, path, method: 'PUT', localAddress: PUBLISHER_ADDRESS, headers: { 'Content-Type': type, 'Content-Length': jpeg.length } },
       (res) => {
         let body = '';
         res.on('data', (c) => (body += c));

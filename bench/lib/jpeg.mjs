@@ -44,3 +44,24 @@ export async function makeTestJpegs(targetBytes = 3 * 1024 * 1024) {
   }
   return { images: [jpeg, await encode(width, height, 7)], width, height };
 }
+
+/** A deterministic stretched-stack look (gradient, grain) at q90, as a stacker saves it. */
+export async function makeStackJpeg(width, height, seed) {
+  const pixels = Buffer.alloc(width * height * 3);
+  let x = seed;
+  for (let i = 0, y = 0; y < height; y++) {
+    for (let col = 0; col < width; col++, i += 3) {
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      const base = 30 + (((col >> 3) + (y >> 3) + seed) % 120);
+      const grain = ((x & 0x3f) - 32) >> 1;
+      pixels[i] = base + grain;
+      pixels[i + 1] = base - 10 + grain;
+      pixels[i + 2] = base + 20 + (grain >> 1);
+    }
+  }
+  return sharp(pixels, { raw: { width, height, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+}

@@ -260,3 +260,9 @@ export const BENCH_LIMITS_ENV = {
   UPGRADE_BURST: '100000',
   UPGRADES_PER_SECOND: '100000',
 };
+
+/**
+ * The small-computer profile (issue 23), a stand-in for a Pi-class machine: the service pinned
+ * to one core, two libuv threads, one libvips thread per image (`--pi` in the benches).
+ */
+export const PI_PROFILE = { prefix: ['taskset', '-c', '0'], env: { UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' } };

@@ -35,7 +35,7 @@ async function meanOf(jpeg: Buffer, region: typeof BOX): Promise<Colour> {
 describe('a viewer zoomed in before the deep level of a new version exists (Chromium)', () => {
   const suite = sharedServerAndBrowser();
 
-  it('never shows a blank or wrong region: the old image, then the new one, at 1:1 from its on-demand deep tiles', async () => {
+  it('never shows a blank or wrong region: the old image, then the new one, at 1:1 from its deep tiles, waited for while they are cut', async () => {
     const before = await makeJpeg({ width: WIDTH, height: HEIGHT, color: { r: 220, g: 30, b: 40 } });
     const detail = await detailJpeg();
     await suite.server.notifier.publish(before);

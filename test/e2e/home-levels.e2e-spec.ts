@@ -132,13 +132,13 @@ describe('home levels first, deep levels after new_image', () => {
     const env = { WORK_FOLDER: work, MAX_IMAGE_SIZE: '8000', RESUME: 'always' };
     const first = await spawnService(env);
     spawned.push(first);
-    const put = fetch(`${first.baseUrl}/api/image?stackSize=1`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
-    // The background cut's temp folder appears once new_image is out: the cut is under way.
+    const put = await fetch(`${first.baseUrl}/api/image?stackSize=1`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
+    // The deep cut starts with the home levels' and runs on after new_image: its temp folder is there.
     const v = join(work, 'v');
     await waitUntil(async () => (await readdir(v).catch(() => [] as string[])).some((n) => n.startsWith('.build-1-')), 30_000, 'the background cut');
     first.child.kill('SIGKILL');
     await first.exited;
-    expect((await put).status).toBe(200);
+    expect(put.status).toBe(200);
     expect(existsSync(join(v, '1', DEEP_PENDING_FILE)), 'the cut had finished before the kill').toBe(true);
 
     const reference = await fullCut(jpeg, temp.path);

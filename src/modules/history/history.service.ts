@@ -5,6 +5,7 @@ import sharp from 'sharp';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { FileStorage } from '../web-assets/file-storage.repository.js';
+import type { RawPixels } from '../web-assets/pyramid.js';
 import { DATA_FILE, IMAGE_FILE } from '../web-assets/web-assets.service.js';
 
 /** The folder under the web folder that holds the previews (`h/<version>.jpg`) and the index. */
@@ -89,14 +90,16 @@ export class HistoryService {
   }
 
   /**
-   * Starts making the preview of a version's JPEG, to be given to {@link record}; libvips
-   * shrinks on load and runs in libuv's pool, so this overlaps the pyramid's cut.
+   * Starts making the preview of a version, to be given to {@link record}: from its JPEG
+   * (libvips shrinks on load, in libuv's pool) or from pixels already decoded (the pyramid's
+   * home levels, so the image is decoded once per publish).
    */
-  preview(jpeg: Buffer): Promise<Buffer> | undefined {
+  preview(image: Buffer | RawPixels): Promise<Buffer> | undefined {
     if (!this.enabled) {
       return undefined;
     }
-    return sharp(jpeg).resize(PREVIEW_SIZE, PREVIEW_SIZE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
+    const input = Buffer.isBuffer(image) ? sharp(image) : sharp(image.data, { raw: image.raw });
+    return input.resize(PREVIEW_SIZE, PREVIEW_SIZE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
   }
 
   /** Keeps `preview` as the frame of `frame.version`, then thins the history to its budget. */

@@ -26,6 +26,7 @@ import { InvalidMetricsError, WebAssetsService, WebFolderError } from '../web-as
 import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-format.js';
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
+import { readSizedBody } from './sized-body.js';
 import { UploadSlots } from './upload-slots.js';
 import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
@@ -42,8 +43,19 @@ const queryPipe = new ValidationPipe({
 
 type BodyParser = ReturnType<typeof express.raw>;
 
-/** Runs express.raw() inside the handler, so the guard decides before any byte is read. */
+/**
+ * Reads the body inside the handler, so the guard decides before any byte is read: a plain
+ * body of a declared length (what stackers send) into one buffer as it arrives, anything else
+ * (chunked, or with a Content-Encoding) through express.raw().
+ */
 function readBody(parse: BodyParser, req: Request, res: Response, limit: number): Promise<Buffer> {
+  const length = Number(req.headers['content-length']);
+  const encoding = (req.headers['content-encoding'] ?? 'identity').trim().toLowerCase();
+  if (Number.isSafeInteger(length) && length > 0 && length <= limit && encoding === 'identity') {
+    return readSizedBody(req, length).catch((err: Error) => {
+      throw new BadRequestException(`could not read the request body: ${err.message}`);
+    });
+  }
   return new Promise((resolve, reject) => {
     parse(req, res, (err?: unknown) => {
       if (err === undefined || err === null) {

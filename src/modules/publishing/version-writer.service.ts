@@ -1,18 +1,23 @@
 import { Injectable, Logger } from '@nestjs/common';
+import sharp from 'sharp';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
-import { DeepLevels } from '../web-assets/deep-levels.service.js';
+import { DeepLevels, type EarlyDeepCut } from '../web-assets/deep-levels.service.js';
 import { RelayService } from '../relay/relay.service.js';
 import { PyramidBuilder, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
-import { WebAssetsService, WebFolderError, type SessionMetrics } from '../web-assets/web-assets.service.js';
+import { WebAssetsService, WebFolderError, type SessionMetrics, type StagedImage } from '../web-assets/web-assets.service.js';
 import { UndecodableImageError, type PreparedImage } from './publisher.js';
 
 /** An image with its pyramid cut out of sight, waiting for its turn in the web folder's queue. */
 export interface CutImage extends PreparedImage {
   pyramid: PreparedPyramid;
-  /** Its preview for the history, made alongside the pyramid; undefined with the history off. */
+  /** Its preview for the history, made from the pyramid's decode; undefined with the history off. */
   preview?: Promise<Buffer>;
+  /** web_image.jpg already on the disk under a temp name, renamed into place in its turn. */
+  staged: StagedImage;
+  /** Its deep levels, being cut since the pyramid's cut began (undefined: another cut ran then). */
+  deep?: EarlyDeepCut;
 }
 
 /**
@@ -46,14 +51,31 @@ export class VersionWriter {
    */
   async cut(image: PreparedImage | Promise<PreparedImage>): Promise<CutImage> {
     const prepared = await image;
-    const preview = this.history.preview(prepared.jpeg);
+    // web_image.jpg goes to the disk while the pyramid is cut: its turn only renames it.
+    const staging = this.assets.stageImage(prepared.jpeg);
+    staging.catch(() => undefined);
+    // The deep levels too, when no other cut runs (a header read: an undecodable one fails below).
+    const { width = 0, height = 0 } = await sharp(prepared.jpeg).metadata().catch(() => ({ width: 0, height: 0 }));
+    const deep = this.deepLevels.early(prepared.jpeg, width, height);
+    let pyramid: PreparedPyramid;
+    try {
+      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg));
+    } catch (err) {
+      deep?.settle(undefined);
+      await staging.then((staged) => staged.file.discard(), () => undefined);
+      const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
+      throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
+    }
+    // The history's preview from the pixels the home levels were cut from (one decode per publish).
+    const preview = this.history.preview(pyramid.takePixels() ?? prepared.jpeg);
     // Awaited (or dropped) in writeImage's turn.
     preview?.catch(() => undefined);
     try {
-      return { ...prepared, preview, pyramid: await this.assets.written(() => this.pyramids.prepare(prepared.jpeg)) };
+      return { ...prepared, preview, pyramid, staged: await staging, deep };
     } catch (err) {
-      const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
-      throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
+      deep?.settle(undefined);
+      await pyramid.discard().catch(() => undefined);
+      throw err;
     }
   }
 
@@ -84,18 +106,24 @@ export class VersionWriter {
         const about = JSON.stringify({ object, stackSize, at: new Date().toISOString() });
         const built = await this.assets.written(() => image.pyramid.commit(number, { [VERSION_INFO_FILE]: about }));
         this.logger.debug(`version ${number}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
-        await this.assets.writeImage(image.jpeg, image.metrics, number);
+        // The levels deeper than the home ones: those cut since the publish began, or from now on.
+        if (image.deep) {
+          image.deep.settle(number);
+        } else {
+          this.deepLevels.enqueue(number);
+        }
+        await this.assets.writeImage(image.jpeg, image.metrics, number, image.staged);
         await this.recordHistory(number, image.preview);
         this.announce();
-        // The levels deeper than the home ones, after new_image (nothing when there are none).
-        this.deepLevels.enqueue(number);
         if (relay) {
           const { stackSize: size, exposureSeconds, object: shownObject } = this.assets.session;
           this.relay.offer({ version: number, jpeg: image.jpeg, stackSize: size, exposureSeconds, object: shownObject });
         }
         return number;
       } catch (err) {
+        image.deep?.settle(undefined);
         await image.pyramid.discard().catch(() => undefined);
+        await image.staged.file.discard().catch(() => undefined);
         throw err;
       } finally {
         this.prune();

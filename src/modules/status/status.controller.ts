@@ -50,10 +50,10 @@ export class StatusController {
   @ApiOperation({ summary: 'State, advertised address, viewers and session metrics (paths, interfaces and warnings for control callers only)' })
   @ApiResponse({ status: 200, description: 'Running' })
   @ApiResponse({ status: 503, description: 'Starting, stopping or stopped (same body)' })
-  async status(@Req() req: Request): Promise<StatusBody | AnonymousStatusBody> {
+  status(@Req() req: Request): StatusBody | AnonymousStatusBody {
     const ad = this.lifecycle.advertised;
     const session = this.assets.session;
-    const storage = (await this.assets.storageProblem()) ?? 'ok';
+    const storage = this.assets.storageProblem() ?? 'ok';
     const body: StatusBody = {
       status: this.lifecycle.state,
       port: this.lifecycle.port,

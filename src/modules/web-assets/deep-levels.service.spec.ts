@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { DeepLevels } from './deep-levels.service.js';
+import { DeepLevels, EARLY_CUT_PIXELS } from './deep-levels.service.js';
 import { DEEP_PENDING_FILE, homeLevel, levelSize, PyramidBuilder, topLevel } from './pyramid.js';
 
 async function gradient(width: number, height: number, seed: number): Promise<Buffer> {
@@ -60,4 +61,57 @@ describe('DeepLevels', () => {
     expect(await moved(4)).toBeLessThan(await moved(3));
     expect((await readdir(join(folder.path, 'v'))).filter((name) => name.startsWith('.'))).toEqual([]);
   });
+
+  /** Every tile of `levels` under a version, by `<level>/<name>`. */
+  async function tiles(version: number, levels: number[]): Promise<Map<string, Buffer>> {
+    const found = new Map<string, Buffer>();
+    for (const level of levels) {
+      const dir = join(folder.path, 'v', String(version), 'image_files', String(level));
+      for (const name of await readdir(dir)) {
+        found.set(`${level}/${name}`, await readFile(join(dir, name)));
+      }
+    }
+    return found;
+  }
+
+  it.skipIf(availableParallelism() < 2)(
+    'an early cut (started with the publish, given its version once in place) moves in the same tiles as a queued cut; one at a time; a dropped one leaves nothing',
+    async () => {
+      const options = resolveImageServerOptions({ webFolder: folder.path });
+      const pyramids = new PyramidBuilder(options);
+      const deep = new DeepLevels(options, pyramids);
+      // 6000×4000 (EARLY_CUT_PIXELS): home levels 0-11 (1500×1000), deep 12 and 13.
+      const jpeg = await gradient(6000, 4000, 3);
+      expect(6000 * 4000).toBeGreaterThanOrEqual(EARLY_CUT_PIXELS);
+
+      const early = deep.early(jpeg, 6000, 4000);
+      expect(early).toBeDefined();
+      // Only one cut at a time: the next publish's waits for its turn.
+      expect(deep.early(jpeg, 6000, 4000)).toBeUndefined();
+      await (await pyramids.prepare(jpeg)).commit(1);
+      early!.settle(1);
+      await (await pyramids.prepare(jpeg)).commit(2);
+      deep.enqueue(2);
+      await deep.idle();
+
+      for (const version of [1, 2]) {
+        expect(existsSync(join(folder.path, 'v', String(version), DEEP_PENDING_FILE)), `version ${version}`).toBe(false);
+      }
+      const fromEarly = await tiles(1, [12, 13]);
+      const fromQueue = await tiles(2, [12, 13]);
+      expect(fromEarly.size).toBe(Math.ceil(6000 / 510) * Math.ceil(4000 / 510) + Math.ceil(3000 / 510) * Math.ceil(2000 / 510));
+      expect([...fromEarly.keys()].sort()).toEqual([...fromQueue.keys()].sort());
+      for (const [name, bytes] of fromEarly) {
+        expect(bytes.equals(fromQueue.get(name)!), name).toBe(true);
+      }
+
+      // A publish that failed: its early cut is dropped, nothing is left under v/.
+      const dropped = deep.early(jpeg, 6000, 4000);
+      expect(dropped).toBeDefined();
+      dropped!.settle(undefined);
+      await deep.idle();
+      expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['1', '2']);
+    },
+    60_000,
+  );
 });

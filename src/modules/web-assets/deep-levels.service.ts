@@ -1,17 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
-import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, levelSize, PyramidBuilder, topLevel, type DeepLevelsPending } from './pyramid.js';
+import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, homeLevel, levelSize, PyramidBuilder, topLevel, type DeepLevelsPending } from './pyramid.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
-
-/** A version's full image, decoded once for its deep levels and the tiles asked for meanwhile. */
-interface DecodedImage {
-  data: Buffer;
-  info: { width: number; height: number; channels: 1 | 2 | 3 | 4 };
-}
 
 /** One tile of a version, as named under `image_files/`. */
 export interface TileName {
@@ -23,29 +18,55 @@ export interface TileName {
 }
 
 /**
- * Cuts the levels of each version deeper than its home levels (see PyramidBuilder.prepare),
- * after `new_image`: one version at a time, the newest first, from the version's full image
- * with the same libvips settings as a full cut, so the tiles are the same bytes. A level
- * appears in one rename (or tile by tile, each linked in whole), and the version's
- * DEEP_PENDING_FILE goes last: after a kill, a restart finds it and cuts again.
+ * From this size on, a publish's deep levels are cut alongside its home levels rather than once
+ * its version is in place: their cut (about 1.2 s for 61 MP on 2 cores, streamed) would leave a
+ * phone zoomed in right after `new_image` waiting over a second. Below it the cut is short
+ * (about 0.25 s for 12 MP) and would only slow the home levels down, competing for the cores.
+ */
+export const EARLY_CUT_PIXELS = 24_000_000;
+
+/**
+ * Only with a core to spare (the process's CPU affinity: `taskset` counts): on one core the
+ * early cut takes its time from the home levels' (61 MP on one core: `new_image` in 893 ms
+ * with it, 782 ms for the build before it, which cut after `new_image`).
+ */
+const SPARE_CORE = availableParallelism() > 1;
+
+/**
+ * A deep cut started with the publish, before its version number is known: given the number
+ * once the version is in place ({@link settle}), or nothing when the publish failed.
+ */
+export interface EarlyDeepCut {
+  /** The version it is for (its levels are moved in once cut), or undefined: dropped. Call once. */
+  settle(version: number | undefined): void;
+}
+
+/**
+ * Cuts the levels of each version deeper than its home levels (see PyramidBuilder.prepare):
+ * one cut at a time, the newest version first, from the version's full image with the same
+ * libvips settings as a full cut (streamed: libvips holds a few strips, never the decoded
+ * image), so the tiles are the same bytes. When no cut runs, a publish's starts with its home
+ * levels ({@link early}); otherwise it waits its turn from the moment its pyramid is in place.
+ * A level appears in one rename, and the version's DEEP_PENDING_FILE goes last: after a kill,
+ * a restart finds it and cuts again. A deep tile asked for meanwhile waits for its version's cut.
  */
 @Injectable()
 export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(DeepLevels.name);
   private readonly root: string;
   private readonly queued = new Set<number>();
-  private current: number | undefined;
+  /** The version being cut, 'early' for a cut started before its version was known. */
+  private current: number | 'early' | undefined;
   private job: Promise<void> = Promise.resolve();
-  /** The decoded image of the version being cut, once decoded (tiles of its top level are cut from it). */
-  private decoded: { version: number; image: Promise<DecodedImage | undefined> } | undefined;
   /** Resolvers of those waiting for a version's job to end. */
   private readonly waiting = new Map<number, Array<() => void>>();
-  /** Resolvers of those waiting for the next job to start. */
-  private starting: Array<() => void> = [];
   private stopped = false;
+  /** Drops the early cut still waiting for its version (the service stops). */
+  private dropEarly: (() => void) | undefined;
 
   constructor(
-    @Inject(IMAGE_SERVER_OPTIONS) private readonly options: Pick<ImageServerOptions, 'webFolder' | 'tileSize' | 'tileOverlap' | 'tileFormat'>,
+    @Inject(IMAGE_SERVER_OPTIONS)
+    private readonly options: Pick<ImageServerOptions, 'webFolder' | 'tileSize' | 'tileOverlap' | 'tileFormat'> & Partial<Pick<ImageServerOptions, 'homeLevelSize'>>,
     private readonly pyramids: PyramidBuilder,
   ) {
     this.root = join(options.webFolder, VERSIONS_FOLDER);
@@ -64,6 +85,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   /** Lets the cut under way finish (its temp folder removed): no write into a web folder after shutdown. */
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    this.dropEarly?.();
     this.queued.clear();
     await this.job;
   }
@@ -79,6 +101,31 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     }
   }
 
+  /**
+   * Starts cutting the deep levels of `jpeg` at once, alongside its home levels, when it is a
+   * big image ({@link EARLY_CUT_PIXELS}) with deep levels, no other cut runs and a core is
+   * spare; undefined
+   * otherwise (then {@link enqueue} its version once in place). The caller must
+   * {@link EarlyDeepCut.settle} it.
+   */
+  early(jpeg: Buffer, width: number, height: number): EarlyDeepCut | undefined {
+    const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
+    if (!SPARE_CORE || this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
+      return undefined;
+    }
+    this.current = 'early';
+    let settle: (version: number | undefined) => void = () => undefined;
+    const settled = new Promise<number | undefined>((resolve) => {
+      settle = resolve;
+      this.dropEarly = () => resolve(undefined);
+    });
+    const temp = this.tempFolder();
+    const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg)).toFile(join(temp, 'image.dz')));
+    cutting.catch(() => undefined);
+    this.job = this.finishEarly(temp, cutting, settled).finally(() => this.next());
+    return { settle: (version) => settle(version) };
+  }
+
   /** Resolves once no job runs and none is queued (tests, shutdown). */
   async idle(): Promise<void> {
     while (this.current !== undefined) {
@@ -87,33 +134,17 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /**
-   * Makes a tile that is not on disk yet, when it belongs to a deep level still to be cut:
-   * a tile of the top level is cut from the decoded image (the same bytes as the full cut),
-   * any other waits for its level. True when the tile should now be on disk.
+   * A tile that is not on disk yet, when it belongs to a deep level still to be cut: its
+   * version's cut is started (or moved to the front) and awaited. True when the tile should
+   * now be on disk.
    */
   async provide(tile: TileName): Promise<boolean> {
     const pending = await this.pending(tile.version);
     if (this.stopped || !pending || !this.isDeepTile(tile, pending)) {
       return false;
     }
-    let over = false;
-    const ended = this.ended(tile.version).then(() => {
-      over = true;
-    });
+    const ended = this.ended(tile.version);
     this.enqueue(tile.version);
-    if (tile.level === topLevel(pending.width, pending.height)) {
-      while (!over) {
-        if (this.decoded?.version === tile.version) {
-          const image = await this.decoded.image;
-          if (image) {
-            await this.cutTile(tile, image);
-            return true;
-          }
-          break;
-        }
-        await Promise.race([ended, new Promise<void>((resolve) => this.starting.push(resolve))]);
-      }
-    }
     await ended;
     return true;
   }
@@ -142,38 +173,61 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     const version = Math.max(...this.queued);
     this.queued.delete(version);
     this.current = version;
-    const image = this.decode(version);
-    this.decoded = { version, image: image.catch(() => undefined) };
-    this.starting.splice(0).forEach((resolve) => resolve());
-    this.job = this.cut(version, image)
+    this.job = this.cut(version)
       .catch((err: Error) => this.logger.warn(`version ${version}: the deep levels could not be cut: ${err.message}`))
       .finally(() => {
-        this.decoded = undefined;
-        const resolvers = this.waiting.get(version) ?? [];
-        this.waiting.delete(version);
-        resolvers.forEach((resolve) => resolve());
+        this.release(version);
         this.next();
       });
   }
 
-  /** The deep levels of one version, cut into a temp folder then moved in; a pruned version is dropped. */
-  private async cut(version: number, image: Promise<DecodedImage | undefined>): Promise<void> {
-    const folder = join(this.root, String(version));
-    const pending = await this.pending(version);
-    const decoded = await image;
-    if (!pending || !decoded) {
+  /** Those waiting for `version`'s cut go on. */
+  private release(version: number | undefined): void {
+    if (version === undefined) {
       return;
     }
-    const { data, info } = decoded;
-    const temp = join(this.root, `.build-1-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const resolvers = this.waiting.get(version) ?? [];
+    this.waiting.delete(version);
+    resolvers.forEach((resolve) => resolve());
+  }
+
+  /** An early cut's end: its levels moved into the version it was given, or dropped; its temp folder removed. */
+  private async finishEarly(temp: string, cutting: Promise<unknown>, settled: Promise<number | undefined>): Promise<void> {
+    const version = await settled;
+    this.dropEarly = undefined;
     try {
-      await mkdir(temp);
-      await this.pyramids.encodeTiles(sharp(data, { raw: info })).toFile(join(temp, 'image.dz'));
-      for (let level = pending.home + 1; level <= topLevel(pending.width, pending.height); level++) {
-        await this.moveLevel(join(temp, 'image_files', String(level)), join(folder, 'image_files', String(level)));
+      if (version === undefined) {
+        // The publish failed (or the service stops): its cut is of no use.
+        await cutting.catch(() => undefined);
+        return;
       }
-      await unlink(join(folder, DEEP_PENDING_FILE));
-      this.logger.debug(`version ${version}: deep levels ${pending.home + 1}-${topLevel(pending.width, pending.height)} cut`);
+      this.current = version;
+      await cutting.then(
+        () => this.moveIn(version, temp),
+        (err: Error) => {
+          // Cut again from the version's own files, in the queue (where a real failure is logged).
+          this.logger.debug(`version ${version}: the early cut of the deep levels failed (${err.message}): cut again from image.jpg`);
+          this.queued.add(version);
+        },
+      );
+    } catch (err) {
+      this.logger.warn(`version ${version}: the deep levels could not be cut: ${(err as Error).message}`);
+    } finally {
+      await rm(temp, { recursive: true, force: true });
+      this.release(version);
+    }
+  }
+
+  /** The deep levels of one version, cut into a temp folder then moved in; a pruned version is dropped. */
+  private async cut(version: number): Promise<void> {
+    if (!(await this.pending(version))) {
+      return;
+    }
+    const temp = this.tempFolder();
+    try {
+      await this.makeTemp(temp);
+      await this.pyramids.encodeTiles(sharp(join(this.root, String(version), FULL_IMAGE_FILE))).toFile(join(temp, 'image.dz'));
+      await this.moveIn(version, temp);
     } catch (err) {
       // Pruned meanwhile: nothing to finish.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -184,7 +238,36 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     }
   }
 
-  /** A whole level in one rename; where tiles were cut on request already, the others linked in beside them. */
+  /** Moves the deep levels cut in `temp` into the version, then clears its DEEP_PENDING_FILE; a pruned version is left alone. */
+  private async moveIn(version: number, temp: string): Promise<void> {
+    const folder = join(this.root, String(version));
+    const pending = await this.pending(version);
+    if (!pending) {
+      return;
+    }
+    for (let level = pending.home + 1; level <= topLevel(pending.width, pending.height); level++) {
+      await this.moveLevel(join(temp, 'image_files', String(level)), join(folder, 'image_files', String(level)));
+    }
+    await unlink(join(folder, DEEP_PENDING_FILE));
+    this.logger.debug(`version ${version}: deep levels ${pending.home + 1}-${topLevel(pending.width, pending.height)} cut`);
+  }
+
+  /** Creates `temp` under `v/` (and `v/` itself, not the web folder: one removed is PyramidBuilder's to report). */
+  private async makeTemp(temp: string): Promise<void> {
+    await mkdir(this.root).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') {
+        throw err;
+      }
+    });
+    await mkdir(temp);
+  }
+
+  /** A temp folder name under `v/` that PyramidBuilder.prune removes once this process is gone. */
+  private tempFolder(): string {
+    return join(this.root, `.build-1-${process.pid}-${randomBytes(4).toString('hex')}`);
+  }
+
+  /** A whole level in one rename; where it is there already (a cut killed after moving it), what it lacks linked in beside. */
   private async moveLevel(from: string, to: string): Promise<void> {
     try {
       await rename(from, to);
@@ -201,45 +284,6 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
           throw err;
         }
       });
-    }
-  }
-
-  /** The version's full image, decoded; undefined when it has nothing pending. */
-  private async decode(version: number): Promise<DecodedImage | undefined> {
-    if (!(await this.pending(version))) {
-      return undefined;
-    }
-    const { data, info } = await sharp(join(this.root, String(version), FULL_IMAGE_FILE)).raw().toBuffer({ resolveWithObject: true });
-    return { data, info: { width: info.width, height: info.height, channels: info.channels } };
-  }
-
-  /** One top-level tile from the decoded image, written beside and linked in (never over a tile already there). */
-  private async cutTile({ version, level, col, row, ext }: TileName, image: DecodedImage): Promise<void> {
-    const { tileSize: size, tileOverlap: overlap } = this.options;
-    const left = Math.max(0, col * size - overlap);
-    const top = Math.max(0, row * size - overlap);
-    const right = Math.min(image.info.width, (col + 1) * size + overlap);
-    const bottom = Math.min(image.info.height, (row + 1) * size + overlap);
-    const region = { left, top, width: right - left, height: bottom - top };
-    const bytes = await this.pyramids.encodeTile(sharp(image.data, { raw: image.info }).extract(region)).toBuffer();
-    const dir = join(this.root, String(version), 'image_files', String(level));
-    const temp = join(dir, `.tile-${process.pid}-${randomBytes(4).toString('hex')}`);
-    try {
-      await mkdir(dir, { recursive: false }).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'EEXIST') {
-          throw err;
-        }
-      });
-      await writeFile(temp, bytes);
-      await link(temp, join(dir, `${col}_${row}.${ext}`));
-    } catch (err) {
-      // Already there (the job or another request), or the version pruned: the caller looks again.
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'EEXIST' && code !== 'ENOENT') {
-        throw err;
-      }
-    } finally {
-      await rm(temp, { force: true });
     }
   }
 

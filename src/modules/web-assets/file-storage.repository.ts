@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { copyFile, link, open, readdir, readFile, realpath, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { Stats } from 'node:fs';
+import { statSync, type Stats } from 'node:fs';
 import { makeFolder } from '../../common/make-folder.js';
 
 /**
@@ -26,10 +26,14 @@ export class FileStorage {
    * all of them as they were. `durable` (the default) flushes the files and the folder to the
    * disk first: files that START writes again anyway (the viewer's) pass false.
    */
-  async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string])[], { durable = true }: { durable?: boolean } = {}): Promise<void> {
-    const temps = files.map(([path]) => tempBeside(path));
+  async writeAllAtomic(files: readonly (readonly [path: string, data: Buffer | string | StagedFile])[], { durable = true }: { durable?: boolean } = {}): Promise<void> {
+    const temps = files.map(([path, data]) => (data instanceof StagedFile ? data.claim(path) : tempBeside(path)));
     try {
-      await Promise.all(files.map(([, data], i) => (durable ? writeDurably(temps[i], data) : writeFile(temps[i], data))));
+      await Promise.all(
+        files.map(([, data], i) =>
+          data instanceof StagedFile ? Promise.resolve() : durable ? writeDurably(temps[i], data) : writeFile(temps[i], data),
+        ),
+      );
       for (const [i, [path]] of files.entries()) {
         await this.rename(temps[i], path);
       }
@@ -41,6 +45,22 @@ export class FileStorage {
       await Promise.all(temps.map((temp) => rm(temp, { force: true })));
       throw err;
     }
+  }
+
+  /**
+   * Writes `data` durably to a temp file beside `path` ahead of time (while an image is still
+   * being cut), for a later {@link writeAllAtomic} to rename into place; {@link StagedFile.discard}
+   * removes it when the write does not happen. An interrupted process's are removed at START.
+   */
+  async stage(path: string, data: Buffer): Promise<StagedFile> {
+    const temp = tempBeside(path);
+    try {
+      await writeDurably(temp, data);
+    } catch (err) {
+      await rm(temp, { force: true });
+      throw err;
+    }
+    return new StagedFile(path, temp);
   }
 
   /**
@@ -118,10 +138,56 @@ export class FileStorage {
     return stat(path);
   }
 
+  /**
+   * Whether `path` exists, answered on the calling thread: one metadata lookup (microseconds)
+   * rather than a turn in libuv's pool, where libvips' cuts can keep an fs call waiting for
+   * half a second on a small computer (`UV_THREADPOOL_SIZE=2`). For what must answer during
+   * publishes (`/status`).
+   */
+  existsNow(path: string): boolean {
+    try {
+      return statSync(path, { throwIfNoEntry: false }) !== undefined;
+    } catch {
+      return false;
+    }
+  }
+
   /** Bytes an unprivileged process may still write on the filesystem of `path`. */
   async freeBytes(path: string): Promise<number> {
     const info = await statfs(path);
     return info.bavail * info.bsize;
+  }
+}
+
+/** A file written to its temp beside `path` by {@link FileStorage.stage}, not yet in place. */
+export class StagedFile {
+  private used = false;
+
+  constructor(
+    readonly path: string,
+    private readonly temp: string,
+  ) {}
+
+  /** False once a write took it or it was discarded. */
+  get available(): boolean {
+    return !this.used;
+  }
+
+  /** Its temp, for the one write that puts it at `path`. */
+  claim(path: string): string {
+    if (path !== this.path || this.used) {
+      throw new Error(`the file staged for ${this.path} cannot be written to ${path}${this.used ? ' (already used)' : ''}`);
+    }
+    this.used = true;
+    return this.temp;
+  }
+
+  /** Removes the temp unless a write used it (then that write renamed or removed it). */
+  async discard(): Promise<void> {
+    if (!this.used) {
+      this.used = true;
+      await rm(this.temp, { force: true });
+    }
   }
 }
 

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promise
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
-import sharp, { type Sharp } from 'sharp';
+import sharp, { type Raw, type Sharp } from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
@@ -36,6 +36,19 @@ export interface DeepLevelsPending {
   /** The deepest level cut before `new_image`; the levels above it up to {@link topLevel} follow. */
   home: number;
 }
+
+/** Decoded pixels (sharp's raw output and its shape). */
+export interface RawPixels {
+  data: Buffer;
+  raw: Raw;
+}
+
+/**
+ * The most pixels of the home levels' decode kept in memory for the caller (a preview): the
+ * default home size's are at most 2048² (12 MB in RGB); a larger `homeLevelSize` is cut
+ * streamed from the JPEG as before, without keeping them.
+ */
+const MAX_KEPT_PIXELS = 4096 * 4096;
 
 /** The deepest Deep Zoom level of an image (full resolution): libvips halves, rounding up, down to 1×1. */
 export function topLevel(width: number, height: number): number {
@@ -106,10 +119,18 @@ export class PyramidBuilder {
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
       const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
       let decoder = sharp(image, { failOn: 'warning' });
+      const reduced = levelSize(width, height, home);
       if (home < topLevel(width, height)) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
-        const reduced = levelSize(width, height, home);
         decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
+      }
+      let pixels: RawPixels | undefined;
+      if (Buffer.isBuffer(image) && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
+        // Decoded once, kept for the caller too (the history's preview): the same pixels as a
+        // streamed cut, so the same tiles.
+        const { data, info } = await decoder.raw().toBuffer({ resolveWithObject: true });
+        pixels = { data, raw: { width: info.width, height: info.height, channels: info.channels } };
+        decoder = sharp(data, { raw: pixels.raw });
       }
       const info = await this.encodeTiles(decoder).toFile(join(temp, 'image.dz'));
       // libvips' own metadata beside the tiles: never served, so not kept.
@@ -122,25 +143,19 @@ export class PyramidBuilder {
         await writeFile(join(temp, DEEP_PENDING_FILE), JSON.stringify(pending));
       }
       await full;
-      return new PreparedPyramid(temp, this.root, width, height, began);
+      return new PreparedPyramid(temp, this.root, width, height, began, pixels);
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
       throw err;
     }
   }
 
-  /** A decoded image with the tile encoder set: what `.tile()` or `.extract()` cuts from. */
+  /** A decoded image with the tile encoder set: what `.tile()` cuts from. */
   encodeTiles(decoder: Sharp): Sharp {
     const { tileQuality: quality, tileFormat, tileSize, tileOverlap } = this.options;
     // Huffman optimisation off: ~25 % less CPU per publish for a few % more bytes per tile.
     const encoded = tileFormat === 'webp' ? decoder.webp({ quality, effort: 0 }) : decoder.jpeg({ quality, mozjpeg: false, optimiseCoding: false });
     return encoded.tile({ layout: 'dz', size: tileSize, overlap: tileOverlap, container: 'fs' });
-  }
-
-  /** One tile's encoder, with the same settings as {@link encodeTiles}: the same bytes for the same pixels. */
-  encodeTile(decoder: Sharp): Sharp {
-    const { tileQuality: quality, tileFormat } = this.options;
-    return tileFormat === 'webp' ? decoder.webp({ quality, effort: 0 }) : decoder.jpeg({ quality, mozjpeg: false, optimiseCoding: false });
   }
 
   /**
@@ -202,7 +217,15 @@ export class PreparedPyramid {
     readonly width: number,
     readonly height: number,
     private readonly began: number,
+    private pixels?: RawPixels,
   ) {}
+
+  /** The pixels its home levels were cut from (undefined when not kept), handed over once. */
+  takePixels(): RawPixels | undefined {
+    const pixels = this.pixels;
+    this.pixels = undefined;
+    return pixels;
+  }
 
   /** Makes it `v/<version>/` in one rename, with `extra` files written in first: from now on it is served. */
   async commit(version: number, extra: Record<string, string | Buffer> = {}): Promise<BuiltPyramid> {
@@ -232,6 +255,7 @@ export class PreparedPyramid {
       throw new Error('this pyramid was already committed or discarded');
     }
     this.settled = true;
+    this.pixels = undefined;
   }
 }
 

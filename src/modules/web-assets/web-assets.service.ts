@@ -5,7 +5,7 @@ import { objectName, OBJECT_NAME_RULE, type ImageDetails } from '../../common/im
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { formatExposure } from './exposure-format.js';
-import { FileStorage } from './file-storage.repository.js';
+import { FileStorage, type StagedFile } from './file-storage.repository.js';
 import { waitingImage } from './generated-images.js';
 import { DZI_FILE, PyramidBuilder } from './pyramid.js';
 import { isVersionName, VersionStore, VERSIONS_FOLDER } from './version-store.js';
@@ -140,6 +140,12 @@ export class InvalidMetricsError extends Error {
   override name = 'InvalidMetricsError';
 }
 
+/** web_image.jpg written ahead of its turn by {@link WebAssetsService.stageImage}, with its digest. */
+export interface StagedImage {
+  file: StagedFile;
+  digest: string;
+}
+
 /**
  * Prepares the web folder at START (the viewer's files through {@link ViewerFilesService})
  * and owns the two files that change during a session, web_image.jpg and data.json. Every
@@ -206,16 +212,11 @@ export class WebAssetsService {
   }
 
   /** The web folder's state for /status: a write failure, or viewer files gone from disk. */
-  async storageProblem(): Promise<StorageProblem | undefined> {
+  storageProblem(): StorageProblem | undefined {
     if (this.problem !== undefined) {
       return this.problem;
     }
-    try {
-      await this.storage.stat(join(this.options.webFolder, 'index.html'));
-      return undefined;
-    } catch {
-      return 'missing';
-    }
+    return this.storage.existsNow(join(this.options.webFolder, 'index.html')) ? undefined : 'missing';
   }
 
   /**
@@ -423,11 +424,22 @@ export class WebAssetsService {
   }
 
   /**
+   * Writes `jpeg` as the next web_image.jpg ahead of its turn (durably, under a temp name the
+   * routes never serve), while its pyramid is cut: the turn itself only renames it. Give it to
+   * {@link writeImage}, or discard its file.
+   */
+  async stageImage(jpeg: Buffer): Promise<StagedImage> {
+    const digest = sha256(jpeg);
+    const file = await this.written(() => this.storage.stage(join(this.options.webFolder, IMAGE_FILE), jpeg));
+    return { file, digest };
+  }
+
+  /**
    * Writes a validated JPEG and checked metrics ({@link assertMetrics}) together (both temp
    * files first, then the renames, image first), as `version` (its pyramid already in
    * place). Call inside {@link exclusive}.
    */
-  async writeImage(jpeg: Buffer, metrics: SessionMetrics, version: number): Promise<void> {
+  async writeImage(jpeg: Buffer, metrics: SessionMetrics, version: number, staged?: StagedImage): Promise<void> {
     const at = new Date();
     const next: SessionState = {
       ...mergeMetrics(this.state, metrics),
@@ -437,20 +449,21 @@ export class WebAssetsService {
       object: metrics.object ?? null,
       details: metrics.details ?? {},
     };
-    const digest = sha256(jpeg);
+    const digest = staged?.digest ?? sha256(jpeg);
     const json = this.dataJson(next, digest);
     const web = this.options.webFolder;
     await this.written(async () => {
       // data.json is renamed last and names its image: START can tell a cut publish.
       await this.storage.keepAside(join(web, IMAGE_FILE), join(web, PREVIOUS_IMAGE_FILE));
       await this.storage.writeAllAtomic([
-        [join(web, IMAGE_FILE), jpeg],
+        // The staged file once; written again if a first try failed (the web folder removed meanwhile).
+        [join(web, IMAGE_FILE), staged?.file.available ? staged.file : jpeg],
         [join(web, DATA_FILE), json],
       ]);
     });
     // Memory follows the disk only once both files are in place.
     Object.assign(this.state, next);
-    this.setImage(jpeg, at);
+    this.setImage(jpeg, at, digest);
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, at));
   }
 
@@ -467,8 +480,8 @@ export class WebAssetsService {
     this.hot.set(DATA_FILE, this.served(Buffer.from(json), JSON_TYPE, new Date()));
   }
 
-  private setImage(body: Buffer, lastModified: Date): void {
-    this.imageDigest = sha256(body);
+  private setImage(body: Buffer, lastModified: Date, digest = sha256(body)): void {
+    this.imageDigest = digest;
     this.hot.set(IMAGE_FILE, this.served(body, JPEG_TYPE, lastModified));
   }
 

@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { IncompleteBodyError, readSizedBody } from './sized-body.js';
+
+describe('readSizedBody', () => {
+  let server: Server | undefined;
+
+  afterEach(async () => {
+    await new Promise((resolve) => server?.close(resolve));
+  });
+
+  /** A real server whose first request's body is read with readSizedBody; resolves with its outcome. */
+  async function serve(): Promise<{ port: number; outcome: Promise<Buffer> }> {
+    let settle: (p: Promise<Buffer>) => void = () => undefined;
+    const outcome = new Promise<Promise<Buffer>>((resolve) => (settle = resolve));
+    server = createServer((req: IncomingMessage, res) => {
+      const reading = readSizedBody(req, Number(req.headers['content-length']));
+      settle(reading);
+      reading.then(
+        () => res.end('ok'),
+        () => res.destroy(),
+      );
+    });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    return { port: (server.address() as AddressInfo).port, outcome: outcome.then((p) => p) };
+  }
+
+  function send(port: number, head: string, body: Buffer, close: boolean): void {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.write(head);
+      socket.write(body);
+      if (close) {
+        setTimeout(() => socket.destroy(), 100);
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('data', () => socket.end());
+  }
+
+  it('gives the whole body, byte for byte, in one buffer of its Content-Length (2 MB in many chunks)', async () => {
+    const { port, outcome } = await serve();
+    const body = randomBytes(2 * 1024 * 1024 + 17);
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`, body, false);
+    const read = await outcome;
+    expect(read.length).toBe(body.length);
+    expect(read.equals(body)).toBe(true);
+  });
+
+  it('rejects a body cut off before its Content-Length, saying how much came', async () => {
+    const { port, outcome } = await serve();
+    const body = randomBytes(100_000);
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`, body.subarray(0, 40_000), true);
+    const error = await outcome.then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(IncompleteBodyError);
+    expect((error as Error).message).toMatch(/aborted after 40000 of 100000 bytes$/);
+  });
+});
