@@ -2,7 +2,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'work/**', 'test-output/**', 'bench/results/**', 'bench/.build/**', 'src/modules/web-assets/viewer/**', '**/*.mjs', '**/*.mts', '**/*.js', '**/*.cjs', '.exp-*/**', '.docs-snippet-*/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'work/**', 'test-output/**', 'bench/results/**', 'bench/.build/**', 'bench/.build-baseline/**', 'src/modules/web-assets/viewer/**', '**/*.mjs', '**/*.mts', '**/*.js', '**/*.cjs', '.exp-*/**', '.docs-snippet-*/**'] },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
