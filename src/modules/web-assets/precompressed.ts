@@ -42,11 +42,52 @@ export function compressibleType(name: string): string | undefined {
   return dot === -1 ? undefined : COMPRESSIBLE[name.slice(dot)];
 }
 
+/** Compressed forms by content (type and SHA-256), least recently used first; see {@link compressAsset}. */
+const byContent = new Map<string, { asset: Promise<CompressedAsset>; bytes: number }>();
+let byContentBytes = 0;
+/** Memory for {@link byContent}: the viewer's files take about 0.5 MB in all three forms. */
+const MAX_SHARED_BYTES = 16 * 1024 * 1024;
+
 /**
  * Compresses a text file with brotli and gzip. Brotli quality 9 (not 11): about the same
  * size on these files for a fraction of the CPU, which matters on a Raspberry Pi's START.
+ * The same bytes are compressed once per process: every scope's app serves main's viewer
+ * files (about 0.6 s of brotli and gzip here for each app otherwise).
  */
 export async function compressAsset(body: Buffer, contentType: string): Promise<CompressedAsset> {
+  const hash = createHash('sha256').update(body).digest();
+  const key = `${contentType} ${hash.toString('hex')}`;
+  const known = byContent.get(key);
+  if (known) {
+    byContent.delete(key);
+    byContent.set(key, known);
+    return known.asset;
+  }
+  const entry = { asset: compress(body, contentType, hash), bytes: 0 };
+  byContent.set(key, entry);
+  try {
+    const asset = await entry.asset;
+    if (byContent.get(key) === entry) {
+      entry.bytes = asset.identity.length + asset.br.length + asset.gzip.length;
+      byContentBytes += entry.bytes;
+      for (const [name, other] of byContent) {
+        if (byContentBytes <= MAX_SHARED_BYTES) {
+          break;
+        }
+        byContentBytes -= other.bytes;
+        byContent.delete(name);
+      }
+    }
+    return asset;
+  } catch (err) {
+    if (byContent.get(key) === entry) {
+      byContent.delete(key);
+    }
+    throw err;
+  }
+}
+
+async function compress(body: Buffer, contentType: string, hash: Buffer): Promise<CompressedAsset> {
   const [br, gz] = await Promise.all([
     brotli(body, {
       params: {
@@ -57,7 +98,6 @@ export async function compressAsset(body: Buffer, contentType: string): Promise<
     }),
     gzipAsync(body, { level: 9 }),
   ]);
-  const hash = createHash('sha256').update(body).digest();
   const etag = `"${hash.toString('base64url').slice(0, 22)}"`;
   return { contentType, digest: hash.toString('hex'), etag, identity: body, br, gzip: gz };
 }
