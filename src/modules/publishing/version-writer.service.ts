@@ -1,5 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import sharp from 'sharp';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
 import { DeepLevels, type EarlyDeepCut } from '../web-assets/deep-levels.service.js';
@@ -54,12 +53,15 @@ export class VersionWriter {
     // web_image.jpg goes to the disk while the pyramid is cut: its turn only renames it.
     const staging = this.assets.stageImage(prepared.jpeg);
     staging.catch(() => undefined);
-    // The deep levels too, when no other cut runs (a header read: an undecodable one fails below).
-    const { width = 0, height = 0 } = await sharp(prepared.jpeg).metadata().catch(() => ({ width: 0, height: 0 }));
-    const deep = this.deepLevels.early(prepared.jpeg, width, height);
+    // The deep levels too, once the header gives the size, when no other cut runs (taken once:
+    // written() may call prepare again).
+    let deep: EarlyDeepCut | undefined;
+    const measured = (width: number, height: number): void => {
+      deep ??= this.deepLevels.early(prepared.jpeg, width, height);
+    };
     let pyramid: PreparedPyramid;
     try {
-      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg));
+      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg, { measured }));
     } catch (err) {
       deep?.settle(undefined);
       await staging.then((staged) => staged.file.discard(), () => undefined);
