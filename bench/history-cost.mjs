@@ -1,33 +1,17 @@
 // What the night's history costs a publish: PUT -> 200 of 12 MP JPEGs with HISTORY_BUDGET_MB=0
 // and with the default 512, alternating, against the built service (dist/main.js, PORT=0).
 // Usage: npm run build && node bench/history-cost.mjs [--publishes 12]
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { makeAstroJpeg } from './lib/astro.mjs';
+import { startOnFreePort } from './lib/proc.mjs';
 import { median } from './lib/stats.mjs';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const publishes = Number(process.argv[process.argv.indexOf('--publishes') + 1]) || 12;
 
-async function start(budget) {
-  const work = await mkdtemp(join(tmpdir(), 'stackcast-history-cost-'));
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, PORT: '0', WORK_FOLDER: work, HISTORY_BUDGET_MB: budget, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const port = /listening on \S*:(\d+)\)/.exec(out)?.[1];
-    if (port) {
-      return { port: Number(port), child, work };
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      throw new Error(`the service did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function start(budget) {
+  return startOnFreePort(MAIN, { HISTORY_BUDGET_MB: budget }, 'stackcast-history-cost');
 }
 
 const images = [];

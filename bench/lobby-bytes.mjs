@@ -9,35 +9,19 @@
 // list) as the network carried it (compressed bodies plus headers). Then the same phone on one
 // scope's viewer, idle at home zoom, gets one new version: every byte from the publish until
 // the new image is on screen (the ws message, data.json, the DZI, the tiles).
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { makeAstroJpeg } from './lib/astro.mjs';
+import { startOnFreePort } from './lib/proc.mjs';
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 const arg = (name, fallback) => (process.argv.includes(name) ? Number(process.argv[process.argv.indexOf(name) + 1]) : fallback);
 const SCOPES = arg('--scopes', 4);
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 3, isMobile: true, hasTouch: true };
 
-async function start() {
-  const work = await mkdtemp(join(tmpdir(), 'stackcast-lobby-bytes-'));
-  const child = spawn(process.execPath, [MAIN], { env: { PATH: process.env.PATH, PORT: '0', HOST: '127.0.0.1', WORK_FOLDER: work, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout.on('data', (d) => (out += d));
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const port = /listening on \S*:(\d+)\)/.exec(out)?.[1];
-    if (port) {
-      return { base: `http://127.0.0.1:${port}`, child, work };
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      throw new Error(`the service did not start:\n${out}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+function start() {
+  return startOnFreePort(MAIN, { HOST: '127.0.0.1' }, 'stackcast-lobby-bytes');
 }
 
 async function publish(base, id, jpeg, stackSize) {

@@ -2,6 +2,9 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /** Open-files limit asked for every child: the hard limit, whatever it is. */
 export function hardFileLimit() {
@@ -266,3 +269,26 @@ export const BENCH_LIMITS_ENV = {
  * to one core, two libuv threads, one libvips thread per image (`--pi` in the benches).
  */
 export const PI_PROFILE = { prefix: ['taskset', '-c', '0'], env: { UV_THREADPOOL_SIZE: '2', SHARP_CONCURRENCY: '1' } };
+
+/**
+ * Starts a built service (`main`: its dist/main.js) on a port it picks itself (PORT=0), with
+ * a fresh work folder under the system's temp and `env` added; resolves once its log names the
+ * port. The caller stops `child` and removes `work`.
+ */
+export async function startOnFreePort(main, env = {}, label = 'stackcast') {
+  const work = await mkdtemp(join(tmpdir(), `${label}-`));
+  const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH, PORT: '0', WORK_FOLDER: work, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const port = /listening on \S*:(\d+)\)/.exec(out)?.[1];
+    if (port) {
+      return { port: Number(port), base: `http://127.0.0.1:${port}`, child, work };
+    }
+    if (Date.now() > deadline || child.exitCode !== null) {
+      throw new Error(`the service did not start:\n${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
