@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
-import { guarded } from '../common/guarded.js';
+import { SocketHeartbeat } from '../common/socket-heartbeat.js';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../config/image-server-options.js';
 import { MetricsService } from '../modules/metrics/metrics.service.js';
 import type { ServerMessage } from './server-message.js';
@@ -25,15 +25,11 @@ export interface BroadcastResult {
 @Injectable()
 export class BroadcastService implements OnApplicationShutdown {
   private readonly logger = new Logger(BroadcastService.name);
-  /** Each open client, and whether it answered the last heartbeat ping. */
-  private readonly clients = new Map<WebSocket, boolean>();
+  /** Each open client, pinged by one heartbeat; one that stops answering is dropped. */
+  private readonly clients: SocketHeartbeat;
   private readonly emptyWaiters = new Set<() => void>();
-  private heartbeat: NodeJS.Timeout | undefined;
   /** Closed from the disconnect of a STOP until the next START. */
   private gateOpen = true;
-  // One pong listener for every client rather than a closure per connection (thousands
-  // of phones): an EventEmitter calls a listener with `this` = the socket.
-  private readonly onPong: (this: WebSocket) => void;
   private readonly watchers = new Set<() => void>();
 
   constructor(
@@ -41,12 +37,12 @@ export class BroadcastService implements OnApplicationShutdown {
     private readonly metrics: MetricsService,
   ) {
     metrics.gauge('stackcast_viewers_connected', 'Viewers connected to /ws on this process', () => this.clients.size);
-    const clients = this.clients;
-    this.onPong = function (this: WebSocket) {
-      if (clients.has(this)) {
-        clients.set(this, true);
+    this.clients = new SocketHeartbeat(options.heartbeatIntervalMs, this.logger, (client, why) => {
+      this.remove(client);
+      if (why === 'silent') {
+        this.metrics.recordDropped();
       }
-    };
+    });
   }
 
   get count(): number {
@@ -69,9 +65,7 @@ export class BroadcastService implements OnApplicationShutdown {
   }
 
   add(client: WebSocket): void {
-    this.clients.set(client, true);
-    client.on('pong', this.onPong);
-    this.ensureHeartbeat();
+    this.clients.add(client);
     this.changed();
   }
 
@@ -173,7 +167,7 @@ export class BroadcastService implements OnApplicationShutdown {
 
   /** After the STOP of a shutdown and the close of every socket. */
   onApplicationShutdown(): void {
-    this.stopHeartbeat();
+    this.clients.stop();
   }
 
   /** One isolated send: a client over the backlog bound, or whose send throws, is terminated. */
@@ -194,43 +188,6 @@ export class BroadcastService implements OnApplicationShutdown {
       this.logger.debug(`send failed: ${(err as Error).message}`);
       client.terminate();
       return 'dropped';
-    }
-  }
-
-  private stopHeartbeat(): void {
-    if (this.heartbeat) {
-      clearInterval(this.heartbeat);
-      this.heartbeat = undefined;
-    }
-  }
-
-  private ensureHeartbeat(): void {
-    if (this.heartbeat || this.options.heartbeatIntervalMs <= 0) {
-      return;
-    }
-    // One timer for all clients (ws README, "How to detect and close broken connections").
-    this.heartbeat = setInterval(guarded(this.logger, 'the heartbeat failed', () => this.beat()), this.options.heartbeatIntervalMs);
-    this.heartbeat.unref();
-  }
-
-  private beat(): void {
-    for (const [client, alive] of this.clients) {
-      if (!alive) {
-        client.terminate();
-        this.remove(client);
-        this.metrics.recordDropped();
-        continue;
-      }
-      this.clients.set(client, false);
-      try {
-        client.ping();
-      } catch {
-        client.terminate();
-        this.remove(client);
-      }
-    }
-    if (this.clients.size === 0) {
-      this.stopHeartbeat();
     }
   }
 }

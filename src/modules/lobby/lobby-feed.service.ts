@@ -1,6 +1,7 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import { performance } from 'node:perf_hooks';
 import { WebSocket } from 'ws';
+import { SocketHeartbeat } from '../../common/socket-heartbeat.js';
 import { ViewerGate } from '../../shared/viewer-gate/viewer-gate.js';
 import { ScopesService } from '../scopes/scopes.service.js';
 
@@ -24,27 +25,18 @@ const SEND_OPTIONS = { binary: false, compress: false } as const;
 @Injectable()
 export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger(LobbyFeed.name);
-  /** Each open socket, and whether it answered the last ping. */
-  private readonly clients = new Map<WebSocket, boolean>();
+  /** Each open socket; one that stops answering pings is terminated (its close removes it). */
+  private readonly clients = new SocketHeartbeat(HEARTBEAT_MS, this.logger, () => undefined);
   private lastSent = '';
   private tick: NodeJS.Timeout | undefined;
-  private heartbeat: NodeJS.Timeout | undefined;
   private comparing = false;
   private lastCompared = 0;
   private unwatch: (() => void) | undefined;
-  private readonly onPong: (this: WebSocket) => void;
 
   constructor(
     private readonly scopes: ScopesService,
     private readonly gate: ViewerGate,
-  ) {
-    const clients = this.clients;
-    this.onPong = function (this: WebSocket) {
-      if (clients.has(this)) {
-        clients.set(this, true);
-      }
-    };
-  }
+  ) {}
 
   get count(): number {
     return this.clients.size;
@@ -52,8 +44,7 @@ export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
 
   /** A new socket: the list now, then its changes. */
   add(client: WebSocket): void {
-    this.clients.set(client, true);
-    client.on('pong', this.onPong);
+    this.clients.add(client);
     this.start();
     void this.compare(client);
   }
@@ -91,16 +82,13 @@ export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
         void this.compare();
       }
     }, LOBBY_INTERVAL_MS);
-    this.heartbeat = setInterval(() => this.ping(), HEARTBEAT_MS);
     this.tick.unref();
-    this.heartbeat.unref();
   }
 
   private stop(): void {
     clearInterval(this.tick);
-    clearInterval(this.heartbeat);
     this.tick = undefined;
-    this.heartbeat = undefined;
+    this.clients.stop();
   }
 
   /** Sends the list to every socket when it changed, else to `joined` alone (a new socket) if given. */
@@ -147,21 +135,5 @@ export class LobbyFeed implements OnModuleInit, OnApplicationShutdown {
         client.terminate();
       }
     });
-  }
-
-  /** ws README, "How to detect and close broken connections?". */
-  private ping(): void {
-    for (const [client, alive] of this.clients) {
-      if (!alive) {
-        client.terminate();
-        continue;
-      }
-      this.clients.set(client, false);
-      try {
-        client.ping();
-      } catch {
-        client.terminate();
-      }
-    }
   }
 }
