@@ -97,11 +97,11 @@ export class PixelWorkers implements OnApplicationShutdown {
   }
 }
 
-/** `dist/`: the compiled worker beside this file. Sources under vitest: a bootstrap that loads TypeScript first. */
+/** `dist/`: the compiled worker beside this file. From the sources (vitest): scripts/ts-worker.mjs, which loads TypeScript first. */
 function workerEntry(): { url: URL; workerData?: { entry: string } } {
   const self = import.meta.url;
   if (self.endsWith('.ts')) {
-    return { url: new URL('../../../test/helpers/ts-worker.mjs', self), workerData: { entry: new URL('./pixel.worker.ts', self).href } };
+    return { url: new URL('../../../scripts/ts-worker.mjs', self), workerData: { entry: new URL('./pixel.worker.ts', self).href } };
   }
   return { url: new URL('./pixel.worker.js', self) };
 }
