@@ -435,3 +435,26 @@ export function makeNoiseJpeg(width: number, height: number, colour: Colour, see
   }
   return sharp(raw, { raw: { width, height, channels: 3 } }).jpeg({ quality: 92 }).toBuffer();
 }
+
+/** What the page shows from image pixel (`x`, `y`) on, a `size` × `size` square of the screen, as raw RGB. */
+export async function shownAt(page: Page, x: number, y: number, size = 200): Promise<Buffer> {
+  const origin = await page.evaluate(
+    ([px, py]) => {
+      const v = window.stackcast.viewer as unknown as { viewport: { imageToViewerElementCoordinates(p: unknown): { x: number; y: number } } };
+      return v.viewport.imageToViewerElementCoordinates(new window.OpenSeadragon.Point(px, py));
+    },
+    [x, y],
+  );
+  const png = await page.screenshot({ clip: { x: Math.round(origin.x), y: Math.round(origin.y), width: size, height: size } });
+  return sharp(png).removeAlpha().raw().toBuffer();
+}
+
+/** The `size` × `size` square of `image` from (`left`, `top`), as raw RGB: what {@link shownAt} should match. */
+export function sourceAt(image: Buffer, left: number, top: number, size = 200): Promise<Buffer> {
+  return sharp(image).extract({ left, top, width: size, height: size }).raw().toBuffer();
+}
+
+/** Mean absolute difference of two raw buffers of the same length, per sample. */
+export function meanAbsoluteError(a: Buffer, b: Buffer): number {
+  return a.reduce((n, v, i) => n + Math.abs(v - b[i]), 0) / a.length;
+}

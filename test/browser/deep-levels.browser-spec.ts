@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { makeJpeg, type Colour } from '../helpers/images.js';
-import { close, openViewer, recordedFrames, recordFrames, screenshot, sharedServerAndBrowser } from './browser.js';
+import { close, meanAbsoluteError, openViewer, recordedFrames, recordFrames, screenshot, sharedServerAndBrowser, shownAt, sourceAt } from './browser.js';
 
 const DESKTOP = { width: 1280, height: 800 };
 const WIDTH = 4000;
@@ -87,14 +87,9 @@ describe('a viewer zoomed in before the deep level of a new version exists (Chro
     expect(close(frames.at(-1)!, next, 6)).toBe(true);
 
     // The settled view is the new image's exact pixels there, far closer than a 7-pixel shift.
-    const origin = await page.evaluate(() => {
-      const v = window.stackcast.viewer as unknown as { viewport: { imageToViewerElementCoordinates(p: unknown): { x: number; y: number } } };
-      return v.viewport.imageToViewerElementCoordinates(new window.OpenSeadragon.Point(1900, 1400));
-    });
-    const png = await page.screenshot({ clip: { x: Math.round(origin.x), y: Math.round(origin.y), width: 200, height: 200 } });
-    const shown = await sharp(png).removeAlpha().raw().toBuffer();
-    const crop = (left: number, top: number): Promise<Buffer> => sharp(detail).extract({ left, top, width: 200, height: 200 }).raw().toBuffer();
-    const mae = (a: Buffer, b: Buffer): number => a.reduce((n, v, i) => n + Math.abs(v - b[i]), 0) / a.length;
+    const shown = await shownAt(page, 1900, 1400);
+    const crop = (left: number, top: number): Promise<Buffer> => sourceAt(detail, left, top);
+    const mae = meanAbsoluteError;
     const right = mae(shown, await crop(1900, 1400));
     await screenshot(page, 'deep-levels-one-to-one');
     expect(right).toBeLessThan(12);

@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { makeAstroJpeg } from '../../bench/lib/astro.mjs';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
-import { hook, launchBrowser, openViewer, screenshot, type OpenedPage } from './browser.js';
+import { hook, launchBrowser, meanAbsoluteError, openViewer, screenshot, shownAt, sourceAt, type OpenedPage } from './browser.js';
 
 const PHONE = { width: 390, height: 844 };
 const PHONE_OPTIONS = { deviceScaleFactor: 3, isMobile: true, hasTouch: true };
@@ -192,16 +192,9 @@ describe('the viewer opens versions (Deep Zoom tiles), in Chromium', () => {
       return item?.getFullyLoaded() === true;
     });
     // Where image pixel (1900, 1400) is on screen, then a 200 x 200 crop there.
-    const origin = await page.evaluate(() => {
-      const v = window.stackcast.viewer as unknown as {
-        viewport: { imageToViewerElementCoordinates(p: unknown): { x: number; y: number } };
-      };
-      return v.viewport.imageToViewerElementCoordinates(new window.OpenSeadragon.Point(1900, 1400));
-    });
-    const png = await page.screenshot({ clip: { x: Math.round(origin.x), y: Math.round(origin.y), width: 200, height: 200 } });
-    const shown = await sharp(png).removeAlpha().raw().toBuffer();
-    const crop = (left: number, top: number): Promise<Buffer> => sharp(detail).extract({ left, top, width: 200, height: 200 }).raw().toBuffer();
-    const mae = (a: Buffer, b: Buffer): number => a.reduce((n, v, i) => n + Math.abs(v - b[i]), 0) / a.length;
+    const shown = await shownAt(page, 1900, 1400);
+    const crop = (left: number, top: number): Promise<Buffer> => sourceAt(detail, left, top);
+    const mae = meanAbsoluteError;
     const right = mae(shown, await crop(1900, 1400));
     // The same comparison against a region 7 pixels off, and against the home level blown up:
     // the canvas matches the exact source pixels, far better than either.
