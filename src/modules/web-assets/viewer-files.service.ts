@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { createHash } from 'node:crypto';
+import { sha256 } from '../../common/digest.js';
 import { readdir } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -148,10 +148,6 @@ function isStackcasts(relative: string, onDisk: Buffer, digest: string | undefin
     return manifest.files[relative] === digest;
   }
   return relative !== 'index.html' || onDisk.includes('<script src="viewer.js">');
-}
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 /** Folder of OpenSeadragon's build in the installed npm package (never a copy in this repo). */

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Logger } from '@nestjs/common';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { sha256 } from '../../common/digest.js';
 import { objectName, OBJECT_NAME_RULE, type ImageDetails } from '../../common/image-details.js';
 import { SerialQueue } from '../../common/serial-queue.js';
 import { IMAGE_SERVER_OPTIONS, RESUME_MAX_AGE_MS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -544,10 +545,6 @@ function carriedKeys(data: Record<string, unknown>, onDropped: (keys: string[]) 
 /** A JPEG starts with SOI and a marker. */
 function isJpeg(data: Buffer): boolean {
   return data.length > 3 && data[0] === 0xff && data[1] === 0xd8 && data[2] === 0xff;
-}
-
-function sha256(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
 }
 
 /** EXPO back to seconds ("26:03:04" -> 93784), or undefined when it is not H:MM:SS. */
