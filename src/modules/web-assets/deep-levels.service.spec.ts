@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { DeepLevels, EARLY_CUT_PIXELS } from './deep-levels.service.js';
+import { DeepLevels, EARLY_CUT_PIXELS, isWholeTile } from './deep-levels.service.js';
 import { DEEP_PENDING_FILE, homeLevel, levelSize, PyramidBuilder, topLevel } from './pyramid.js';
 
 async function gradient(width: number, height: number, seed: number): Promise<Buffer> {
@@ -114,4 +114,46 @@ describe('DeepLevels', () => {
     },
     60_000,
   );
+
+  it('a deep tile asked for while its cut runs is served from the cut once written whole, before the cut ends: the bytes then moved in', async () => {
+    const options = resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 300 });
+    const pyramids = new PyramidBuilder(options);
+    const deep = new DeepLevels(options, pyramids);
+    await (await pyramids.prepare(await gradient(6000, 4000, 5))).commit(1);
+    const top = topLevel(6000, 4000);
+    const pendingFile = join(folder.path, 'v', '1', DEEP_PENDING_FILE);
+
+    // The first row of the deepest level is written long before the last.
+    const place = await deep.provide({ version: 1, level: top, col: 0, row: 0, ext: 'jpeg' });
+    const servedWhile = existsSync(pendingFile);
+    expect(place).toMatch(new RegExp(`^\\.build-1-[^/]+/image_files/${top}/0_0\\.jpeg$`));
+    const served = await readFile(join(folder.path, 'v', place!));
+    expect(servedWhile).toBe(true);
+    await deep.idle();
+
+    expect(existsSync(pendingFile)).toBe(false);
+    expect(served.equals(await readFile(join(folder.path, 'v', '1', 'image_files', String(top), '0_0.jpeg')))).toBe(true);
+    // Once cut, the version's own file; a home tile or one outside the level is none of its business.
+    expect(await deep.provide({ version: 1, level: top, col: 1, row: 1, ext: 'jpeg' })).toBeUndefined();
+  }, 60_000);
+
+  it('isWholeTile: a JPEG or WebP tile is whole, no part of it is', async () => {
+    for (const ext of ['jpeg', 'webp'] as const) {
+      const options = resolveImageServerOptions({ webFolder: join(folder.path, ext), tileFormat: ext });
+      await mkdir(options.webFolder);
+      await new PyramidBuilder(options).build(1, await gradient(1200, 900, 2));
+      const tile = await readFile(join(folder.path, ext, 'v', '1', 'image_files', String(topLevel(1200, 900)), '0_0.' + ext));
+      expect(tile.length).toBeGreaterThan(5000);
+      const path = join(folder.path, `tile.${ext}`);
+      await writeFile(path, tile);
+      expect(await isWholeTile(path, ext), ext).toBe(true);
+      // Every cut in the headers, then one in 37 through the rest, and the last bytes.
+      const cuts = [...Array.from({ length: 1024 }, (_, i) => i), ...Array.from({ length: Math.floor(tile.length / 37) }, (_, i) => 1024 + i * 37), tile.length - 2, tile.length - 1];
+      for (const length of cuts.filter((n) => n < tile.length)) {
+        await writeFile(path, tile.subarray(0, length));
+        expect(await isWholeTile(path, ext), `${ext} cut at ${length} of ${tile.length}`).toBe(false);
+      }
+    }
+    expect(await isWholeTile(join(folder.path, 'missing.jpeg'), 'jpeg')).toBe(false);
+  }, 60_000);
 });

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
@@ -32,6 +32,9 @@ export const EARLY_CUT_PIXELS = 24_000_000;
  */
 const SPARE_CORE = availableParallelism() > 1;
 
+/** How often the tiles asked for during a cut are looked for in it (one check for all who wait). */
+const TILE_CHECK_MS = 20;
+
 /**
  * A deep cut started with the publish, before its version number is known: given the number
  * once the version is in place ({@link settle}), or nothing when the publish failed.
@@ -48,7 +51,9 @@ export interface EarlyDeepCut {
  * image), so the tiles are the same bytes. When no cut runs, a publish's starts with its home
  * levels ({@link early}); otherwise it waits its turn from the moment its pyramid is in place.
  * A level appears in one rename, and the version's DEEP_PENDING_FILE goes last: after a kill,
- * a restart finds it and cuts again. A deep tile asked for meanwhile waits for its version's cut.
+ * a restart finds it and cuts again. A deep tile asked for meanwhile is served from the cut's
+ * folder as soon as libvips has written it whole ({@link isWholeTile}: the same file, renamed
+ * in later, so the same bytes and ETag), or once its version's cut ends.
  */
 @Injectable()
 export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -57,6 +62,13 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   private readonly queued = new Set<number>();
   /** The version being cut, 'early' for a cut started before its version was known. */
   private current: number | 'early' | undefined;
+  /** The folder (under `v/`) the cut under way writes its tiles into. */
+  private currentTemp: string | undefined;
+  /** Tiles asked for while their version's deep levels are cut (by path under `v/`), with who waits for each. */
+  private readonly asked = new Map<string, { version: number; name: string; waiters: Set<(path: string) => void> }>();
+  private checking: NodeJS.Timeout | undefined;
+  /** A look at the tiles asked for is under way (the next tick skips). */
+  private checkingNow = false;
   private job: Promise<void> = Promise.resolve();
   /** Resolvers of those waiting for a version's job to end. */
   private readonly waiting = new Map<number, Array<() => void>>();
@@ -120,6 +132,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
       this.dropEarly = () => resolve(undefined);
     });
     const temp = this.tempFolder();
+    this.currentTemp = basename(temp);
     const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg)).toFile(join(temp, 'image.dz')));
     cutting.catch(() => undefined);
     this.job = this.finishEarly(temp, cutting, settled).finally(() => this.next());
@@ -135,18 +148,68 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
 
   /**
    * A tile that is not on disk yet, when it belongs to a deep level still to be cut: its
-   * version's cut is started (or moved to the front) and awaited. True when the tile should
-   * now be on disk.
+   * version's cut is started (or moved to the front), and the tile awaited. Resolves with where
+   * it is now, a path under `v/`: in the cut's folder once written whole there, else in the
+   * version's own once the cut ended; undefined when it is no deep tile still to come.
    */
-  async provide(tile: TileName): Promise<boolean> {
+  async provide(tile: TileName): Promise<string | undefined> {
     const pending = await this.pending(tile.version);
     if (this.stopped || !pending || !this.isDeepTile(tile, pending)) {
-      return false;
+      return undefined;
     }
+    const name = join('image_files', String(tile.level), `${tile.col}_${tile.row}.${tile.ext}`);
     const ended = this.ended(tile.version);
     this.enqueue(tile.version);
-    await ended;
-    return true;
+    return (await this.written(tile.version, name, ended)) ?? join(String(tile.version), name);
+  }
+
+  /**
+   * Waits for a tile to be whole in the folder of its version's cut (its path under `v/`), or for
+   * `ended` (undefined). The tiles asked for are looked for together, every {@link TILE_CHECK_MS}.
+   */
+  private async written(version: number, name: string, ended: Promise<void>): Promise<string | undefined> {
+    const key = join(String(version), name);
+    let found: (path: string) => void = () => undefined;
+    const whole = new Promise<string>((resolve) => (found = resolve));
+    const waiters = this.asked.get(key) ?? { version, name, waiters: new Set() };
+    waiters.waiters.add(found);
+    this.asked.set(key, waiters);
+    this.checking ??= setInterval(() => void this.checkAsked(), TILE_CHECK_MS);
+    try {
+      return await Promise.race([whole, ended.then(() => undefined)]);
+    } finally {
+      waiters.waiters.delete(found);
+      if (waiters.waiters.size === 0 && this.asked.get(key) === waiters) {
+        this.asked.delete(key);
+      }
+      if (this.asked.size === 0) {
+        clearInterval(this.checking);
+        this.checking = undefined;
+      }
+    }
+  }
+
+  /** One look at each tile asked for of the version being cut; those whole are served. */
+  private async checkAsked(): Promise<void> {
+    const temp = this.currentTemp;
+    if (this.checkingNow || temp === undefined) {
+      return;
+    }
+    this.checkingNow = true;
+    try {
+      await Promise.all(
+        [...this.asked.values()]
+          .filter(({ version }) => version === this.current)
+          .map(async ({ name, waiters }) => {
+            const path = join(temp, name);
+            if (await isWholeTile(join(this.root, path), this.options.tileFormat)) {
+              waiters.forEach((found) => found(path));
+            }
+          }),
+      );
+    } finally {
+      this.checkingNow = false;
+    }
   }
 
   private isDeepTile({ level, col, row, ext }: TileName, pending: DeepLevelsPending): boolean {
@@ -213,6 +276,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     } catch (err) {
       this.logger.warn(`version ${version}: the deep levels could not be cut: ${(err as Error).message}`);
     } finally {
+      this.currentTemp = undefined;
       await rm(temp, { recursive: true, force: true });
       this.release(version);
     }
@@ -224,6 +288,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
       return;
     }
     const temp = this.tempFolder();
+    this.currentTemp = basename(temp);
     try {
       await this.makeTemp(temp);
       await this.pyramids.encodeTiles(sharp(join(this.root, String(version), FULL_IMAGE_FILE))).toFile(join(temp, 'image.dz'));
@@ -234,6 +299,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
         throw err;
       }
     } finally {
+      this.currentTemp = undefined;
       await rm(temp, { recursive: true, force: true });
     }
   }
@@ -299,4 +365,36 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
       return undefined;
     }
   }
+}
+
+/**
+ * True when a tile in a cut's folder is written whole (libvips writes each tile once, in order,
+ * and a reader may see it part-written): a JPEG's markers lead to its scan and it ends with its
+ * end-of-image marker (FF D9 cannot occur inside the scan: FF is stuffed there), a WebP is as
+ * long as its RIFF header says.
+ */
+export async function isWholeTile(path: string, ext: string): Promise<boolean> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch {
+    return false;
+  }
+  if (ext === 'webp') {
+    return bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.readUInt32LE(4) + 8 === bytes.length;
+  }
+  if (bytes.length < 4 || bytes[0] !== 0xff || bytes[1] !== 0xd8) {
+    return false;
+  }
+  // The segments before the scan (tables, headers) carry their length: walked, never read as markers.
+  for (let at = 2; at + 4 <= bytes.length; at += 2 + bytes.readUInt16BE(at + 2)) {
+    if (bytes[at] !== 0xff) {
+      return false;
+    }
+    if (bytes[at + 1] === 0xda) {
+      const scan = at + 2 + bytes.readUInt16BE(at + 2);
+      return bytes.length >= scan + 2 && bytes[bytes.length - 2] === 0xff && bytes[bytes.length - 1] === 0xd9;
+    }
+  }
+  return false;
 }

@@ -64,10 +64,12 @@ export class VersionFiles {
     const download = relative === FULL_IMAGE_FILE && new URLSearchParams(query === -1 ? '' : url.slice(query + 1)).get('download') === '1';
     let file = await this.openInside(join(version, relative));
     if (!file && tileExt !== undefined) {
-      // A deep level not cut yet: the tile is made (or waited for) now, never a wrong one.
+      // A deep level not cut yet: the tile is waited for, never a wrong or part-written one.
       const [level, col, row] = relative.split(/[/_.]/).slice(2, 5).map(Number);
-      if (await this.deep.provide({ version: Number(version), level, col, row, ext: tileExt })) {
-        file = await this.openInside(join(version, relative));
+      const place = await this.deep.provide({ version: Number(version), level, col, row, ext: tileExt });
+      if (place !== undefined) {
+        // Whole in the cut's folder, or moved into the version since.
+        file = (await this.openInside(place)) ?? (await this.openInside(join(version, relative)));
         if (!file) {
           notFound(res, 'no-store');
           return;
