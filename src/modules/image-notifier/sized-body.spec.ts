@@ -1,7 +1,8 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { sha256 } from '../../common/digest.js';
 import { IncompleteBodyError, readSizedBody } from './sized-body.js';
 
 describe('readSizedBody', () => {
@@ -46,6 +47,22 @@ describe('readSizedBody', () => {
     const read = await outcome;
     expect(read.length).toBe(body.length);
     expect(read.equals(body)).toBe(true);
+  });
+
+  it("a JPEG's SHA-256 is computed as it arrives: sha256() gives that digest without hashing the buffer again", async () => {
+    const { port, outcome } = await serve();
+    const body = Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), randomBytes(3 * 1024 * 1024)]);
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`, body, false);
+    const read = await outcome;
+    const digest = createHash('sha256').update(body).digest('hex');
+    expect(sha256(read)).toBe(digest);
+    // Remembered, not recomputed: a byte changed afterwards (which the publish path never does) goes unseen.
+    read[100] ^= 0xff;
+    expect(sha256(read)).toBe(digest);
+    // Another body (not a JPEG) is hashed when asked.
+    const other = Buffer.from(read);
+    expect(sha256(other)).toBe(createHash('sha256').update(other).digest('hex'));
+    expect(sha256(other)).not.toBe(digest);
   });
 
   it('rejects a body cut off before its Content-Length, saying how much came', async () => {
