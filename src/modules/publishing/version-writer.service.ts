@@ -53,21 +53,17 @@ export class VersionWriter {
     // web_image.jpg goes to the disk while the pyramid is cut: its turn only renames it.
     const staging = this.assets.stageImage(prepared.jpeg);
     staging.catch(() => undefined);
-    // The deep levels too, once the header gives the size, when no other cut runs (taken once:
-    // written() may call prepare again).
-    let deep: EarlyDeepCut | undefined;
-    const measured = (width: number, height: number): void => {
-      deep ??= this.deepLevels.early(prepared.jpeg, width, height);
-    };
     let pyramid: PreparedPyramid;
     try {
-      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg, { measured }));
+      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg));
     } catch (err) {
-      deep?.settle(undefined);
       await staging.then((staged) => staged.file.discard(), () => undefined);
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
     }
+    // Its deep levels from now on, when no other cut runs: after the home levels, so as not to
+    // take a core from them (its tiles are served as they come, see DeepLevels.provide).
+    const deep = this.deepLevels.early(prepared.jpeg, pyramid.width, pyramid.height);
     // The history's preview from the pixels the home levels were cut from (one decode per publish).
     const preview = this.history.preview(pyramid.takePixels() ?? prepared.jpeg);
     // Awaited (or dropped) in writeImage's turn.

@@ -18,10 +18,11 @@ export interface TileName {
 }
 
 /**
- * From this size on, a publish's deep levels are cut alongside its home levels rather than once
- * its version is in place: their cut (about 1.2 s for 61 MP on 2 cores, streamed) would leave a
- * phone zoomed in right after `new_image` waiting over a second. Below it the cut is short
- * (about 0.25 s for 12 MP) and would only slow the home levels down, competing for the cores.
+ * From this size on, a publish's deep levels are cut as soon as its home levels are (before its
+ * turn to be written and announced) rather than once its version is in place: their cut (about
+ * 1 s for 61 MP on 2 cores, streamed) would leave a phone zoomed in right after `new_image`
+ * waiting that long. Below it the cut is short (about 0.25 s for 12 MP) and would only compete
+ * with the publish's turn for the cores.
  */
 export const EARLY_CUT_PIXELS = 24_000_000;
 
@@ -48,8 +49,8 @@ export interface EarlyDeepCut {
  * Cuts the levels of each version deeper than its home levels (see PyramidBuilder.prepare):
  * one cut at a time, the newest version first, from the version's full image with the same
  * libvips settings as a full cut (streamed: libvips holds a few strips, never the decoded
- * image), so the tiles are the same bytes. When no cut runs, a publish's starts with its home
- * levels ({@link early}); otherwise it waits its turn from the moment its pyramid is in place.
+ * image), so the tiles are the same bytes. When no cut runs, a publish's starts once its home
+ * levels are cut ({@link early}); otherwise it waits its turn from the moment its pyramid is in place.
  * A level appears in one rename, and the version's DEEP_PENDING_FILE goes last: after a kill,
  * a restart finds it and cuts again. A deep tile asked for meanwhile is served from the cut's
  * folder as soon as libvips has written it whole ({@link isWholeTile}: the same file, renamed
@@ -114,7 +115,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /**
-   * Starts cutting the deep levels of `jpeg` at once, alongside its home levels, when it is a
+   * Starts cutting the deep levels of `jpeg` at once (its home levels are cut), when it is a
    * big image ({@link EARLY_CUT_PIXELS}) with deep levels, no other cut runs and a core is
    * spare; undefined
    * otherwise (then {@link enqueue} its version once in place). The caller must

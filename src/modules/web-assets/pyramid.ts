@@ -101,7 +101,7 @@ export class PyramidBuilder {
    * written. Every block is decoded, and libjpeg's warnings fail it as the image check
    * does for JPEGs: a damaged or overwritten image is refused here.
    */
-  async prepare(image: Buffer | string, { measured }: { measured?: (width: number, height: number) => void } = {}): Promise<PreparedPyramid> {
+  async prepare(image: Buffer | string): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
@@ -116,8 +116,6 @@ export class PyramidBuilder {
       const full = Buffer.isBuffer(image) ? writeFile(join(temp, FULL_IMAGE_FILE), image) : Promise.resolve();
       full.catch(() => undefined);
       const { width, height } = await sharp(image).metadata();
-      // The caller may start other work on the image's size (DeepLevels.early), before the decode.
-      measured?.(width, height);
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
       const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
       let decoder = sharp(image, { failOn: 'warning' });
