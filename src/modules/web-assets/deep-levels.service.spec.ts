@@ -137,6 +137,24 @@ describe('DeepLevels', () => {
     expect(await deep.provide({ version: 1, level: top, col: 1, row: 1, ext: 'jpeg' })).toBeUndefined();
   }, 60_000);
 
+  it('a tile waiting for a cut that shutdown cancels is let go (no tile), not left hanging', async () => {
+    const options = resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 300 });
+    const pyramids = new PyramidBuilder(options);
+    const deep = new DeepLevels(options, pyramids);
+    await (await pyramids.prepare(await gradient(2400, 1600, 1))).commit(1);
+    // Version 2 big enough for its cut to outlast the request (about half a second).
+    await (await pyramids.prepare(await gradient(6000, 4000, 2))).commit(2);
+    deep.enqueue(2);
+    // Version 1's cut is queued behind 2's: shutdown clears the queue while its tile waits.
+    const asked = deep.provide({ version: 1, level: topLevel(2400, 1600), col: 0, row: 0, ext: 'jpeg' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await deep.onApplicationShutdown();
+    const place = await asked;
+    expect(place).toBe(join('1', 'image_files', String(topLevel(2400, 1600)), '0_0.jpeg'));
+    expect(existsSync(join(folder.path, 'v', place!))).toBe(false);
+    expect(existsSync(join(folder.path, 'v', '1', DEEP_PENDING_FILE))).toBe(true);
+  }, 60_000);
+
   it('isWholeTile: a JPEG or WebP tile is whole, no part of it is', async () => {
     for (const ext of ['jpeg', 'webp'] as const) {
       const options = resolveImageServerOptions({ webFolder: join(folder.path, ext), tileFormat: ext });

@@ -101,6 +101,8 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     this.dropEarly?.();
     this.queued.clear();
     await this.job;
+    // Those waiting for a cut that will not run now go on (a 404, the tile not being there).
+    [...this.waiting.keys()].forEach((version) => this.release(version));
   }
 
   /** Cuts the deep levels of `version` in the background (nothing when it has none pending). */
@@ -175,7 +177,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     const waiters = this.asked.get(key) ?? { version, name, waiters: new Set() };
     waiters.waiters.add(found);
     this.asked.set(key, waiters);
-    this.checking ??= setInterval(() => void this.checkAsked(), TILE_CHECK_MS);
+    this.checking ??= setInterval(() => void this.checkAsked(), TILE_CHECK_MS).unref();
     try {
       return await Promise.race([whole, ended.then(() => undefined)]);
     } finally {
