@@ -169,6 +169,10 @@ export class WebAssetsService {
   private carried: Record<string, unknown> = {};
   /** The last write's failure, until a write succeeds again. */
   private problem: StorageProblem | undefined;
+  /** The web folder being made again after it was removed (see {@link madeAgain}). */
+  private recreating: Promise<void> | undefined;
+  /** How many times it was made again. */
+  private recreations = 0;
   private markReady: () => void = () => undefined;
   /** Resolves once the first START has written the web folder (and read its version counter). */
   readonly ready = new Promise<void>((resolve) => (this.markReady = resolve));
@@ -379,16 +383,15 @@ export class WebAssetsService {
    */
   async written<T>(write: () => Promise<T>): Promise<T> {
     const web = this.options.webFolder;
+    const recreations = this.recreations;
     let result: T;
     try {
       try {
         result = await write();
       } catch (err) {
-        if (storageCode(err) !== 'ENOENT' || (await this.storage.stat(web).then(() => true, () => false))) {
+        if (storageCode(err) !== 'ENOENT' || !(await this.madeAgain(recreations))) {
           throw err;
         }
-        this.logger.warn(`the web folder ${web} was removed: creating it again with the viewer's files`);
-        await this.viewerFiles.publish();
         result = await write();
       }
     } catch (err) {
@@ -410,6 +413,29 @@ export class WebAssetsService {
       this.problem = undefined;
     }
     return result;
+  }
+
+  /**
+   * After a write failed with ENOENT: true once the web folder is there again, made again
+   * here with the viewer's files when it is missing (one making for all the writes that
+   * found it gone: a publish runs several side by side), or by another write since this
+   * one began (`recreations` as it was then); false when it was there all along.
+   */
+  private async madeAgain(recreations: number): Promise<boolean> {
+    if (this.recreating === undefined && (await this.storage.stat(this.options.webFolder).then(() => true, () => false))) {
+      return this.recreations !== recreations;
+    }
+    this.recreating ??= (async () => {
+      this.logger.warn(`the web folder ${this.options.webFolder} was removed: creating it again with the viewer's files`);
+      try {
+        await this.viewerFiles.publish();
+      } finally {
+        this.recreations++;
+        this.recreating = undefined;
+      }
+    })();
+    await this.recreating;
+    return true;
   }
 
   /**
