@@ -174,7 +174,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
         namesObject = resolved.object !== undefined;
         // First match wins: the caller's, the header's, the file name's, then the target.
         resolved.object ??= this.target ?? undefined;
-        return { jpeg: result.jpeg, metrics: resolved, passedThrough: result.passedThrough };
+        return { jpeg: result.jpeg, metrics: resolved, passedThrough: result.passedThrough, pixels: result.pixels };
       }),
     );
     try {

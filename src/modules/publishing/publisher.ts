@@ -1,3 +1,4 @@
+import type { RawPixels } from '../web-assets/pyramid.js';
 import type { SessionMetrics } from '../web-assets/web-assets.service.js';
 
 /** An image ready to become a version: checked, converted to the JPEG to serve, its metrics resolved. */
@@ -7,6 +8,8 @@ export interface PreparedImage {
   metrics: SessionMetrics;
   /** The JPEG is the caller's bytes as they came (so its pixels are still unchecked). */
   passedThrough: boolean;
+  /** The pixels the JPEG was encoded from, at its size, when it was made here: its home levels are cut from them. */
+  pixels?: RawPixels;
 }
 
 /**

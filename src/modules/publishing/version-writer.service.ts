@@ -55,7 +55,7 @@ export class VersionWriter {
     staging.catch(() => undefined);
     let pyramid: PreparedPyramid;
     try {
-      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg));
+      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg, { pixels: prepared.pixels }));
     } catch (err) {
       await staging.then((staged) => staged.file.discard(), () => undefined);
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;

@@ -6,7 +6,7 @@ import { makeAstroJpeg } from '../../../bench/lib/astro.mjs';
 import { difference, homeLevel, stitchLevel } from '../../../bench/lib/dzi.mjs';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { PyramidBuilder } from './pyramid.js';
+import { PyramidBuilder, topLevel } from './pyramid.js';
 import { VERSION_FILE, VersionStore } from './version-store.js';
 
 describe('PyramidBuilder', () => {
@@ -48,6 +48,47 @@ describe('PyramidBuilder', () => {
     expect(await builder.prune()).toEqual([1, 2]);
     await builder.idle();
     expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['3', '4', '5']);
+  });
+
+  it("an image encoded here has its home levels cut from the pixels it was encoded from, not from a decode of it: same layout, same picture", async () => {
+    // A grey 16-bit stack once stretched: what the converter hands over with its JPEG.
+    const width = 2400;
+    const height = 1600;
+    const data = Buffer.alloc(width * height);
+    for (let i = 0, x = 7; i < data.length; i++) {
+      x = (x * 16807) % 2147483647;
+      data[i] = 40 + ((i % width) >> 4) + (x & 15);
+    }
+    const pixels = { data, raw: { width, height, channels: 1 as const } };
+    const jpeg = await sharp(data, { raw: pixels.raw }).toColourspace('b-w').jpeg({ quality: 90 }).toBuffer();
+    const builder = new PyramidBuilder(resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 700 }));
+    await (await builder.prepare(jpeg, { pixels })).commit(1);
+    await (await builder.prepare(jpeg)).commit(2);
+    const version = (v: number): string => join(folder.path, 'v', String(v));
+
+    expect(await readFile(join(version(1), 'image.dzi'), 'utf8')).toBe(await readFile(join(version(2), 'image.dzi'), 'utf8'));
+    const home = 10; // 600×400, under 700 px; 11 and 12 are deep levels
+    expect(topLevel(width, height)).toBe(12);
+    for (let level = 0; level <= topLevel(width, height); level++) {
+      const names = async (v: number): Promise<string[]> => (await readdir(join(version(v), 'image_files', String(level))).catch(() => [])).sort();
+      expect(await names(1), `level ${level}`).toEqual(await names(2));
+      expect((await names(1)).length > 0, `level ${level}`).toBe(level <= home);
+    }
+    const level = { level: home, width: 600, height: 400 };
+    const fromPixels = await stitchLevel(version(1), level, 510, 1, 'jpeg');
+    const fromDecode = await stitchLevel(version(2), level, 510, 1, 'jpeg');
+    const reference = await sharp(data, { raw: pixels.raw }).resize(600, 400, { fit: 'fill' }).toColourspace('srgb').raw().toBuffer();
+    expect(difference(fromPixels.raw, reference).psnr).toBeGreaterThan(38);
+    expect(difference(fromPixels.raw, fromDecode.raw).psnr).toBeGreaterThan(38);
+
+    // The pixels are used, the JPEG not decoded: a scan cut short still gives version 3 its
+    // home levels from them, and is refused without them.
+    const cut = Buffer.concat([jpeg.subarray(0, jpeg.length / 2), Buffer.from([0xff, 0xd9])]);
+    await (await builder.prepare(cut, { pixels })).commit(3);
+    expect((await stitchLevel(version(3), level, 510, 1, 'jpeg')).raw.equals(fromPixels.raw)).toBe(true);
+    await expect(builder.prepare(cut)).rejects.toThrow();
+    // Pixels of another size than the JPEG's are not the JPEG's: it is decoded.
+    await expect(builder.prepare(cut, { pixels: { data: data.subarray(0, 600 * 400), raw: { width: 600, height: 400, channels: 1 } } })).rejects.toThrow();
   });
 
   it('refuses a damaged image and leaves nothing behind', async () => {

@@ -99,9 +99,10 @@ export class PyramidBuilder {
    * Builds a pyramid out of sight, before its version is known: a publish can build it
    * alongside earlier publishes and take its version only when its turn comes to be
    * written. Every block is decoded, and libjpeg's warnings fail it as the image check
-   * does for JPEGs: a damaged or overwritten image is refused here.
+   * does for JPEGs: a damaged or overwritten image is refused here. `pixels`: those the
+   * caller encoded `image` from (at its size), cut instead of a decode of it.
    */
-  async prepare(image: Buffer | string): Promise<PreparedPyramid> {
+  async prepare(image: Buffer | string, { pixels: given }: { pixels?: RawPixels } = {}): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
@@ -118,7 +119,9 @@ export class PyramidBuilder {
       const { width, height } = await sharp(image).metadata();
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
       const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
-      let decoder = sharp(image, { failOn: 'warning' });
+      // The JPEG's own pixels when the caller has them (it encoded them): no decode of it then.
+      const own = given !== undefined && given.raw.width === width && given.raw.height === height;
+      let decoder = own ? sharp(given.data, { raw: given.raw }) : sharp(image, { failOn: 'warning' });
       const reduced = levelSize(width, height, home);
       if (home < topLevel(width, height)) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
