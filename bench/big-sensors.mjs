@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Big sensors (issue 23): PUT -> new_image at the last of N viewers for a 12 MP and a 61 MP
-// JPEG, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
+// JPEG and a 16-bit 12 MP FITS, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
 // build (a git ref, main by default) and this build, interleaved in one run.
 //
 //   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
@@ -18,6 +18,8 @@ import { flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
 import { makeStackJpeg } from './lib/jpeg.mjs';
+import { linearSky } from './lib/astro.mjs';
+import { encodeFits } from '../test/fixtures/fits-writer.mjs';
 import { median } from './lib/stats.mjs';
 
 const BENCH = dirname(fileURLToPath(import.meta.url));
@@ -29,8 +31,10 @@ const SLACK = PI ? 2 : 1;
 const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
 const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
 const SIZES = [
-  { label: '12 MP', width: 4240, height: 2832, target: 250 },
-  { label: '61 MP', width: 9576, height: 6388, target: 400 },
+  { label: '12 MP', width: 4240, height: 2832, target: 250, type: 'image/jpeg' },
+  { label: '61 MP', width: 9576, height: 6388, target: 400, type: 'image/jpeg' },
+  // A linear 16-bit grey FITS, converted (stretched, encoded) before its pyramid is cut.
+  { label: '12 MP FITS', width: 4000, height: 3000, target: 400, type: 'image/fits' },
 ];
 /** A phone in portrait (1170×2532 device pixels) at 1:1 in the middle of the image. */
 const PHONE = { width: 1170, height: 2532 };
@@ -186,7 +190,13 @@ async function main() {
   const baseline = buildBaseline(ref);
   const dist = resolve(ROOT, option('--dist') ?? 'dist');
   log(`images: ${SIZES.map((s) => `${s.width}×${s.height}`).join(', ')}`);
-  const images = await Promise.all(SIZES.map(async (s) => [await makeStackJpeg(s.width, s.height, 1), await makeStackJpeg(s.width, s.height, 7)]));
+  const images = await Promise.all(
+    SIZES.map(async (s) =>
+      s.type === 'image/fits'
+        ? [3, 11].map((seed) => encodeFits({ width: s.width, height: s.height, channels: 1, bitpix: 16, data: linearSky(s.width, s.height, 1, seed) }))
+        : [await makeStackJpeg(s.width, s.height, 1), await makeStackJpeg(s.width, s.height, 7)],
+    ),
+  );
   const sources = await sourceAddresses();
   const targets = [
     { name: `${ref} ${baseline.sha.slice(0, 7)}`, server: await startServer('baseline', baseline.dist) },
@@ -204,7 +214,7 @@ async function main() {
         const jpeg = images[s][round % 2];
         const version = ++t.version;
         const t0 = nowMs();
-        await publish(t.server.port, jpeg);
+        await publish(t.server.port, jpeg, '/api/image', SIZES[s].type);
         const times = await t.viewers.arrivals(version);
         const last = Math.max(...times);
         const r = t.results[s];
@@ -224,12 +234,12 @@ async function main() {
   const fmt = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
   const lines = [
     `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500${PI ? '; --pi: one core, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1' : ''}`,
-    `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
+    `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'FITS 12 MP ms'.padStart(14)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
   ];
   for (const t of targets) {
-    const [a, b] = t.results.map((r) => median(r.newImage));
+    const [a, b, fits] = t.results.map((r) => median(r.newImage));
     lines.push(
-      `${t.name.padEnd(18)} ${fmt(a).padStart(9)} ${fmt(b).padStart(9)} ${(a / b).toFixed(2).padStart(6)} ${fmt(median(t.results[1].phone)).padStart(19)} ${fmt(median(t.results[1].deep)).padStart(19)} ${fmt(t.results[1].rss).padStart(12)}`,
+      `${t.name.padEnd(18)} ${fmt(a).padStart(9)} ${fmt(b).padStart(9)} ${(a / b).toFixed(2).padStart(6)} ${fmt(fits).padStart(14)} ${fmt(median(t.results[1].phone)).padStart(19)} ${fmt(median(t.results[1].deep)).padStart(19)} ${fmt(t.results[1].rss).padStart(12)}`,
     );
   }
   const mine = targets[1].results;
@@ -237,6 +247,7 @@ async function main() {
   lines.push(
     'targets (this build):',
     verdict(median(mine[0].newImage) <= 250 * SLACK, `12 MP PUT -> new_image ≤ ${250 * SLACK} ms: ${fmt(median(mine[0].newImage))} ms`),
+    verdict(median(mine[2].newImage) <= 400 * SLACK, `16-bit 12 MP FITS PUT -> new_image ≤ ${400 * SLACK} ms: ${fmt(median(mine[2].newImage))} ms`),
     verdict(median(mine[1].newImage) <= 400 * SLACK, `61 MP PUT -> new_image ≤ ${400 * SLACK} ms: ${fmt(median(mine[1].newImage))} ms`),
     verdict(median(mine[1].phone) <= 1000 * SLACK, `61 MP phone at 1:1 has its deep tiles ≤ ${SLACK} s after new_image: ${fmt(median(mine[1].phone))} ms`),
     verdict(mine[1].rss < 600, `peak RSS during 61 MP publishes < 600 MB: ${fmt(mine[1].rss)} MB`),

@@ -16,6 +16,7 @@ import { flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, spawnNode, statusUp, stopChild, waitUntilUp } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
 import { makeStackJpeg } from './lib/jpeg.mjs';
+import { linearSky } from './lib/astro.mjs';
 import { median, quantile } from './lib/stats.mjs';
 
 const DIST = resolve(option('--dist') ?? 'dist');
@@ -30,23 +31,11 @@ const H = 3000;
 const log = logger('responsiveness');
 const { tempDir, removeTemps } = tempFolders();
 
-/** A linear sky (3 % of full scale) with noise and a few stars: what the auto-stretch is for. */
-function linearSky(channels) {
-  const data = new Uint16Array(W * H * channels);
-  let seed = 3;
-  for (let i = 0; i < data.length; i++) {
-    seed = (seed * 16807) % 2147483647;
-    const u = seed / 2147483647;
-    data[i] = Math.round((u < 0.002 ? 0.7 : 0.03 + (u - 0.5) * 0.01) * 65535);
-  }
-  return data;
-}
-
 const input = JPEG61
   ? { what: '9576×6388 JPEG', type: 'image/jpeg', bytes: await makeStackJpeg(9576, 6388, 1) }
   : TIFF
-    ? { what: `${W}×${H} linear 16-bit RGB TIFF`, type: 'image/tiff', bytes: encodeTiff({ width: W, height: H, channels: 3, bits: 16, data: linearSky(3) }) }
-    : { what: `${W}×${H} 16-bit grey FITS`, type: 'image/fits', bytes: encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(1) }) };
+    ? { what: `${W}×${H} linear 16-bit RGB TIFF`, type: 'image/tiff', bytes: encodeTiff({ width: W, height: H, channels: 3, bits: 16, data: linearSky(W, H, 3) }) }
+    : { what: `${W}×${H} 16-bit grey FITS`, type: 'image/fits', bytes: encodeFits({ width: W, height: H, channels: 1, bitpix: 16, data: linearSky(W, H, 1) }) };
 
 // node:http as a stacker's curl: fetch's body streaming costs this process (where the probes run) ~100 ms of a 20 MB PUT.
 const put = (port) => publish(port, input.bytes, '/api/image', input.type);

@@ -141,3 +141,19 @@ export async function makeAstroJpeg(width = 4000, height = 3000, seed = 1) {
   const stars = makeStars(width, height, rng(seed * 7919), Math.round((width * height) / 3000));
   return encode(drawVariant(base, width, height, stars, 14, seed + 1), width, height);
 }
+
+/**
+ * The samples of a linear 16-bit stack (interleaved, top row first) as a camera's stack is
+ * before any stretch: a sky at 3 % of full scale with noise and a few stars (0.2 % of pixels
+ * at 70 %), what the auto-stretch is for; `seed` changes the noise and the stars.
+ */
+export function linearSky(width, height, channels = 1, seed = 3) {
+  const data = new Uint16Array(width * height * channels);
+  let state = seed;
+  for (let i = 0; i < data.length; i++) {
+    state = (state * 16807) % 2147483647;
+    const u = state / 2147483647;
+    data[i] = Math.round((u < 0.002 ? 0.7 : 0.03 + (u - 0.5) * 0.01) * 65535);
+  }
+  return data;
+}
