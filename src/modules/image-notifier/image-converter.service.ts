@@ -166,7 +166,9 @@ export class ImageConverter {
       return runPixelTask(task);
     }
     const moved = await movable(task);
-    const result = await this.workers.run(moved, [moved.kind === 'stretch' ? moved.samples.bytes.buffer : moved.bytes.buffer] as ArrayBuffer[]);
+    const input = moved.kind === 'stretch' ? moved.samples.bytes.buffer : moved.bytes.buffer;
+    // Shared memory is shared, not moved: only an ArrayBuffer goes in the transfer list.
+    const result = await this.workers.run(moved, input instanceof ArrayBuffer ? [input] : []);
     // What crossed the thread is a Uint8Array: sharp wants a Buffer (same memory).
     if (result instanceof Uint8Array) {
       return result;
@@ -174,8 +176,10 @@ export class ImageConverter {
     return result && { ...result, data: asBuffer(result.data) };
   }
 
-  /** 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp. */
-  /** Encodes 8-bit pixels as the JPEG to serve; `pixels` are they when the JPEG is their size. */
+  /**
+   * 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp;
+   * `pixels` are they when the JPEG is their size.
+   */
   private async encodeRaw({ data, raw }: RawPixels): Promise<{ data: Buffer; info: OutputInfo; pixels?: RawPixels }> {
     const max = this.options.maxImageSize;
     const encoded = await sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
@@ -196,12 +200,13 @@ const COPY_SLICE = 1 << 20;
  * `task` with its input in memory the worker can take over. The caller's buffer stays
  * theirs, and sharp's output cannot be transferred (libvips owns it: postMessage would copy
  * it in one go), so the bytes are copied a slice per turn, never blocking the loop for long.
+ * Bytes in shared memory (a FITS upload, see readSizedBody) are read there by the worker, as they are.
  */
 async function movable<T extends PixelTask>(task: T): Promise<T> {
   if (task.kind === 'stretch') {
     return { ...task, samples: { ...task.samples, bytes: await copyInSlices(task.samples.bytes) } };
   }
-  return { ...task, bytes: await copyInSlices(task.bytes) };
+  return { ...task, bytes: task.bytes.buffer instanceof SharedArrayBuffer ? task.bytes : await copyInSlices(task.bytes) };
 }
 
 async function copyInSlices(bytes: Uint8Array): Promise<Uint8Array> {

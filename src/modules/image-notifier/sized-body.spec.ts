@@ -65,6 +65,18 @@ describe('readSizedBody', () => {
     expect(sha256(other)).not.toBe(digest);
   });
 
+  it.each([
+    ['a FITS body is read into shared memory (the pixel worker reads it there)', Buffer.from('SIMPLE  =                    T'.padEnd(80)), true],
+    ['a PNG body is not', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), false],
+  ])('%s, byte for byte', async (_name, head, shared) => {
+    const { port, outcome } = await serve();
+    const body = Buffer.concat([head, randomBytes(1024 * 1024)]);
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`, body, false);
+    const read = await outcome;
+    expect(read.equals(body)).toBe(true);
+    expect(read.buffer instanceof SharedArrayBuffer).toBe(shared);
+  });
+
   it('rejects a body cut off before its Content-Length, saying how much came', async () => {
     const { port, outcome } = await serve();
     const body = randomBytes(100_000);

@@ -1,13 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import { Sha256WhileReading } from '../../common/digest.js';
+import { sniffImageFormat } from '../../common/image-format.js';
 
 /** The body did not arrive whole (the client stopped, or the stream failed). */
 export class IncompleteBodyError extends Error {
   override name = 'IncompleteBodyError';
 }
-
-/** The first bytes of every JPEG. */
-const JPEG_SIGNATURE = Buffer.from([0xff, 0xd8, 0xff]);
 
 /**
  * Reads a request body of a declared `length` (its Content-Length, not encoded) into one
@@ -15,11 +13,13 @@ const JPEG_SIGNATURE = Buffer.from([0xff, 0xd8, 0xff]);
  * keeps the chunks and joins them once the last has come: for a 20 MB stack that join is one
  * copy into fresh memory on the event loop, between the upload and the decode (tens of ms
  * here), where these copies ride along the transfer itself. A JPEG's SHA-256 (data.json names
- * its image by it) is computed the same way, chunk by chunk, rather than in one go after.
+ * its image by it) is computed the same way, chunk by chunk, rather than in one go after. A
+ * FITS body is read into shared memory: the pixel worker reads it there, where a transfer
+ * would first copy its 24 MB (12 MP, 16-bit) so that the body stays the caller's.
  */
 export function readSizedBody(req: IncomingMessage, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const body = Buffer.allocUnsafeSlow(length);
+    let body: Buffer = Buffer.alloc(0);
     let received = 0;
     let hash: Sha256WhileReading | undefined;
     const done = (err?: Error): void => {
@@ -41,9 +41,11 @@ export function readSizedBody(req: IncomingMessage, length: number): Promise<Buf
         done(new IncompleteBodyError(`more than the ${length} bytes of its Content-Length arrived`));
         return;
       }
-      if (received === 0 && chunk.length >= JPEG_SIGNATURE.length && chunk.subarray(0, JPEG_SIGNATURE.length).equals(JPEG_SIGNATURE)) {
+      if (received === 0) {
+        const format = sniffImageFormat(chunk);
+        body = format === 'fits' ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafeSlow(length);
         // Only a JPEG may be published as it is: other formats are converted, their digest is another's.
-        hash = new Sha256WhileReading();
+        hash = format === 'jpeg' ? new Sha256WhileReading() : undefined;
       }
       hash?.update(chunk);
       chunk.copy(body, received);
