@@ -9,7 +9,7 @@
 //            --no-nginx   skip the nginx column
 //            --no-wrk     steady run with the Node load generator even when wrk is installed
 //            --only fanout|serving  run one phase
-//            --no-big-sensors  skip the 12 / 61 MP phase (bench/big-sensors.mjs, main against this build; never with --quick)
+//            --no-big-sensors  skip the 12 / 61 MP JPEG and 12 MP FITS phase (bench/big-sensors.mjs, main against this build; never with --quick)
 //            --pi         a Pi-class stand-in: the service pinned to one core (taskset -c 0),
 //                         UV_THREADPOOL_SIZE=2 and SHARP_CONCURRENCY=1
 import { spawn, spawnSync } from 'node:child_process';
