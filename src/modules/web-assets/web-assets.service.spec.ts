@@ -62,9 +62,9 @@ describe('WebAssetsService.written: a web folder removed under writes running si
     const { assets, web } = service();
     let tries = 0;
     const failed = await assets
-      .written(async () => {
+      .written(() => {
         tries++;
-        throw missing(join(web, 'gone', 'x.txt'));
+        return Promise.reject(missing(join(web, 'gone', 'x.txt')));
       })
       .catch((err: unknown) => err);
     expect(tries).toBe(1);
