@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import { existsSync } from 'node:fs';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
@@ -54,6 +55,51 @@ describe('WebAssetsService.written: a web folder removed under writes running si
 
     expect(tries).toBe(2);
     expect(await readFile(join(web, 'first.txt'), 'utf8')).toBe('one');
+    expect(await readFile(join(web, 'second.txt'), 'utf8')).toBe('two');
+    expect(warned.filter((line) => line.includes('was removed'))).toHaveLength(1);
+  });
+
+  it('a write whose look at the folder overlaps another write making it again waits for that making, then is tried again', async () => {
+    const options = resolveImageServerOptions({ workFolder: folder.path });
+    const web = options.webFolder;
+    let statGate: () => void = () => undefined;
+    let publishGate: () => void = () => undefined;
+    const statHeld = new Promise<void>((resolve) => (statGate = resolve));
+    const publishHeld = new Promise<void>((resolve) => (publishGate = resolve));
+    let stats = 0;
+    class SlowStat extends FileStorage {
+      override async stat(path: string): Promise<Stats> {
+        // The first look (the second write's) is held until the first write's making has begun.
+        if (stats++ === 0) {
+          await statHeld;
+        }
+        return super.stat(path);
+      }
+    }
+    const storage = new SlowStat();
+    class HeldViewer extends ViewerFilesService {
+      override async publish(): Promise<void> {
+        await mkdir(web, { recursive: true });
+        await publishHeld;
+        return super.publish();
+      }
+    }
+    const assets = new WebAssetsService(options, storage, new VersionStore(options), new PyramidBuilder(options), new HeldViewer(options, storage, new CompressedFiles()));
+    await rm(web, { recursive: true, force: true });
+    let tries = 0;
+    const second = assets.written(async () => {
+      tries++;
+      await writeFile(join(web, 'second.txt'), 'two');
+    });
+    // The first write fails once the second is looking (its stat held), and starts the making.
+    await vi.waitFor(() => expect(stats).toBe(1));
+    const first = assets.written(() => writeFile(join(web, 'first.txt'), 'one'));
+    await vi.waitFor(() => expect(existsSync(web)).toBe(true));
+    statGate();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    publishGate();
+    await Promise.all([first, second]);
+    expect(tries).toBe(2);
     expect(await readFile(join(web, 'second.txt'), 'utf8')).toBe('two');
     expect(warned.filter((line) => line.includes('was removed'))).toHaveLength(1);
   });

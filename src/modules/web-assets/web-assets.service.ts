@@ -378,10 +378,10 @@ export class WebAssetsService {
   /**
    * Runs a write of the web folder (also outside {@link exclusive}: a version's pyramid). A
    * folder removed meanwhile is recreated with the viewer's files and the write tried once
-   * more; a storage failure is a {@link WebFolderError} (disk full, read-only...) logged
+   * more (unless `again` is false: a write that cannot be made twice); a storage failure is a {@link WebFolderError} (disk full, read-only...) logged
    * once per kind until a write succeeds again. Other errors (a damaged image) pass as they are.
    */
-  async written<T>(write: () => Promise<T>): Promise<T> {
+  async written<T>(write: () => Promise<T>, { again = true }: { again?: boolean } = {}): Promise<T> {
     const web = this.options.webFolder;
     const recreations = this.recreations;
     let result: T;
@@ -389,7 +389,7 @@ export class WebAssetsService {
       try {
         result = await write();
       } catch (err) {
-        if (storageCode(err) !== 'ENOENT' || !(await this.madeAgain(recreations))) {
+        if (storageCode(err) !== 'ENOENT' || !again || !(await this.madeAgain(recreations))) {
           throw err;
         }
         result = await write();
@@ -422,15 +422,18 @@ export class WebAssetsService {
    * one began (`recreations` as it was then); false when it was there all along.
    */
   private async madeAgain(recreations: number): Promise<boolean> {
-    if (this.recreating === undefined && (await this.storage.stat(this.options.webFolder).then(() => true, () => false))) {
+    const there = this.recreating === undefined && (await this.storage.stat(this.options.webFolder).then(() => true, () => false));
+    // A making begun during the stat is waited for like one this write begins.
+    if (there && this.recreating === undefined) {
       return this.recreations !== recreations;
     }
     this.recreating ??= (async () => {
+      // Counted as it begins: a write that fails before it ends is tried again after it.
+      this.recreations++;
       this.logger.warn(`the web folder ${this.options.webFolder} was removed: creating it again with the viewer's files`);
       try {
         await this.viewerFiles.publish();
       } finally {
-        this.recreations++;
         this.recreating = undefined;
       }
     })();
