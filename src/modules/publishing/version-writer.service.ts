@@ -15,7 +15,7 @@ export interface CutImage extends PreparedImage {
   preview?: Promise<Buffer>;
   /** web_image.jpg already on the disk under a temp name, renamed into place in its turn. */
   staged: StagedImage;
-  /** Its deep levels, being cut since the pyramid's cut began (undefined: another cut ran then). */
+  /** Its deep levels, being cut since its home levels were (undefined: another cut ran then, or a small image). */
   deep?: EarlyDeepCut;
 }
 
@@ -45,8 +45,8 @@ export class VersionWriter {
 
   /**
    * Cuts the image's pyramid out of sight, outside the queue, so several publishes are
-   * prepared side by side. It decodes every block: a damaged image fails here with an
-   * {@link UndecodableImageError} (a storage failure with a WebFolderError).
+   * prepared side by side. It decodes every block of a JPEG not made here: a damaged image
+   * fails with an {@link UndecodableImageError} (a storage failure with a WebFolderError).
    */
   async cut(image: PreparedImage | Promise<PreparedImage>): Promise<CutImage> {
     const prepared = await image;
@@ -69,7 +69,8 @@ export class VersionWriter {
     // Awaited (or dropped) in writeImage's turn.
     preview?.catch(() => undefined);
     try {
-      return { ...prepared, preview, pyramid, staged: await staging, deep };
+      // The converter's pixels are cut: not held while the image waits for its turn.
+      return { ...prepared, pixels: undefined, preview, pyramid, staged: await staging, deep };
     } catch (err) {
       deep?.settle(undefined);
       await pyramid.discard().catch(() => undefined);
@@ -102,7 +103,8 @@ export class VersionWriter {
         const object = image.metrics.object ?? null;
         // Beside the pyramid: what the download of the full image is named after.
         const about = JSON.stringify({ object, stackSize, at: new Date().toISOString() });
-        const built = await this.assets.written(() => image.pyramid.commit(number, { [VERSION_INFO_FILE]: about }));
+        // Not tried twice: a folder removed under it took the pyramid along.
+        const built = await this.assets.written(() => image.pyramid.commit(number, { [VERSION_INFO_FILE]: about }), { again: false });
         this.logger.debug(`version ${number}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
         // The levels deeper than the home ones: those cut since the publish began, or from now on.
         if (image.deep) {

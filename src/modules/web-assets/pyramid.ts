@@ -98,9 +98,9 @@ export class PyramidBuilder {
   /**
    * Builds a pyramid out of sight, before its version is known: a publish can build it
    * alongside earlier publishes and take its version only when its turn comes to be
-   * written. Every block is decoded, and libjpeg's warnings fail it as the image check
-   * does for JPEGs: a damaged or overwritten image is refused here. `pixels`: those the
-   * caller encoded `image` from (at its size), cut instead of a decode of it.
+   * written. Unless `pixels` are given (those the caller encoded `image` from, at its size:
+   * cut instead of a decode of it), every block is decoded and libjpeg's warnings fail it as
+   * the image check does for JPEGs: a damaged or overwritten image is refused here.
    */
   async prepare(image: Buffer | string, { pixels: given }: { pixels?: RawPixels } = {}): Promise<PreparedPyramid> {
     const began = performance.now();
