@@ -4,9 +4,9 @@ import { createHash, type Hash } from 'node:crypto';
 const known = new WeakMap<Buffer, string>();
 
 /**
- * SHA-256 of `data` in hex. A buffer read by a {@link Sha256WhileReading} is not hashed again:
- * for a 20 MB upload that is 27 ms of the event loop, at the head of the publish's path.
- * Such a buffer must not change afterwards (the publish path never writes into an image).
+ * SHA-256 of `data` in hex; a buffer read by a {@link Sha256WhileReading} is not hashed again (a
+ * big upload's hash held the event loop at the head of its publish). Such a buffer must not
+ * change afterwards: the publish path never writes into an image.
  */
 export function sha256(data: Buffer): string {
   return known.get(data) ?? createHash('sha256').update(data).digest('hex');

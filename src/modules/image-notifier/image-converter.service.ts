@@ -24,8 +24,8 @@ export interface PublishableImage {
   /** Stack size, exposure, object and kit from a FITS header (empty for other formats). */
   headerMetrics: HeaderMetrics & FitsIdentity;
   /**
-   * The 8-bit pixels `jpeg` was encoded from, at its size (a stretched FITS, PNG or TIFF): its
-   * home levels are cut from them rather than from a decode of `jpeg`. Undefined otherwise.
+   * The 8-bit pixels `jpeg` was encoded from, at its size (a FITS, or a stretched PNG or TIFF):
+   * its home levels are cut from them rather than from a decode of `jpeg`. Undefined otherwise.
    */
   pixels?: RawPixels;
 }
@@ -43,8 +43,8 @@ type SharpFormat = keyof typeof FAIL_ON;
 
 /**
  * How every JPEG made here is encoded (besides `jpegQuality`): without Huffman optimisation, as
- * the tiles are. libjpeg's optimisation is a second pass over every coefficient: 340–360 ms
- * for a stretched, noisy 12 MP stack against 50–80 ms without, for 6 % more bytes (7.49 → 7.97 MB).
+ * the tiles are. Its second pass over every coefficient costs a publish several times the encode
+ * for a few % of bytes (docs/benchmarks.md, FITS).
  */
 const JPEG_ENCODING = { optimiseCoding: false } as const;
 
@@ -200,7 +200,8 @@ const COPY_SLICE = 1 << 20;
  * `task` with its input in memory the worker can take over. The caller's buffer stays
  * theirs, and sharp's output cannot be transferred (libvips owns it: postMessage would copy
  * it in one go), so the bytes are copied a slice per turn, never blocking the loop for long.
- * Bytes in shared memory (a FITS upload, see readSizedBody) are read there by the worker, as they are.
+ * Bytes in shared memory (a FITS upload, see readSizedBody, or a caller's) are read there by
+ * the worker, as they are: nothing moves.
  */
 async function movable<T extends PixelTask>(task: T): Promise<T> {
   if (task.kind === 'stretch') {

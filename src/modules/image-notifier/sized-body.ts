@@ -8,14 +8,10 @@ export class IncompleteBodyError extends Error {
 }
 
 /**
- * Reads a request body of a declared `length` (its Content-Length, not encoded) into one
- * buffer of that size, chunk by chunk as it arrives. Hand-written because raw-body (express.raw)
- * keeps the chunks and joins them once the last has come: for a 20 MB stack that join is one
- * copy into fresh memory on the event loop, between the upload and the decode (tens of ms
- * here), where these copies ride along the transfer itself. A JPEG's SHA-256 (data.json names
- * its image by it) is computed the same way, chunk by chunk, rather than in one go after. A
- * FITS body is read into shared memory: the pixel worker reads it there, where a transfer
- * would first copy its 24 MB (12 MP, 16-bit) so that the body stays the caller's.
+ * Reads a body of a declared `length` (its Content-Length, not encoded) into one buffer as it
+ * arrives: raw-body (express.raw) joins the chunks at the end, one more copy of a big stack on
+ * the event loop. A JPEG is hashed on the way (data.json names it by its SHA-256); a FITS goes
+ * into shared memory, where the pixel worker reads it without a copy.
  */
 export function readSizedBody(req: IncomingMessage, length: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {

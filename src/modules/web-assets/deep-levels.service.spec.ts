@@ -133,7 +133,7 @@ describe('DeepLevels', () => {
 
     expect(existsSync(pendingFile)).toBe(false);
     expect(served.equals(await readFile(join(folder.path, 'v', '1', 'image_files', String(top), '0_0.jpeg')))).toBe(true);
-    // Once cut, the version's own file; a home tile or one outside the level is none of its business.
+    // Once cut, nothing is pending: the tile is the version's own file, served as any other.
     expect(await deep.provide({ version: 1, level: top, col: 1, row: 1, ext: 'jpeg' })).toBeUndefined();
   }, 60_000);
 

@@ -19,10 +19,8 @@ export interface TileName {
 
 /**
  * From this size on, a publish's deep levels are cut as soon as its home levels are (before its
- * turn to be written and announced) rather than once its version is in place: their cut (about
- * 1 s for 61 MP on 2 cores, streamed) would leave a phone zoomed in right after `new_image`
- * waiting that long. Below it the cut is short (about 0.25 s for 12 MP) and would only compete
- * with the publish's turn for the cores.
+ * turn) rather than once its version is in place: a phone zoomed in right after `new_image` would
+ * wait too long otherwise. Below it the cut is short and would only compete with the turn.
  */
 export const EARLY_CUT_PIXELS = 24_000_000;
 
