@@ -756,7 +756,9 @@
     blobUrls.set(item, url);
     await whenDrawable(item);
 
-    if (seq <= shownSeq || viewer.world.getIndexOfItem(item) === -1) {
+    // A version that came meanwhile wins: revealing this plain image would also remove it
+    // from the world while it loads hidden, and it would then never show.
+    if (seq <= shownSeq || latestVersion > 0 || viewer.world.getIndexOfItem(item) === -1) {
       viewer.world.removeItem(item);
       return false;
     }
