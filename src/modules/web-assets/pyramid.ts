@@ -128,7 +128,10 @@ export class PyramidBuilder {
         decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
       }
       let pixels: RawPixels | undefined;
-      if (Buffer.isBuffer(image) && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
+      if (own && home >= topLevel(width, height)) {
+        // Cut at full size: the caller's pixels are those kept, not a copy of them through libvips.
+        pixels = given;
+      } else if (Buffer.isBuffer(image) && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
         // Decoded once, kept for the caller too (the history's preview): the same pixels as a
         // streamed cut, so the same tiles.
         const { data, info } = await decoder.raw().toBuffer({ resolveWithObject: true });
