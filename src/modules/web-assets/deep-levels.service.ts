@@ -161,14 +161,14 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     const name = join('image_files', String(tile.level), `${tile.col}_${tile.row}.${tile.ext}`);
     const ended = this.ended(tile.version);
     this.enqueue(tile.version);
-    return (await this.written(tile.version, name, ended)) ?? join(String(tile.version), name);
+    return (await this.wholeInCut(tile.version, name, ended)) ?? join(String(tile.version), name);
   }
 
   /**
    * Waits for a tile to be whole in the folder of its version's cut (its path under `v/`), or for
    * `ended` (undefined). The tiles asked for are looked for together, every {@link TILE_CHECK_MS}.
    */
-  private async written(version: number, name: string, ended: Promise<void>): Promise<string | undefined> {
+  private async wholeInCut(version: number, name: string, ended: Promise<void>): Promise<string | undefined> {
     const key = join(String(version), name);
     let found: (path: string) => void = () => undefined;
     const whole = new Promise<string>((resolve) => (found = resolve));
