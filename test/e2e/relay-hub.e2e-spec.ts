@@ -10,6 +10,25 @@ const TOKEN = 'club-a-secret-0123456789';
 const IMAGES = 20;
 
 /**
+ * A reader of `pattern`'s first group in a byte stream: each match once, also across chunks (what
+ * follows the last match is kept for the next chunk, at most 64 characters of it).
+ */
+function lines(pattern: RegExp): (chunk: Buffer) => string[] {
+  let carry = '';
+  return (chunk) => {
+    const text = carry + chunk.toString('latin1');
+    const found: string[] = [];
+    let end = 0;
+    for (const m of text.matchAll(pattern)) {
+      found.push(m[1]);
+      end = m.index + m[0].length;
+    }
+    carry = text.slice(Math.max(end, text.length - 64));
+    return found;
+  };
+}
+
+/**
  * A TCP forwarder on a port-0 listener: the laptop's UPSTREAM_URL stays the same while the
  * hub dies and comes back on another port. With no hub, a connection is closed at once.
  * It records, in the hub's order, the stack size of every upload the hub answered 200.
@@ -37,18 +56,18 @@ class Forwarder {
       client.once('close', () => upstream.destroy());
       // Requests on one connection are answered in order: pair each request line with the next status line.
       const asked: number[] = [];
-      let tail = '';
+      // Each line is read once, even when a chunk cuts it (the rest comes with the next chunk).
+      const requests = lines(/PUT \/s\/club-a\/api\/image\?stackSize=(\d+)[&\s]/g);
+      const statuses = lines(/HTTP\/1\.1 (\d{3}) /g);
       client.on('data', (chunk: Buffer) => {
-        const text = tail + chunk.toString('latin1');
-        for (const m of text.matchAll(/PUT \/s\/club-a\/api\/image\?stackSize=(\d+)/g)) {
-          asked.push(Number(m[1]));
+        for (const size of requests(chunk)) {
+          asked.push(Number(size));
         }
-        tail = text.slice(-64);
       });
       upstream.on('data', (chunk: Buffer) => {
-        for (const m of chunk.toString('latin1').matchAll(/HTTP\/1\.1 (\d{3})/g)) {
+        for (const status of statuses(chunk)) {
           const size = asked.shift();
-          if (m[1] === '200' && size !== undefined) {
+          if (status === '200' && size !== undefined) {
             this.accepted.push(size);
             this.onAccepted.splice(0).forEach((resolve) => resolve());
           }
