@@ -27,6 +27,7 @@ import { ACCEPTED_MEDIA_TYPES, formatOfMediaType } from '../../common/image-form
 import { ImageNotifier, type ImageMetrics } from './image-notifier.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { readSizedBody } from './sized-body.js';
+import { uploadMemory } from './upload-memory.js';
 import { UploadSlots } from './upload-slots.js';
 import { PublishedDto, PublishQueryDto } from './publish-query.dto.js';
 
@@ -136,9 +137,10 @@ export class ImageUploadController {
       res.setHeader('Connection', 'close');
       throw new ServiceUnavailableException('too many uploads at once: try again shortly');
     }
-    let bytes: number;
+    let bytes = 0;
     try {
       const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
+      bytes = body.length;
       if (body.length === 0) {
         throw new BadRequestException('the request body is empty: send the image bytes');
       }
@@ -148,9 +150,10 @@ export class ImageUploadController {
       } catch (err) {
         throw toHttpError(err);
       }
-      bytes = body.length;
     } finally {
       release();
+      // Memory for the next upload of this size, touched now that this one's publish is done.
+      void uploadMemory.prepare(bytes);
     }
     const session = this.assets.session;
     return { published: true, bytes, stackSize: session.stackSize, exposure: session.exposureSeconds };

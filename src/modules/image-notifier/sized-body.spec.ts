@@ -4,6 +4,7 @@ import { connect, type AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sha256 } from '../../common/digest.js';
 import { IncompleteBodyError, readSizedBody } from './sized-body.js';
+import { UploadMemory } from './upload-memory.js';
 
 describe('readSizedBody', () => {
   let server: Server | undefined;
@@ -13,11 +14,11 @@ describe('readSizedBody', () => {
   });
 
   /** A real server whose first request's body is read with readSizedBody; resolves with its outcome. */
-  async function serve(): Promise<{ port: number; outcome: Promise<Buffer> }> {
+  async function serve(memory?: UploadMemory): Promise<{ port: number; outcome: Promise<Buffer> }> {
     let settle: (p: Promise<Buffer>) => void = () => undefined;
     const outcome = new Promise<Promise<Buffer>>((resolve) => (settle = resolve));
     server = createServer((req: IncomingMessage, res) => {
-      const reading = readSizedBody(req, Number(req.headers['content-length']));
+      const reading = readSizedBody(req, Number(req.headers['content-length']), memory);
       settle(reading);
       reading.then(
         () => res.end('ok'),
@@ -75,6 +76,29 @@ describe('readSizedBody', () => {
     const read = await outcome;
     expect(read.equals(body)).toBe(true);
     expect(read.buffer instanceof SharedArrayBuffer).toBe(shared);
+  });
+
+  it('reads a body into warm memory byte for byte, hashed on the way; the next body does not touch it', async () => {
+    const memory = new UploadMemory();
+    const jpeg = (): Buffer => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), randomBytes(2 * 1024 * 1024)]);
+    const first = jpeg();
+    await memory.prepare(first.length);
+    let { port, outcome } = await serve(memory);
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${first.length}\r\n\r\n`, first, false);
+    const readFirst = await outcome;
+    expect(readFirst.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(readFirst.equals(first)).toBe(true);
+    expect(sha256(readFirst)).toBe(createHash('sha256').update(first).digest('hex'));
+    await new Promise((resolve) => server?.close(resolve));
+    // The next upload of that size, its warm memory made again meanwhile.
+    await memory.prepare(first.length);
+    const second = jpeg();
+    ({ port, outcome } = await serve(memory));
+    send(port, `PUT / HTTP/1.1\r\nHost: x\r\nContent-Length: ${second.length}\r\n\r\n`, second, false);
+    const readSecond = await outcome;
+    expect(readSecond.equals(second)).toBe(true);
+    expect(readSecond.buffer).not.toBe(readFirst.buffer);
+    expect(readFirst.equals(first)).toBe(true);
   });
 
   it('rejects a body cut off before its Content-Length, saying how much came', async () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { Sha256WhileReading } from '../../common/digest.js';
 import { sniffImageFormat } from '../../common/image-format.js';
+import { uploadMemory, type UploadMemory } from './upload-memory.js';
 
 /** The body did not arrive whole (the client stopped, or the stream failed). */
 export class IncompleteBodyError extends Error {
@@ -11,9 +12,10 @@ export class IncompleteBodyError extends Error {
  * Reads a body of a declared `length` (its Content-Length, not encoded) into one buffer as it
  * arrives: raw-body (express.raw) joins the chunks at the end, one more copy of a big stack on
  * the event loop. A JPEG is hashed on the way (data.json names it by its SHA-256); a FITS goes
- * into shared memory, where the pixel worker reads it without a copy.
+ * into shared memory, where the pixel worker reads it without a copy. The buffer is `memory`'s
+ * warm one when it fits (see {@link UploadMemory}).
  */
-export function readSizedBody(req: IncomingMessage, length: number): Promise<Buffer> {
+export function readSizedBody(req: IncomingMessage, length: number, memory: UploadMemory = uploadMemory): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let body: Buffer = Buffer.alloc(0);
     let received = 0;
@@ -39,7 +41,7 @@ export function readSizedBody(req: IncomingMessage, length: number): Promise<Buf
       }
       if (received === 0) {
         const format = sniffImageFormat(chunk);
-        body = format === 'fits' ? Buffer.from(new SharedArrayBuffer(length)) : Buffer.allocUnsafeSlow(length);
+        body = memory.take(length, { shared: format === 'fits' });
         // Only a JPEG may be published as it is: other formats are converted, their digest is another's.
         hash = format === 'jpeg' ? new Sha256WhileReading() : undefined;
       }
