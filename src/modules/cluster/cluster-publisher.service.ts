@@ -84,7 +84,7 @@ export class ClusterPublisher implements Publisher, OnApplicationBootstrap, OnAp
     image.catch(() => undefined);
     return this.throughRedis(async () => {
       const { jpeg, metrics } = await image;
-      return this.bus().publish(jpeg, metrics);
+      return this.bus().publish(await jpeg, metrics);
     });
   }
 

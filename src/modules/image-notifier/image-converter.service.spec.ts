@@ -167,6 +167,39 @@ describe('ImageConverter', () => {
     expect(err.message).toMatch(/100000.*MAX_INPUT_PIXELS/);
   });
 
+  it.each([
+    ['a FITS', () => encodeFits({ width: 640, height: 480, channels: 1, bitpix: 16, data: new Uint16Array(640 * 480).map((_, i) => 800 + (i % 640)) })],
+    ['a linear 16-bit RGB TIFF', () => encodeTiff({ width: 640, height: 480, channels: 3, bits: 16, data: new Uint16Array(640 * 480 * 3).map((_, i) => 1900 + (Math.floor(i / 3) % 640) / 4) })],
+  ])('start() hands %s over with its pixels as soon as they are known, its JPEG still encoding from them', async (_what, make) => {
+    const started = await converter().start(make());
+    expect(started.jpeg).toBeInstanceOf(Promise);
+    expect(started.pixels?.raw).toMatchObject({ width: 640, height: 480 });
+    expect([started.width, started.height]).toEqual([640, 480]);
+    const decoded = await decodeStrictly(await started.jpeg);
+    expect([decoded.width, decoded.height]).toEqual([640, 480]);
+    expect(started.stretched).toBe(true);
+    // The JPEG is those pixels, encoded.
+    const fromPixels = started.pixels!.data;
+    const back = await sharp(await started.jpeg)
+      .toColourspace(started.pixels!.raw.channels === 1 ? 'b-w' : 'srgb')
+      .raw()
+      .toBuffer();
+    expect(back.length).toBe(fromPixels.length);
+    let total = 0;
+    for (let i = 0; i < back.length; i++) {
+      total += Math.abs(back[i] - fromPixels[i]);
+    }
+    expect(total / back.length).toBeLessThan(4);
+  });
+
+  it('start() of an image downsized to maxImageSize waits for its JPEG: its pixels are not the JPEG\'s', async () => {
+    const fits = encodeFits({ width: 640, height: 480, channels: 1, bitpix: 16, data: new Uint16Array(640 * 480).map((_, i) => 800 + (i % 640)) });
+    const started = await converter({ maxImageSize: 320 }).start(fits);
+    expect(Buffer.isBuffer(started.jpeg)).toBe(true);
+    expect(started.pixels).toBeUndefined();
+    expect([started.width, started.height]).toEqual([320, 240]);
+  });
+
   it('reduces a high-depth image in libvips before the stretch: a 4000² float TIFF is stretched at maxImageSize', async () => {
     const out = await converter({ maxImageSize: 512, maxInputPixels: 20_000_000 }).toPublishable(floatTiffBomb({ side: 4000, value: 0.02 }));
     expect(out.stretched).toBe(true);

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import sharp, { type Metadata, type OutputInfo, type Sharp } from 'sharp';
+import sharp, { type Metadata, type Sharp } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
 import { decodeForStretch, type HeaderMetrics, type RawPixels } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
@@ -28,6 +28,14 @@ export interface PublishableImage {
    * its home levels are cut from them rather than from a decode of `jpeg`. Undefined otherwise.
    */
   pixels?: RawPixels;
+}
+
+/**
+ * A {@link PublishableImage} whose JPEG may still be encoding: from `pixels`, which already are
+ * its size, so its pyramid's home levels can be cut from them meanwhile.
+ */
+export interface StartedImage extends Omit<PublishableImage, 'jpeg'> {
+  jpeg: Buffer | Promise<Buffer>;
 }
 
 /**
@@ -78,10 +86,20 @@ export class ImageConverter {
    * end marker are checked here and the pixels there.
    * `declaredFormat`: bytes of another format are refused (a PNG sent as image/jpeg).
    */
-  async toPublishable(
+  async toPublishable(input: Buffer, options: { verifyPixels?: boolean; declaredFormat?: ImageFormat } = {}): Promise<PublishableImage> {
+    const started = await this.start(input, options);
+    return { ...started, jpeg: await started.jpeg };
+  }
+
+  /**
+   * {@link toPublishable}, resolved as soon as the image is accepted and its pixels known: an
+   * image made here from pixels of the JPEG's size (a FITS, a stretched PNG or TIFF within
+   * `maxImageSize`) comes with its JPEG still encoding. A failed encode rejects `jpeg`.
+   */
+  async start(
     input: Buffer,
     { verifyPixels = true, declaredFormat }: { verifyPixels?: boolean; declaredFormat?: ImageFormat } = {},
-  ): Promise<PublishableImage> {
+  ): Promise<StartedImage> {
     // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
@@ -93,8 +111,7 @@ export class ImageConverter {
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
       const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels });
-      const { data, info, pixels } = await this.encodeRaw(fits);
-      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics, pixels };
+      return { ...(await this.encodeRaw(fits)), sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
     checkStructure(format, input);
     const meta = await readMetadata(format, input, this.options.maxInputPixels);
@@ -107,8 +124,9 @@ export class ImageConverter {
       return { jpeg: input, width, height, sourceFormat: format, passedThrough: true, stretched: false, headerMetrics: {} };
     }
     try {
-      const { data, info, stretched, pixels } = await this.convert(format, input, meta);
-      return { jpeg: data, width: info.width, height: info.height, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {}, pixels };
+      // An encode still running from decoded pixels fails as a FITS's does: not the image's fault.
+      const { stretched, ...converted } = await this.convert(format, input, meta);
+      return { ...converted, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {} };
     } catch (err) {
       throw damagedImage(format, err);
     }
@@ -122,7 +140,7 @@ export class ImageConverter {
     return fits && upright && plain;
   }
 
-  private async convert(format: SharpFormat, input: Buffer, meta: Metadata): Promise<{ data: Buffer; info: OutputInfo; stretched: boolean; pixels?: RawPixels }> {
+  private async convert(format: SharpFormat, input: Buffer, meta: Metadata): Promise<EncodingImage & { stretched: boolean }> {
     const max = this.options.maxImageSize;
     const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
@@ -146,18 +164,12 @@ export class ImageConverter {
       const pixels = await image.raw({ depth: 'float' }).toColourspace(grey ? 'b-w' : 'scrgb').toBuffer({ resolveWithObject: true });
       const bytes = await this.pixels({ kind: 'float', bytes: pixels.data });
       const { width, height, channels } = pixels.info;
-      const encoded = await sharp(asBuffer(bytes), { raw: { width, height, channels } })
-        .jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING })
-        .toBuffer({ resolveWithObject: true });
-      return { ...encoded, stretched: false };
+      return { ...(await encoded(sharp(asBuffer(bytes), { raw: { width, height, channels } }).jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING }))), stretched: false };
     }
     // 16-bit grey or RGB comes down to 8 bits in libvips' colourspace conversion (a
     // rescale, not a clip). Grey stays grey: a third of the bytes, the same look.
-    const encoded = await image
-      .toColourspace(grey ? 'b-w' : 'srgb')
-      .jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING })
-      .toBuffer({ resolveWithObject: true });
-    return { ...encoded, stretched: false };
+    const jpeg = image.toColourspace(grey ? 'b-w' : 'srgb').jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING });
+    return { ...(await encoded(jpeg)), stretched: false };
   }
 
   /** A pixel loop on the worker thread (or here, without one), its input moved there. */
@@ -177,20 +189,39 @@ export class ImageConverter {
   }
 
   /**
-   * 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp;
-   * `pixels` are they when the JPEG is their size.
+   * 8-bit raw pixels (stretched or FITS) downsized to `maxImageSize` and encoded by sharp.
+   * Within `maxImageSize` they are the JPEG's pixels: returned at once with them, the JPEG
+   * still encoding; downsized, once encoded.
    */
-  private async encodeRaw({ data, raw }: RawPixels): Promise<{ data: Buffer; info: OutputInfo; pixels?: RawPixels }> {
+  private async encodeRaw({ data, raw }: RawPixels): Promise<EncodingImage> {
     const max = this.options.maxImageSize;
-    const encoded = await sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
+    const jpeg = sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
       .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
       // Grey stays a one-channel JPEG (libvips would otherwise write it as sRGB).
       .toColourspace(raw.channels === 1 ? 'b-w' : 'srgb')
-      .jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING })
-      .toBuffer({ resolveWithObject: true });
-    const sameSize = encoded.info.width === raw.width && encoded.info.height === raw.height;
-    return sameSize ? { ...encoded, pixels: { data, raw } } : encoded;
+      .jpeg({ quality: this.options.jpegQuality, ...JPEG_ENCODING });
+    if (Math.max(raw.width, raw.height) > max) {
+      return encoded(jpeg);
+    }
+    const encoding = jpeg.toBuffer();
+    // Taken by whoever awaits the JPEG; not an unhandled rejection before that.
+    encoding.catch(() => undefined);
+    return { jpeg: encoding, width: raw.width, height: raw.height, pixels: { data, raw } };
   }
+}
+
+/** A JPEG made here: encoded, or still encoding from `pixels` (its pixels, at its size). */
+interface EncodingImage {
+  jpeg: Buffer | Promise<Buffer>;
+  width: number;
+  height: number;
+  pixels?: RawPixels;
+}
+
+/** A JPEG encoded, with its size. */
+async function encoded(jpeg: Sharp): Promise<EncodingImage> {
+  const { data, info } = await jpeg.toBuffer({ resolveWithObject: true });
+  return { jpeg: data, width: info.width, height: info.height };
 }
 
 /** Bytes copied per turn of the event loop on the way to the worker. */

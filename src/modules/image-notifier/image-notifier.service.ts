@@ -159,8 +159,9 @@ export class ImageNotifier implements BeforeApplicationShutdown {
    */
   private async checkAndPublish(image: Buffer | Promise<Buffer>, metrics: ImageMetrics, options: PublishOptions): Promise<PublishableImage> {
     assertMetrics(metrics);
+    // Resolves as soon as the image is accepted: a FITS's JPEG is encoded while its pyramid is cut.
     const converting = Promise.resolve(image).then((bytes) =>
-      this.converter.toPublishable(bytes, {
+      this.converter.start(bytes, {
         // Without a pyramid cut before anything is stored (Redis), the converter decodes it whole.
         verifyPixels: !this.publisher.checksPixels,
         declaredFormat: options.declaredFormat,
@@ -180,7 +181,7 @@ export class ImageNotifier implements BeforeApplicationShutdown {
     try {
       const [result] = await Promise.all([converting, published]);
       this.shownNamesObject = namesObject;
-      return result;
+      return { ...result, jpeg: await result.jpeg };
     } catch (err) {
       throw err instanceof UndecodableImageError ? damagedImage('jpeg', err.cause) : err;
     }
@@ -204,6 +205,6 @@ export class ImageNotifier implements BeforeApplicationShutdown {
 }
 
 /** The caller's metrics, then what a FITS header says, then the caller's fallbacks (the watch's count, a file's name). */
-function metricsOf(result: PublishableImage, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
+function metricsOf(result: Pick<PublishableImage, 'headerMetrics'>, metrics: ImageMetrics, options: PublishOptions): ImageMetrics {
   return combineMetrics(metrics, result.headerMetrics, options.fallbackMetrics ?? {});
 }

@@ -137,10 +137,9 @@ export class ImageUploadController {
       res.setHeader('Connection', 'close');
       throw new ServiceUnavailableException('too many uploads at once: try again shortly');
     }
-    let bytes = 0;
+    let body: Buffer | undefined;
     try {
-      const body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
-      bytes = body.length;
+      body = await readBody(this.rawBody, req, res, this.options.maxImageBytes);
       if (body.length === 0) {
         throw new BadRequestException('the request body is empty: send the image bytes');
       }
@@ -152,11 +151,13 @@ export class ImageUploadController {
       }
     } finally {
       release();
-      // Memory for the next upload of this size, touched now that this one's publish is done.
-      void uploadMemory.prepare(bytes);
+      if (body) {
+        // Memory for the next upload like it, touched now that this one's publish is done.
+        void uploadMemory.prepareAfter(body);
+      }
     }
     const session = this.assets.session;
-    return { published: true, bytes, stackSize: session.stackSize, exposure: session.exposureSeconds };
+    return { published: true, bytes: body.length, stackSize: session.stackSize, exposure: session.exposureSeconds };
   }
 }
 

@@ -2,61 +2,76 @@ import { describe, expect, it } from 'vitest';
 import { MIN_WARM_BYTES, UploadMemory } from './upload-memory.js';
 
 const SIZE = 3 * MIN_WARM_BYTES;
+const PLAIN = { shared: false };
+const SHARED = { shared: true };
 
 describe('UploadMemory', () => {
   it('without warm memory, gives fresh memory: shared for the pixel worker, plain otherwise', () => {
     const memory = new UploadMemory();
-    expect(memory.take(SIZE, { shared: true }).buffer).toBeInstanceOf(SharedArrayBuffer);
-    const plain = memory.take(SIZE, { shared: false });
+    expect(memory.take(SIZE, SHARED).buffer).toBeInstanceOf(SharedArrayBuffer);
+    const plain = memory.take(SIZE, PLAIN);
     expect(plain.buffer).toBeInstanceOf(ArrayBuffer);
     expect(plain.length).toBe(SIZE);
   });
 
   it('after an upload, the next one of its size is read into memory touched beforehand, handed over once', async () => {
     const memory = new UploadMemory();
-    await memory.prepare(SIZE);
-    expect(memory.isWarmFor(SIZE)).toBe(true);
-    const first = memory.take(SIZE - 100, { shared: false });
-    // The warm memory is shared, whatever was asked: a JPEG in it is read as any buffer.
-    expect(first.buffer).toBeInstanceOf(SharedArrayBuffer);
+    await memory.prepareAfter(Buffer.alloc(SIZE));
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(true);
+    const first = memory.take(SIZE - 100, PLAIN);
     expect(first.length).toBe(SIZE - 100);
-    expect(memory.isWarmFor(SIZE)).toBe(false);
+    // The warm memory, a quarter larger than the upload it was made after.
+    expect(first.buffer.byteLength).toBe(SIZE * 1.25);
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(false);
     // Never given twice: the second upload's bytes cannot land in the first one's buffer.
-    const second = memory.take(SIZE - 100, { shared: false });
+    const second = memory.take(SIZE - 100, PLAIN);
     expect(second.buffer).not.toBe(first.buffer);
+    first.fill(1);
     second.fill(7);
-    expect(first.every((byte) => byte === 0)).toBe(true);
+    expect(first.every((byte) => byte === 1)).toBe(true);
+  });
+
+  it('after a body in shared memory (a FITS), warm memory is shared, and serves only a body that wants it', async () => {
+    const memory = new UploadMemory();
+    await memory.prepareAfter(Buffer.from(new SharedArrayBuffer(SIZE)));
+    expect(memory.isWarmFor(SIZE, SHARED)).toBe(true);
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(false);
+    expect(memory.take(SIZE, PLAIN).buffer.byteLength).toBe(SIZE);
+    const taken = memory.take(SIZE, SHARED);
+    expect(taken.buffer).toBeInstanceOf(SharedArrayBuffer);
+    expect(taken.buffer.byteLength).toBe(SIZE * 1.25);
   });
 
   it('warm memory serves only a body of about its size: not a larger one, nor one under half of it', async () => {
     const memory = new UploadMemory();
-    await memory.prepare(SIZE);
+    await memory.prepare(SIZE, PLAIN);
     // A quarter of headroom: the next stack's JPEG may be a little larger.
-    expect(memory.isWarmFor(SIZE * 1.25)).toBe(true);
-    expect(memory.take(SIZE * 1.25 + 1, { shared: false }).buffer).toBeInstanceOf(ArrayBuffer);
-    expect(memory.take(SIZE / 2, { shared: false }).buffer).toBeInstanceOf(ArrayBuffer);
-    expect(memory.isWarmFor(SIZE)).toBe(true);
+    expect(memory.isWarmFor(SIZE * 1.25, PLAIN)).toBe(true);
+    expect(memory.take(SIZE * 1.25 + 1, PLAIN).buffer.byteLength).toBe(SIZE * 1.25 + 1);
+    expect(memory.take(SIZE / 2, PLAIN).buffer.byteLength).toBe(SIZE / 2);
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(true);
     // A larger upload makes warm memory for its own size, for the next one.
-    await memory.prepare(SIZE * 2);
-    expect(memory.isWarmFor(SIZE * 2)).toBe(true);
-    expect(memory.take(SIZE * 2, { shared: false }).buffer).toBeInstanceOf(SharedArrayBuffer);
+    await memory.prepare(SIZE * 2, PLAIN);
+    expect(memory.isWarmFor(SIZE * 2, PLAIN)).toBe(true);
+    expect(memory.take(SIZE * 2, PLAIN).buffer.byteLength).toBe(SIZE * 2.5);
   });
 
   it('keeps no warm memory for small uploads', async () => {
     const memory = new UploadMemory();
-    await memory.prepare(MIN_WARM_BYTES - 1);
-    expect(memory.isWarmFor(MIN_WARM_BYTES - 1)).toBe(false);
-    expect(memory.take(MIN_WARM_BYTES - 1, { shared: false }).buffer).toBeInstanceOf(ArrayBuffer);
+    await memory.prepare(MIN_WARM_BYTES - 1, PLAIN);
+    expect(memory.isWarmFor(MIN_WARM_BYTES - 1, PLAIN)).toBe(false);
+    expect(memory.take(MIN_WARM_BYTES - 1, PLAIN).buffer.byteLength).toBe(MIN_WARM_BYTES - 1);
   });
 
   it('memory taken while its pages are still being touched is handed over as it is, and the touching stops', async () => {
     const memory = new UploadMemory();
-    const warming = memory.prepare(64 * MIN_WARM_BYTES);
-    const taken = memory.take(64 * MIN_WARM_BYTES, { shared: false });
-    expect(taken.buffer).toBeInstanceOf(SharedArrayBuffer);
+    const size = 64 * MIN_WARM_BYTES;
+    const warming = memory.prepare(size, PLAIN);
+    const taken = memory.take(size, PLAIN);
+    expect(taken.buffer.byteLength).toBe(size * 1.25);
     await warming;
-    expect(memory.isWarmFor(64 * MIN_WARM_BYTES)).toBe(false);
+    expect(memory.isWarmFor(size, PLAIN)).toBe(false);
     // Fresh again for the next one.
-    expect(memory.take(64 * MIN_WARM_BYTES, { shared: false }).buffer).toBeInstanceOf(ArrayBuffer);
+    expect(memory.take(size, PLAIN).buffer.byteLength).toBe(size);
   });
 });

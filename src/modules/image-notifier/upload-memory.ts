@@ -23,22 +23,23 @@ const PAGE = 4096;
  * upload of about that size is read into it. It is handed over for good, never taken back or
  * reused: whoever reads the body owns it as they would a fresh buffer. One per process (memory
  * is the process's), shared by every scope: the bytes of the last upload, at most, sit idle.
- * It is shared memory, which the pixel worker reads in place (a FITS).
+ * Shared memory (which the pixel worker reads in place) only after a body that wanted it, a
+ * FITS: a process holds shared memory longer than plain (docs/benchmarks.md).
  */
 export class UploadMemory {
-  private warm: SharedArrayBuffer | undefined;
+  private warm: ArrayBuffer | SharedArrayBuffer | undefined;
   /** Whether every page of {@link warm} has been touched (false while it is being touched). */
   private touched = false;
   private warming: Promise<void> = Promise.resolve();
 
   /**
    * A buffer of `length` bytes for a body: the warm memory when it fits (at least `length`,
-   * less than twice it), handed over and forgotten; otherwise fresh memory (shared when
-   * `shared`, for the pixel worker).
+   * less than twice it, shared as asked), handed over and forgotten; otherwise fresh memory.
+   * `shared`: memory the pixel worker can read in place.
    */
   take(length: number, { shared }: { shared: boolean }): Buffer {
     const warm = this.warm;
-    if (warm !== undefined && fits(warm.byteLength, length)) {
+    if (warm !== undefined && fits(warm.byteLength, length) && warm instanceof SharedArrayBuffer === shared) {
       this.warm = undefined;
       return Buffer.from(warm, 0, length);
     }
@@ -46,17 +47,23 @@ export class UploadMemory {
   }
 
   /**
-   * After a body of `length` bytes was read: makes memory warm for the next one of about its
-   * size, unless warm memory that fits it is there already or it is small. Resolves once it is touched
-   * (tests; nobody needs to wait for it).
+   * After a body was read: makes memory warm for the next one like it (about its size, shared
+   * if it was), unless warm memory that fits it is there already or it is small. Resolves once
+   * it is touched (tests; nobody needs to wait for it).
    */
-  prepare(length: number): Promise<void> {
-    if (length < MIN_WARM_BYTES || (this.warm !== undefined && fits(this.warm.byteLength, length))) {
+  prepareAfter(body: Buffer): Promise<void> {
+    return this.prepare(body.length, { shared: body.buffer instanceof SharedArrayBuffer });
+  }
+
+  /** {@link prepareAfter} a body of `length` bytes, in shared memory or not. */
+  prepare(length: number, { shared }: { shared: boolean }): Promise<void> {
+    if (length < MIN_WARM_BYTES || this.isFor(length, shared)) {
       return this.warming;
     }
-    let memory: SharedArrayBuffer;
+    let memory: ArrayBuffer | SharedArrayBuffer;
     try {
-      memory = new SharedArrayBuffer(Math.ceil(length * HEADROOM));
+      const size = Math.ceil(length * HEADROOM);
+      memory = shared ? new SharedArrayBuffer(size) : Buffer.allocUnsafeSlow(size).buffer;
     } catch {
       // Memory is short: the next upload allocates its own, as without warm memory.
       this.warm = undefined;
@@ -69,12 +76,16 @@ export class UploadMemory {
   }
 
   /** Warm memory ready for a body of `length` bytes, all its pages touched (tests). */
-  isWarmFor(length: number): boolean {
-    return this.warm !== undefined && this.touched && fits(this.warm.byteLength, length);
+  isWarmFor(length: number, { shared }: { shared: boolean }): boolean {
+    return this.touched && this.isFor(length, shared);
+  }
+
+  private isFor(length: number, shared: boolean): boolean {
+    return this.warm !== undefined && fits(this.warm.byteLength, length) && this.warm instanceof SharedArrayBuffer === shared;
   }
 
   /** Writes a zero into each page, a slice per turn; stops once the memory is taken or replaced. */
-  private async touch(memory: SharedArrayBuffer): Promise<void> {
+  private async touch(memory: ArrayBuffer | SharedArrayBuffer): Promise<void> {
     const pages = new Uint8Array(memory);
     for (let at = 0; at < pages.length; ) {
       await nextTurn();

@@ -3,12 +3,13 @@ import type { SessionMetrics } from '../web-assets/web-assets.service.js';
 
 /** An image ready to become a version: checked, converted to the JPEG to serve, its metrics resolved. */
 export interface PreparedImage {
-  jpeg: Buffer;
+  /** Still encoding (from `pixels`) when a promise: the pyramid's home levels are cut meanwhile. */
+  jpeg: Buffer | Promise<Buffer>;
   /** The metrics this version shows (absolute values; left out: the current ones). */
   metrics: SessionMetrics;
   /** The JPEG is the caller's bytes as they came (so its pixels are still unchecked). */
   passedThrough: boolean;
-  /** The pixels the JPEG was encoded from, at its size, when it was made here: its home levels are cut from them. */
+  /** The pixels the JPEG is encoded from, at its size, when it is made here: its home levels are cut from them. */
   pixels?: RawPixels;
 }
 

@@ -9,7 +9,9 @@ import { WebAssetsService, WebFolderError, type SessionMetrics, type StagedImage
 import { UndecodableImageError, type PreparedImage } from './publisher.js';
 
 /** An image with its pyramid cut out of sight, waiting for its turn in the web folder's queue. */
-export interface CutImage extends PreparedImage {
+export interface CutImage extends Omit<PreparedImage, 'jpeg'> {
+  /** Encoded by now. */
+  jpeg: Buffer;
   pyramid: PreparedPyramid;
   /** Its preview for the history, made from the pyramid's decode; undefined with the history off. */
   preview?: Promise<Buffer>;
@@ -50,27 +52,36 @@ export class VersionWriter {
    */
   async cut(image: PreparedImage | Promise<PreparedImage>): Promise<CutImage> {
     const prepared = await image;
+    // A JPEG made here from pixels may still be encoding: its home levels are cut from those meanwhile.
+    const encoding = Promise.resolve(prepared.jpeg);
     // web_image.jpg goes to the disk while the pyramid is cut: its turn only renames it.
-    const staging = this.assets.stageImage(prepared.jpeg);
+    const staging = encoding.then((bytes) => this.assets.stageImage(bytes));
     staging.catch(() => undefined);
     let pyramid: PreparedPyramid;
+    let jpeg: Buffer;
     try {
-      pyramid = await this.assets.written(() => this.pyramids.prepare(prepared.jpeg, { pixels: prepared.pixels }));
+      pyramid = await this.assets.written(() => this.pyramids.prepare(encoding, { pixels: prepared.pixels }));
+      jpeg = await encoding;
     } catch (err) {
       await staging.then((staged) => staged.file.discard(), () => undefined);
+      // The encoder's failure as it is (a converted image's): not one of the image's blocks.
+      const encoder = await encoding.then(() => undefined, (failure: unknown) => ({ failure }));
+      if (encoder) {
+        throw encoder.failure;
+      }
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
     }
     // Its deep levels from now on, when no other cut runs: after the home levels, so as not to
     // take a core from them (its tiles are served as they come, see DeepLevels.provide).
-    const deep = this.deepLevels.early(prepared.jpeg, pyramid.width, pyramid.height);
+    const deep = this.deepLevels.early(jpeg, pyramid.width, pyramid.height);
     // The history's preview from the pixels the home levels were cut from (one decode per publish).
-    const preview = this.history.preview(pyramid.takePixels() ?? prepared.jpeg);
+    const preview = this.history.preview(pyramid.takePixels() ?? jpeg);
     // Awaited (or dropped) in writeImage's turn.
     preview?.catch(() => undefined);
     try {
       // The converter's pixels are cut: not held while the image waits for its turn.
-      return { ...prepared, pixels: undefined, preview, pyramid, staged: await staging, deep };
+      return { ...prepared, jpeg, pixels: undefined, preview, pyramid, staged: await staging, deep };
     } catch (err) {
       deep?.settle(undefined);
       await pyramid.discard().catch(() => undefined);

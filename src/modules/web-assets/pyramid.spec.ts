@@ -87,8 +87,52 @@ describe('PyramidBuilder', () => {
     await (await builder.prepare(cut, { pixels })).commit(3);
     expect((await stitchLevel(version(3), level, 510, 1, 'jpeg')).raw.equals(fromPixels.raw)).toBe(true);
     await expect(builder.prepare(cut)).rejects.toThrow();
-    // Pixels of another size than the JPEG's are not the JPEG's: it is decoded.
-    await expect(builder.prepare(cut, { pixels: { data: data.subarray(0, 600 * 400), raw: { width: 600, height: 400, channels: 1 } } })).rejects.toThrow();
+    // Pixels of another size than the JPEG's are not the JPEG's: refused, nothing left behind.
+    await expect(builder.prepare(cut, { pixels: { data: data.subarray(0, 600 * 400), raw: { width: 600, height: 400, channels: 1 } } })).rejects.toThrow(
+      /the JPEG is 2400×1600 but the pixels its pyramid was cut from are 600×400/,
+    );
+    expect((await readdir(join(folder.path, 'v'))).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+
+  it('with the pixels, cuts the home levels while the JPEG is still encoding, then keeps the JPEG once it comes', async () => {
+    const width = 2400;
+    const height = 1600;
+    const data = Buffer.alloc(width * height, 90);
+    const pixels = { data, raw: { width, height, channels: 1 as const } };
+    const jpeg = await sharp(data, { raw: pixels.raw }).toColourspace('b-w').jpeg({ quality: 90 }).toBuffer();
+    const builder = new PyramidBuilder(resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 700 }));
+    let deliver: (bytes: Buffer) => void = () => undefined;
+    const encoding = new Promise<Buffer>((resolve) => (deliver = resolve));
+    const preparing = builder.prepare(encoding, { pixels });
+    // The JPEG is handed over only once the home level's tiles exist: waiting for it first would hang here.
+    const homeTiles = async (): Promise<string[]> => {
+      for (const name of await readdir(join(folder.path, 'v')).catch(() => [])) {
+        const tiles = await readdir(join(folder.path, 'v', name, 'image_files', '10')).catch(() => []);
+        if (tiles.length > 0) {
+          return tiles;
+        }
+      }
+      return [];
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await homeTiles()).length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    expect((await homeTiles()).length).toBeGreaterThan(0);
+    deliver(jpeg);
+    await (await preparing).commit(1);
+    expect((await readFile(join(folder.path, 'v', '1', 'image.jpg'))).equals(jpeg)).toBe(true);
+    expect(await readFile(join(folder.path, 'v', '1', 'image.dzi'), 'utf8')).toMatch(/Width="2400"[^>]*Height="1600"|Height="1600"[^>]*Width="2400"/);
+  });
+
+  it('a JPEG whose encode fails fails the pyramid with its error, and nothing is left behind', async () => {
+    const data = Buffer.alloc(800 * 600, 90);
+    const builder = new PyramidBuilder(resolveImageServerOptions({ webFolder: folder.path }));
+    // Its failure is taken by whoever awaits it, as the converter's JPEG promise is.
+    const encoding = Promise.reject(new Error('encoder broke'));
+    encoding.catch(() => undefined);
+    await expect(builder.prepare(encoding, { pixels: { data, raw: { width: 800, height: 600, channels: 1 } } })).rejects.toThrow('encoder broke');
+    expect(await readdir(join(folder.path, 'v'))).toEqual([]);
   });
 
   it('refuses a damaged image and leaves nothing behind', async () => {

@@ -98,11 +98,12 @@ export class PyramidBuilder {
   /**
    * Builds a pyramid out of sight, before its version is known: a publish can build it
    * alongside earlier publishes and take its version only when its turn comes to be
-   * written. Unless `pixels` are given (those the caller encoded `image` from, at its size:
-   * cut instead of a decode of it), every block is decoded and libjpeg's warnings fail it as
-   * the image check does for JPEGs: a damaged or overwritten image is refused here.
+   * written. Unless `pixels` are given (those the caller encodes `image` from, at its size:
+   * cut instead of a decode of it, while `image` may still be encoding), every block is
+   * decoded and libjpeg's warnings fail it as the image check does for JPEGs: a damaged or
+   * overwritten image is refused here.
    */
-  async prepare(image: Buffer | string, { pixels: given }: { pixels?: RawPixels } = {}): Promise<PreparedPyramid> {
+  async prepare(image: Buffer | string | Promise<Buffer>, { pixels: given }: { pixels?: RawPixels } = {}): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
@@ -113,25 +114,30 @@ export class PyramidBuilder {
     });
     try {
       await mkdir(temp);
+      const fromBytes = typeof image !== 'string';
       // The full image is kept too (a Save), written while libvips cuts the tiles.
-      const full = Buffer.isBuffer(image) ? writeFile(join(temp, FULL_IMAGE_FILE), image) : Promise.resolve();
-      full.catch(() => undefined);
-      const { width, height } = await sharp(image).metadata();
+      const full = fromBytes
+        ? Promise.resolve(image).then(async (bytes) => {
+            await writeFile(join(temp, FULL_IMAGE_FILE), bytes);
+            return bytes;
+          })
+        : undefined;
+      full?.catch(() => undefined);
+      // The JPEG's own pixels when the caller has them (it encodes them): no decode of it then.
+      const { width, height } = given?.raw ?? (await sharp(await image).metadata());
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
-      const home = Buffer.isBuffer(image) ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
-      // The JPEG's own pixels when the caller has them (it encoded them): no decode of it then.
-      const own = given !== undefined && given.raw.width === width && given.raw.height === height;
-      let decoder = own ? sharp(given.data, { raw: given.raw }) : sharp(image, { failOn: 'warning' });
+      const home = fromBytes ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
+      let decoder = given ? sharp(given.data, { raw: given.raw }) : sharp(await image, { failOn: 'warning' });
       const reduced = levelSize(width, height, home);
       if (home < topLevel(width, height)) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
         decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
       }
       let pixels: RawPixels | undefined;
-      if (own && home >= topLevel(width, height)) {
+      if (given && home >= topLevel(width, height)) {
         // Cut at full size: the caller's pixels are those kept, not a copy of them through libvips.
         pixels = given;
-      } else if (Buffer.isBuffer(image) && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
+      } else if (fromBytes && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
         // Decoded once, kept for the caller too (the history's preview): the same pixels as a
         // streamed cut, so the same tiles.
         const { data, info } = await decoder.raw().toBuffer({ resolveWithObject: true });
@@ -148,7 +154,10 @@ export class PyramidBuilder {
         const pending: DeepLevelsPending = { width, height, home };
         await writeFile(join(temp, DEEP_PENDING_FILE), JSON.stringify(pending));
       }
-      await full;
+      const bytes = await full;
+      if (given && bytes) {
+        await assertSize(bytes, given.raw);
+      }
       return new PreparedPyramid(temp, this.root, width, height, began, pixels);
     } catch (err) {
       await rm(temp, { recursive: true, force: true });
@@ -262,6 +271,14 @@ export class PreparedPyramid {
     }
     this.settled = true;
     this.pixels = undefined;
+  }
+}
+
+/** The JPEG encoded from `raw` pixels is their size: its tiles were cut from them. */
+async function assertSize(jpeg: Buffer, raw: Raw): Promise<void> {
+  const { width, height } = await sharp(jpeg).metadata();
+  if (width !== raw.width || height !== raw.height) {
+    throw new Error(`the JPEG is ${width}×${height} but the pixels its pyramid was cut from are ${raw.width}×${raw.height}`);
   }
 }
 
