@@ -37,6 +37,27 @@ describe('DeepLevels', () => {
     expect(homeLevel(800, 600, 2048)).toBe(topLevel(800, 600));
   });
 
+  it("a grey image's tiles are grey at every level, home and deep, and its kept pixels one channel; a colour image's stay colour", async () => {
+    const options = resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 300 });
+    const pyramids = new PyramidBuilder(options);
+    const deep = new DeepLevels(options, pyramids);
+    const colour = await gradient(1200, 900, 3);
+    const grey = await sharp(colour).toColourspace('b-w').jpeg({ quality: 85 }).toBuffer();
+    expect((await sharp(grey).metadata()).channels).toBe(1);
+    for (const [version, jpeg, channels] of [[1, grey, 1], [2, colour, 3]] as const) {
+      const prepared = await pyramids.prepare(jpeg);
+      expect(prepared.takePixels()?.raw.channels, `version ${version}`).toBe(channels);
+      await prepared.commit(version);
+      deep.enqueue(version);
+      await deep.idle();
+      for (const level of [homeLevel(1200, 900, 300), topLevel(1200, 900)]) {
+        const tiles = join(folder.path, 'v', String(version), 'image_files', String(level));
+        const first = (await readdir(tiles))[0];
+        expect((await sharp(join(tiles, first)).metadata()).channels, `version ${version} level ${level}`).toBe(channels);
+      }
+    }
+  });
+
   it('cuts the newest version first, drops one pruned before its turn, and leaves no temp folder', async () => {
     const options = resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 300 });
     const pyramids = new PyramidBuilder(options);

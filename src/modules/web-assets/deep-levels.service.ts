@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, homeLevel, levelSize, PyramidBuilder, topLevel, type DeepLevelsPending } from './pyramid.js';
+import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, homeLevel, isGrey, levelSize, PyramidBuilder, topLevel, type DeepLevelsPending } from './pyramid.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
 /** One tile of a version, as named under `image_files/`. */
@@ -134,7 +134,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     });
     const temp = this.tempFolder();
     this.currentTemp = basename(temp);
-    const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg)).toFile(join(temp, 'image.dz')));
+    const cutting = this.makeTemp(temp).then(async () => this.pyramids.encodeTiles(sharp(jpeg), await isGrey(jpeg)).toFile(join(temp, 'image.dz')));
     cutting.catch(() => undefined);
     this.job = this.finishEarly(temp, cutting, settled).finally(() => this.next());
     return { settle: (version) => settle(version) };
@@ -292,7 +292,8 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     this.currentTemp = basename(temp);
     try {
       await this.makeTemp(temp);
-      await this.pyramids.encodeTiles(sharp(join(this.root, String(version), FULL_IMAGE_FILE))).toFile(join(temp, 'image.dz'));
+      const image = join(this.root, String(version), FULL_IMAGE_FILE);
+      await this.pyramids.encodeTiles(sharp(image), await isGrey(image)).toFile(join(temp, 'image.dz'));
       await this.moveIn(version, temp);
     } catch (err) {
       // Pruned meanwhile: nothing to finish.
