@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { connect } from 'node:net';
 import { request } from 'node:http';
 import { readdir, readFile } from 'node:fs/promises';
@@ -5,6 +6,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeJpeg } from '../helpers/images.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { uploadMemory } from '../../src/modules/image-notifier/upload-memory.js';
+import sharp from 'sharp';
 
 /** The answer to a PUT of `body` sent with Transfer-Encoding: chunked (no Content-Length), in `parts` writes. */
 function putChunked(port: number, body: Buffer, parts: number): Promise<{ status: number; text: string }> {
@@ -72,6 +75,34 @@ describe('the upload body: read into one buffer of its Content-Length, web_image
     expect(answer.status, answer.text).toBe(200);
     expect(JSON.parse(answer.text)).toMatchObject({ published: true, bytes: jpeg.length, stackSize: 7 });
     expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(jpeg);
+  });
+
+  it('big uploads back to back, each read into the memory warmed after the one before or into fresh memory: every version is its own bytes', async () => {
+    // Noise: JPEGs of a few MB, about the same size, as a stacker's.
+    const noise = (): Promise<Buffer> => sharp(randomBytes(1600 * 1200 * 3), { raw: { width: 1600, height: 1200, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+    const images = await Promise.all([noise(), noise(), noise(), noise()]);
+    expect(images[0].length).toBeGreaterThan(1024 * 1024);
+    const put = async (jpeg: Buffer): Promise<void> => {
+      const res = await fetch(`${server.baseUrl}/api/image`, { method: 'PUT', headers: { 'Content-Type': 'image/jpeg' }, body: new Uint8Array(jpeg) });
+      expect(res.status, await res.text()).toBe(200);
+    };
+    await put(images[0]);
+    // The second is read into memory warmed after the first (the warming waited for) ...
+    const deadline = Date.now() + 5000;
+    while (!uploadMemory.isWarmFor(images[1].length, { shared: false }) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(uploadMemory.isWarmFor(images[1].length, { shared: false })).toBe(true);
+    await put(images[1]);
+    // ... the next ones while the memory for them is still being warmed.
+    await put(images[2]);
+    await put(images[3]);
+    for (const [index, jpeg] of images.entries()) {
+      expect((await readFile(join(server.webFolder, 'v', String(index + 1), 'image.jpg'))).equals(jpeg), `version ${index + 1}`).toBe(true);
+    }
+    expect(await readFile(join(server.webFolder, 'web_image.jpg'))).toEqual(images[3]);
+    const data = JSON.parse(await readFile(join(server.webFolder, 'data.json'), 'utf8')) as { IMAGE_SHA256: string };
+    expect(data.IMAGE_SHA256).toBe(createHash('sha256').update(images[3]).digest('hex'));
   });
 
   it('a damaged JPEG is refused (422) and its staged web_image.jpg removed: the previous image and its digest stay', async () => {

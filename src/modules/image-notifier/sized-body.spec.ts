@@ -79,7 +79,7 @@ describe('readSizedBody', () => {
   });
 
   it('reads a body into warm memory byte for byte, hashed on the way; the next body does not touch it', async () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     const jpeg = (): Buffer => Buffer.concat([Buffer.from([0xff, 0xd8, 0xff, 0xe0]), randomBytes(2 * 1024 * 1024)]);
     const first = jpeg();
     await memory.prepare(first.length, { shared: false });

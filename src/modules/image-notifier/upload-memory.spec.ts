@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MIN_WARM_BYTES, UploadMemory } from './upload-memory.js';
+import { MIN_WARM_BYTES, QUIET_MS, UploadMemory } from './upload-memory.js';
 
 const SIZE = 3 * MIN_WARM_BYTES;
 const PLAIN = { shared: false };
@@ -7,7 +7,7 @@ const SHARED = { shared: true };
 
 describe('UploadMemory', () => {
   it('without warm memory, gives fresh memory: shared for the pixel worker, plain otherwise', () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     expect(memory.take(SIZE, SHARED).buffer).toBeInstanceOf(SharedArrayBuffer);
     const plain = memory.take(SIZE, PLAIN);
     expect(plain.buffer).toBeInstanceOf(ArrayBuffer);
@@ -15,7 +15,7 @@ describe('UploadMemory', () => {
   });
 
   it('after an upload, the next one of its size is read into memory touched beforehand, handed over once', async () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     await memory.prepareAfter(Buffer.alloc(SIZE));
     expect(memory.isWarmFor(SIZE, PLAIN)).toBe(true);
     const first = memory.take(SIZE - 100, PLAIN);
@@ -32,7 +32,7 @@ describe('UploadMemory', () => {
   });
 
   it('after a body in shared memory (a FITS), warm memory is shared, and serves only a body that wants it', async () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     await memory.prepareAfter(Buffer.from(new SharedArrayBuffer(SIZE)));
     expect(memory.isWarmFor(SIZE, SHARED)).toBe(true);
     expect(memory.isWarmFor(SIZE, PLAIN)).toBe(false);
@@ -43,7 +43,7 @@ describe('UploadMemory', () => {
   });
 
   it('warm memory serves only a body of about its size: not a larger one, nor one under half of it', async () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     await memory.prepare(SIZE, PLAIN);
     // A quarter of headroom: the next stack's JPEG may be a little larger.
     expect(memory.isWarmFor(SIZE * 1.25, PLAIN)).toBe(true);
@@ -57,21 +57,37 @@ describe('UploadMemory', () => {
   });
 
   it('keeps no warm memory for small uploads', async () => {
-    const memory = new UploadMemory();
+    const memory = new UploadMemory(0);
     await memory.prepare(MIN_WARM_BYTES - 1, PLAIN);
     expect(memory.isWarmFor(MIN_WARM_BYTES - 1, PLAIN)).toBe(false);
     expect(memory.take(MIN_WARM_BYTES - 1, PLAIN).buffer.byteLength).toBe(MIN_WARM_BYTES - 1);
   });
 
-  it('memory taken while its pages are still being touched is handed over as it is, and the touching stops', async () => {
-    const memory = new UploadMemory();
+  it('memory still being touched is not handed over (zeros may still be written into it): a fresh buffer, and it stays for the next upload', async () => {
+    const memory = new UploadMemory(0);
     const size = 64 * MIN_WARM_BYTES;
     const warming = memory.prepare(size, PLAIN);
+    // The quiet time (none here) is over: its pages are being touched.
+    await new Promise((resolve) => setTimeout(resolve, 1));
     const taken = memory.take(size, PLAIN);
-    expect(taken.buffer.byteLength).toBe(size * 1.25);
+    expect(taken.buffer.byteLength).toBe(size);
+    taken.fill(7);
     await warming;
-    expect(memory.isWarmFor(size, PLAIN)).toBe(false);
-    // Fresh again for the next one.
-    expect(memory.take(size, PLAIN).buffer.byteLength).toBe(size);
+    expect(taken.every((byte) => byte === 7)).toBe(true);
+    expect(memory.isWarmFor(size, PLAIN)).toBe(true);
+    expect(memory.take(size, PLAIN).buffer.byteLength).toBe(size * 1.25);
+  });
+
+  it('uploads back to back warm nothing: an upload that begins within the quiet time calls the warming off', async () => {
+    expect(QUIET_MS).toBeGreaterThan(0);
+    const memory = new UploadMemory(50);
+    const warming = memory.prepare(SIZE, PLAIN);
+    const next = memory.take(SIZE, PLAIN);
+    await warming;
+    expect(next.buffer.byteLength).toBe(SIZE);
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(false);
+    // After a quiet moment it is warmed.
+    await memory.prepare(SIZE, PLAIN);
+    expect(memory.isWarmFor(SIZE, PLAIN)).toBe(true);
   });
 });
