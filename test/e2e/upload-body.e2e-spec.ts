@@ -94,7 +94,7 @@ describe('the upload body: read into one buffer of its Content-Length, web_image
     }
     expect(uploadMemory.isWarmFor(images[1].length, { shared: false })).toBe(true);
     await put(images[1]);
-    // ... the next ones while the memory for them is still being warmed.
+    // ... the next ones back to back: the warming is called off, they are read into fresh memory.
     await put(images[2]);
     await put(images[3]);
     for (const [index, jpeg] of images.entries()) {

@@ -124,9 +124,14 @@ export class ImageConverter {
       return { jpeg: input, width, height, sourceFormat: format, passedThrough: true, stretched: false, headerMetrics: {} };
     }
     try {
-      // An encode still running from decoded pixels fails as a FITS's does: not the image's fault.
-      const { stretched, ...converted } = await this.convert(format, input, meta);
-      return { ...converted, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {} };
+      const { stretched, jpeg, ...converted } = await this.convert(format, input, meta);
+      // An encode still running fails as one awaited here would: a damaged image.
+      const encoding = Buffer.isBuffer(jpeg) ? jpeg : jpeg.catch((err: unknown) => Promise.reject(damagedImage(format, err)));
+      if (!Buffer.isBuffer(encoding)) {
+        // Taken by whoever awaits the JPEG; not an unhandled rejection before that.
+        encoding.catch(() => undefined);
+      }
+      return { ...converted, jpeg: encoding, sourceFormat: format, passedThrough: false, stretched, headerMetrics: {} };
     } catch (err) {
       throw damagedImage(format, err);
     }

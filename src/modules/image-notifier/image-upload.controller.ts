@@ -149,12 +149,10 @@ export class ImageUploadController {
       } catch (err) {
         throw toHttpError(err);
       }
+      // Memory for the next upload like this one (a refused body says nothing of the next).
+      void uploadMemory.prepareAfter(body);
     } finally {
       release();
-      if (body) {
-        // Memory for the next upload like it, touched now that this one's publish is done.
-        void uploadMemory.prepareAfter(body);
-      }
     }
     const session = this.assets.session;
     return { published: true, bytes: body.length, stackSize: session.stackSize, exposure: session.exposureSeconds };

@@ -42,7 +42,7 @@ describe('UploadMemory', () => {
     expect(taken.buffer.byteLength).toBe(SIZE * 1.25);
   });
 
-  it('warm memory serves only a body of about its size: not a larger one, nor one under half of it', async () => {
+  it('warm memory serves only a body of about its size: not a larger one, nor one much smaller', async () => {
     const memory = new UploadMemory(0);
     await memory.prepare(SIZE, PLAIN);
     // A quarter of headroom: the next stack's JPEG may be a little larger.

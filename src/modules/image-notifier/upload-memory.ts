@@ -9,10 +9,12 @@ export const MIN_WARM_BYTES = 1024 * 1024;
  */
 const HEADROOM = 1.25;
 
+/** Warm memory serves a body of at least 1/MAX_SLACK of its size: it never holds much more than the body. */
+const MAX_SLACK = 1.5;
+
 /**
  * How long after an upload no other may begin for memory to be warmed: uploads back to back
- * (a queue of stacks) would take it before it is ready, and the touching would only add to
- * their work (docs/benchmarks.md).
+ * would take it before it is ready, and touching it would only add to their work.
  */
 export const QUIET_MS = 250;
 
@@ -20,18 +22,10 @@ export const QUIET_MS = 250;
 const TOUCH_SLICE = 1024 * 1024;
 
 /**
- * The memory the next big upload is read into, its pages touched before it arrives.
- *
- * Memory fresh from the kernel is mapped page by page on first write: for a 24 MB stack that is
- * 6000 page faults, paid on the event loop while the body is copied in, and the largest part of
- * its upload over loopback (docs/benchmarks.md, "Warm upload memory"). So after an upload, one
- * buffer of its size is allocated and touched off the event loop and the publish's path, once
- * no upload began for {@link QUIET_MS}; the next
- * upload of about that size is read into it. It is handed over for good, never taken back or
- * reused: whoever reads the body owns it as they would a fresh buffer. One per process (memory
- * is the process's), shared by every scope: the bytes of the last upload, at most, sit idle.
- * Shared memory (which the pixel worker reads in place) only after a body that wanted it, a
- * FITS: a process holds shared memory longer than plain (docs/benchmarks.md).
+ * The memory the next big upload is read into, its pages touched before it comes: fresh
+ * memory's first-touch page faults were most of a big upload, on the event loop
+ * (docs/benchmarks.md, "Warm upload memory"). Handed over for good, never taken back or
+ * reused. One per process, for every scope: memory is the process's, and so is the cost.
  */
 export class UploadMemory {
   private warm: ArrayBuffer | SharedArrayBuffer | undefined;
@@ -46,9 +40,9 @@ export class UploadMemory {
 
   /**
    * A buffer of `length` bytes for a body: the warm memory when it fits (at least `length`,
-   * less than twice it, shared as asked) and is touched, handed over and forgotten; otherwise
-   * fresh memory. Memory still being touched is never handed over: a read of zeros may be
-   * writing into it. `shared`: memory the pixel worker can read in place.
+   * less than {@link MAX_SLACK} times it, shared as asked) and is touched, handed over and
+   * forgotten; otherwise fresh memory. Memory still being touched is never handed over: a
+   * read of zeros may be writing into it. `shared`: memory the pixel worker reads in place.
    */
   take(length: number, { shared }: { shared: boolean }): Buffer {
     // An upload begins: no quiet moment for a warming still waiting.
@@ -63,10 +57,10 @@ export class UploadMemory {
   }
 
   /**
-   * After a body was read: makes memory warm for the next one like it (about its size, shared
-   * if it was) once no upload began for a quiet moment, unless warm memory that fits it is
-   * there already or it is small. Resolves once it is touched, or called off by an upload
-   * (tests; nobody needs to wait for it).
+   * After a body was published: makes memory warm for the next one like it (about its size,
+   * shared if it was: a FITS, which the pixel worker reads in place) once no upload began for
+   * a quiet moment, unless warm memory that fits it is there already or it is small. Resolves
+   * once it is touched or called off (tests; nobody needs to wait for it). Never rejects.
    */
   prepareAfter(body: Buffer): Promise<void> {
     return this.prepare(body.length, { shared: body.buffer instanceof SharedArrayBuffer });
@@ -89,6 +83,11 @@ export class UploadMemory {
     });
   }
 
+  /** Warm memory ready for a body of `length` bytes, all its pages touched (tests). */
+  isWarmFor(length: number, { shared }: { shared: boolean }): boolean {
+    return this.touched && this.isFor(length, shared);
+  }
+
   private warmNow(length: number, shared: boolean): Promise<void> {
     let memory: ArrayBuffer | SharedArrayBuffer;
     try {
@@ -101,13 +100,48 @@ export class UploadMemory {
     }
     this.warm = memory;
     this.touched = false;
-    this.warming = this.touch(memory);
+    // A failure costs the warm memory, nothing else: the next upload gets fresh memory.
+    this.warming = this.touch(memory).then(
+      (whole) => this.settle(memory, whole),
+      () => this.settle(memory, false),
+    );
     return this.warming;
   }
 
-  /** Warm memory ready for a body of `length` bytes, all its pages touched (tests). */
-  isWarmFor(length: number, { shared }: { shared: boolean }): boolean {
-    return this.touched && this.isFor(length, shared);
+  /** Ready when every page was touched; otherwise let go (never half-ready memory kept). */
+  private settle(memory: ArrayBuffer | SharedArrayBuffer, whole: boolean): void {
+    if (this.warm === memory) {
+      this.touched = whole;
+      this.warm = whole ? memory : undefined;
+    }
+  }
+
+  /**
+   * Touches every page on libuv's threads, not the event loop: reading /dev/zero into memory
+   * makes the kernel write each page. A slice at a time; stops once the memory is replaced.
+   * Resolves whether every page was touched (without /dev/zero, not Linux: none).
+   */
+  private async touch(memory: ArrayBuffer | SharedArrayBuffer): Promise<boolean> {
+    const zeros = await open('/dev/zero', 'r').catch(() => undefined);
+    if (zeros === undefined) {
+      return false;
+    }
+    try {
+      const pages = new Uint8Array(memory);
+      for (let at = 0; at < pages.length; ) {
+        if (this.warm !== memory) {
+          return false;
+        }
+        const { bytesRead } = await zeros.read(pages, at, Math.min(TOUCH_SLICE, pages.length - at), null);
+        if (bytesRead === 0) {
+          return false;
+        }
+        at += bytesRead;
+      }
+      return true;
+    } finally {
+      await zeros.close().catch(() => undefined);
+    }
   }
 
   private callOffWaiting(): void {
@@ -119,45 +153,10 @@ export class UploadMemory {
   }
 
   private isFor(length: number, shared: boolean): boolean {
-    return this.warm !== undefined && fits(this.warm.byteLength, length) && this.warm instanceof SharedArrayBuffer === shared;
-  }
-
-  /**
-   * Touches every page on libuv's threads, not the event loop: reading /dev/zero into memory
-   * makes the kernel write each page there. A slice at a time; stops once the memory is
-   * replaced. Without /dev/zero (not Linux), no memory is kept warm.
-   */
-  private async touch(memory: ArrayBuffer | SharedArrayBuffer): Promise<void> {
-    const zeros = await open('/dev/zero', 'r').catch(() => undefined);
-    if (zeros === undefined) {
-      if (this.warm === memory) {
-        this.warm = undefined;
-      }
-      return;
-    }
-    try {
-      const pages = new Uint8Array(memory);
-      for (let at = 0; at < pages.length; ) {
-        if (this.warm !== memory) {
-          return;
-        }
-        const { bytesRead } = await zeros.read(pages, at, Math.min(TOUCH_SLICE, pages.length - at), null);
-        if (bytesRead === 0) {
-          return;
-        }
-        at += bytesRead;
-      }
-      this.touched = this.warm === memory;
-    } finally {
-      await zeros.close();
-    }
+    const warm = this.warm;
+    return warm !== undefined && warm.byteLength >= length && warm.byteLength < MAX_SLACK * length && warm instanceof SharedArrayBuffer === shared;
   }
 }
 
-/** Warm memory of `capacity` bytes serves a body of `length`, without holding much more than it. */
-function fits(capacity: number, length: number): boolean {
-  return capacity >= length && capacity < 2 * length;
-}
-
-/** The process's one {@link UploadMemory}: every upload controller, of every scope, reads into it. */
+/** The process's one {@link UploadMemory}: the upload controller of every scope reads into it. */
 export const uploadMemory = new UploadMemory();

@@ -3,7 +3,7 @@ import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
 import { DeepLevels, type EarlyDeepCut } from '../web-assets/deep-levels.service.js';
 import { RelayService } from '../relay/relay.service.js';
-import { PyramidBuilder, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
+import { PyramidBuilder, PyramidInputError, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, WebFolderError, type SessionMetrics, type StagedImage } from '../web-assets/web-assets.service.js';
 import { UndecodableImageError, type PreparedImage } from './publisher.js';
@@ -69,7 +69,7 @@ export class VersionWriter {
       if (encoder) {
         throw encoder.failure;
       }
-      const decoder = err instanceof Error && !(err instanceof WebFolderError) && (err as NodeJS.ErrnoException).code === undefined;
+      const decoder = err instanceof Error && !(err instanceof WebFolderError) && !(err instanceof PyramidInputError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
     }
     // Its deep levels from now on, when no other cut runs: after the home levels, so as not to

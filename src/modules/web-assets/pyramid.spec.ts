@@ -6,7 +6,7 @@ import { makeAstroJpeg } from '../../../bench/lib/astro.mjs';
 import { difference, homeLevel, stitchLevel } from '../../../bench/lib/dzi.mjs';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { PyramidBuilder, topLevel } from './pyramid.js';
+import { PyramidBuilder, PyramidInputError, topLevel } from './pyramid.js';
 import { VERSION_FILE, VersionStore } from './version-store.js';
 
 describe('PyramidBuilder', () => {
@@ -88,9 +88,10 @@ describe('PyramidBuilder', () => {
     expect((await stitchLevel(version(3), level, 510, 1, 'jpeg')).raw.equals(fromPixels.raw)).toBe(true);
     await expect(builder.prepare(cut)).rejects.toThrow();
     // Pixels of another size than the JPEG's are not the JPEG's: refused, nothing left behind.
-    await expect(builder.prepare(cut, { pixels: { data: data.subarray(0, 600 * 400), raw: { width: 600, height: 400, channels: 1 } } })).rejects.toThrow(
-      /the JPEG is 2400×1600 but the pixels its pyramid was cut from are 600×400/,
-    );
+    const mismatch = builder.prepare(cut, { pixels: { data: data.subarray(0, 600 * 400), raw: { width: 600, height: 400, channels: 1 } } });
+    // This service's fault, not the image's (a 500, not a 422 "damaged JPEG").
+    await expect(mismatch).rejects.toBeInstanceOf(PyramidInputError);
+    await expect(mismatch).rejects.toThrow(/the JPEG is 2400×1600 but the pixels its pyramid was cut from are 600×400/);
     expect((await readdir(join(folder.path, 'v'))).filter((name) => name.startsWith('.'))).toEqual([]);
   });
 

@@ -112,11 +112,12 @@ export class PyramidBuilder {
         throw err;
       }
     });
+    let full: Promise<Buffer> | undefined;
     try {
       await mkdir(temp);
       const fromBytes = typeof image !== 'string';
       // The full image is kept too (a Save), written while libvips cuts the tiles.
-      const full = fromBytes
+      full = fromBytes
         ? Promise.resolve(image).then(async (bytes) => {
             await writeFile(join(temp, FULL_IMAGE_FILE), bytes);
             return bytes;
@@ -162,6 +163,8 @@ export class PyramidBuilder {
       }
       return new PreparedPyramid(temp, this.root, width, height, began, pixels);
     } catch (err) {
+      // Its write may still wait for the JPEG's encode: the folder goes once it is done.
+      await full?.catch(() => undefined);
       await rm(temp, { recursive: true, force: true });
       throw err;
     }
@@ -290,11 +293,16 @@ function asDecoded(decoder: Sharp, grey: boolean): Sharp {
   return grey ? decoder.toColourspace('b-w') : decoder;
 }
 
+/** The caller's pixels and JPEG do not go together: a fault of this service, not of the image. */
+export class PyramidInputError extends Error {
+  override name = 'PyramidInputError';
+}
+
 /** The JPEG encoded from `raw` pixels is their size: its tiles were cut from them. */
 async function assertSize(jpeg: Buffer, raw: Raw): Promise<void> {
   const { width, height } = await sharp(jpeg).metadata();
   if (width !== raw.width || height !== raw.height) {
-    throw new Error(`the JPEG is ${width}×${height} but the pixels its pyramid was cut from are ${raw.width}×${raw.height}`);
+    throw new PyramidInputError(`the JPEG is ${width}×${height} but the pixels its pyramid was cut from are ${raw.width}×${raw.height}`);
   }
 }
 
