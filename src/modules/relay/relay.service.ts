@@ -108,7 +108,13 @@ export class RelayService implements OnApplicationShutdown {
     // Only `main` relays: a scope's own app (scopeId) copies the options but is not this telescope's image.
     if (options.upstreamUrl !== undefined && options.scopeId === undefined) {
       this.target = new URL('api/image', options.upstreamUrl);
-      this.agent = new Agent({ connect: { timeout: this.timing.connectTimeoutMs } });
+      this.agent = new Agent({
+        connect: { timeout: this.timing.connectTimeoutMs },
+        // The upload's limit kept by the connection too: a signal fetch follows can be lost to
+        // garbage collection in Node 20's undici (nodejs/node#55428), and a held upload with it.
+        headersTimeout: this.timing.uploadTimeoutMs,
+        bodyTimeout: this.timing.uploadTimeoutMs,
+      });
     }
     this.state = { state: this.target ? 'ok' : 'off', lastError: null, lastSentVersion: null };
   }
@@ -226,14 +232,13 @@ export class RelayService implements OnApplicationShutdown {
     if (this.token !== undefined) {
       headers.authorization = `Bearer ${this.token}`;
     }
+    // Held here until the answer (AbortSignal.timeout's timer holds its signal only weakly).
+    const upload = new AbortController();
+    const timer = setTimeout(() => upload.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), this.timing.uploadTimeoutMs);
+    const stop = (): void => upload.abort(this.stopping.signal.reason);
+    this.stopping.signal.addEventListener('abort', stop, { once: true });
     try {
-      const res = await fetch(url, {
-        method: 'PUT',
-        headers,
-        body: image.jpeg,
-        dispatcher: this.agent,
-        signal: AbortSignal.any([AbortSignal.timeout(this.timing.uploadTimeoutMs), this.stopping.signal]),
-      });
+      const res = await fetch(url, { method: 'PUT', headers, body: image.jpeg, dispatcher: this.agent, signal: upload.signal });
       const text = await res.text();
       if (res.ok) {
         return { kind: 'sent' };
@@ -243,6 +248,9 @@ export class RelayService implements OnApplicationShutdown {
       return retryable ? { kind: 'retry', error } : { kind: 'refused', error };
     } catch (err) {
       return { kind: 'retry', error: this.redacted(`could not reach the hub: ${networkMessage(err)}`) };
+    } finally {
+      clearTimeout(timer);
+      this.stopping.signal.removeEventListener('abort', stop);
     }
   }
 
