@@ -83,7 +83,7 @@ export class UploadMemory {
     });
   }
 
-  /** Warm memory ready for a body of `length` bytes, all its pages touched (tests). */
+  /** Warm memory ready for a body of `length` bytes: all its pages touched, of a size and sharedness that fit. */
   isWarmFor(length: number, { shared }: { shared: boolean }): boolean {
     return this.touched && this.isFor(length, shared);
   }

@@ -74,7 +74,7 @@ export class VersionWriter {
     }
     // Its deep levels from now on, when no other cut runs: after the home levels, so as not to
     // take a core from them (its tiles are served as they come, see DeepLevels.provide).
-    const deep = this.deepLevels.early(jpeg, pyramid.width, pyramid.height);
+    const deep = this.deepLevels.early(jpeg, pyramid.width, pyramid.height, pyramid.grey);
     // The history's preview from the pixels the home levels were cut from (one decode per publish).
     const preview = this.history.preview(pyramid.takePixels() ?? jpeg);
     // Awaited (or dropped) in writeImage's turn.

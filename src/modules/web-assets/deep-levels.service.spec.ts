@@ -105,10 +105,10 @@ describe('DeepLevels', () => {
       const jpeg = await gradient(6000, 4000, 3);
       expect(6000 * 4000).toBeGreaterThanOrEqual(EARLY_CUT_PIXELS);
 
-      const early = deep.early(jpeg, 6000, 4000);
+      const early = deep.early(jpeg, 6000, 4000, false);
       expect(early).toBeDefined();
       // Only one cut at a time: the next publish's waits for its turn.
-      expect(deep.early(jpeg, 6000, 4000)).toBeUndefined();
+      expect(deep.early(jpeg, 6000, 4000, false)).toBeUndefined();
       await (await pyramids.prepare(jpeg)).commit(1);
       early!.settle(1);
       await (await pyramids.prepare(jpeg)).commit(2);
@@ -127,7 +127,7 @@ describe('DeepLevels', () => {
       }
 
       // A publish that failed: its early cut is dropped, nothing is left under v/.
-      const dropped = deep.early(jpeg, 6000, 4000);
+      const dropped = deep.early(jpeg, 6000, 4000, false);
       expect(dropped).toBeDefined();
       dropped!.settle(undefined);
       await deep.idle();

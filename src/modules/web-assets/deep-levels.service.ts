@@ -119,9 +119,9 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
    * big image ({@link EARLY_CUT_PIXELS}) with deep levels, no other cut runs and a core is
    * spare; undefined
    * otherwise (then {@link enqueue} its version once in place). The caller must
-   * {@link EarlyDeepCut.settle} it.
+   * {@link EarlyDeepCut.settle} it. `grey`: the image has one channel (its pyramid knows).
    */
-  early(jpeg: Buffer, width: number, height: number): EarlyDeepCut | undefined {
+  early(jpeg: Buffer, width: number, height: number, grey: boolean): EarlyDeepCut | undefined {
     const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
     if (!SPARE_CORE || this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
       return undefined;
@@ -134,7 +134,7 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     });
     const temp = this.tempFolder();
     this.currentTemp = basename(temp);
-    const cutting = this.makeTemp(temp).then(async () => this.pyramids.encodeTiles(sharp(jpeg), await isGrey(jpeg)).toFile(join(temp, 'image.dz')));
+    const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg), grey).toFile(join(temp, 'image.dz')));
     cutting.catch(() => undefined);
     this.job = this.finishEarly(temp, cutting, settled).finally(() => this.next());
     return { settle: (version) => settle(version) };

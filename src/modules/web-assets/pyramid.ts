@@ -161,7 +161,7 @@ export class PyramidBuilder {
       if (given && bytes) {
         await assertSize(bytes, given.raw);
       }
-      return new PreparedPyramid(temp, this.root, width, height, began, pixels);
+      return new PreparedPyramid(temp, this.root, width, height, grey, began, pixels);
     } catch (err) {
       // Its write may still wait for the JPEG's encode: the folder goes once it is done.
       await full?.catch(() => undefined);
@@ -237,6 +237,8 @@ export class PreparedPyramid {
     private readonly root: string,
     readonly width: number,
     readonly height: number,
+    /** One channel (see {@link isGrey}): so are its tiles, the deep ones too. */
+    readonly grey: boolean,
     private readonly began: number,
     private pixels?: RawPixels,
   ) {}
