@@ -9,6 +9,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { makeTexturedJpeg } from '../fixtures/sample-images.js';
 import { PyramidBuilder } from '../../src/modules/web-assets/pyramid.js';
+import { VERSION_FILE } from '../../src/modules/web-assets/version-store.js';
+import { VersionWriter, type CutImage } from '../../src/modules/publishing/version-writer.service.js';
 import { makeJpeg } from '../helpers/images.js';
 import { makeTempFolder } from '../helpers/temp-folder.js';
 import { startTestServer, type TestServer } from '../helpers/test-server.js';
@@ -163,6 +165,31 @@ describe('versions: /v/<version>/ pyramids', () => {
       { type: 'new_image', version: 1 },
       { type: 'new_image', version: 2 },
     ]);
+  });
+
+  it("takes a publish's number while its pyramid is still cut (persisted before the cut ends), and gives it back when the cut fails", async () => {
+    server = await startTestServer();
+    await server.notifier.publish(await makeJpeg({ width: 900, height: 600 }), { stackSize: 1 });
+    const counter = (): Promise<string> => readFile(join(server!.webFolder, VERSION_FILE), 'utf8');
+    expect(await counter()).toBe('1\n');
+    const writer = server.app.get(VersionWriter);
+    let fail!: (err: Error) => void;
+    const cutting = new Promise<CutImage>((_resolve, reject) => {
+      fail = reject;
+    });
+    const writing = writer.writeImage(cutting);
+    // The cut has not ended: its number is on the disk already.
+    const deadline = Date.now() + 5000;
+    while ((await counter()) !== '2\n' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    expect(await counter()).toBe('2\n');
+    fail(new Error('a cut that failed'));
+    await expect(writing).rejects.toThrow('a cut that failed');
+    expect(await counter()).toBe('1\n');
+    // The next publish gets that number: none is used up.
+    await server.notifier.publish(await makeJpeg());
+    expect((await json(`${server.baseUrl}/status`)).version).toBe(2);
   });
 
   it('carries the numbering on after a restart on the same web folder, never reusing a version', async () => {

@@ -101,15 +101,20 @@ export class VersionWriter {
     // Its rejection is taken in its turn, maybe only after earlier writes.
     cutting.catch(() => undefined);
     return this.assets.exclusive(async () => {
-      const image = await cutting;
+      // Its number is taken (persisted) while the image is still cut: not on the way to `new_image`.
+      const numbering = version ? this.versions.advanceTo(version.counter).then(() => version.image) : this.versions.next();
+      // Its failure is taken below, after the cut's.
+      numbering.catch(() => undefined);
+      let image: CutImage;
       try {
-        let number: number;
-        if (version) {
-          await this.versions.advanceTo(version.counter);
-          number = version.image;
-        } else {
-          number = await this.versions.next();
-        }
+        image = await cutting;
+      } catch (err) {
+        // A refused image costs no number: its own is given back (nothing else took one meanwhile).
+        await numbering.then((number) => (version ? undefined : this.versions.giveBack(number))).catch(() => undefined);
+        throw err;
+      }
+      try {
+        const number = await numbering;
         const stackSize = image.metrics.stackSize ?? this.assets.session.stackSize;
         const object = image.metrics.object ?? null;
         // Beside the pyramid: what the download of the full image is named after.

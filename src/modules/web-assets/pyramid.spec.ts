@@ -176,6 +176,20 @@ describe('VersionStore', () => {
     expect(await new VersionStore({ webFolder: folder.path }).open()).toBe(12);
   });
 
+  it('takes back the last version handed out when it went unused, persisted; never one handed out before another', async () => {
+    const store = new VersionStore({ webFolder: folder.path });
+    expect(await store.next()).toBe(1);
+    expect(await store.next()).toBe(2);
+    await store.giveBack(2);
+    expect(store.current).toBe(1);
+    expect(await readFile(join(folder.path, VERSION_FILE), 'utf8')).toBe('1\n');
+    expect(await store.next()).toBe(2);
+    expect(await store.next()).toBe(3);
+    await store.giveBack(2);
+    expect(store.current).toBe(3);
+    expect(await new VersionStore({ webFolder: folder.path }).open()).toBe(3);
+  });
+
   it('moves up to a version taken elsewhere, never down', async () => {
     const store = new VersionStore({ webFolder: folder.path });
     await store.advanceTo(40);

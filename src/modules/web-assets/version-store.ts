@@ -84,6 +84,19 @@ export class VersionStore {
   }
 
   /**
+   * Takes back `version`, the last one {@link next} handed out, when it was never used (its
+   * image was refused): the next publish gets it again. Nothing when another was handed out
+   * since. A failure to write the counter back only skips the number, as a crash would.
+   */
+  async giveBack(version: number): Promise<void> {
+    if (version !== this.last) {
+      return;
+    }
+    await this.persist(version - 1);
+    this.last = version - 1;
+  }
+
+  /**
    * Moves the counter up to at least `version` (a version taken elsewhere, e.g. a shared
    * counter): later calls to {@link next} go above it. Never moves it down.
    */
