@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
-import { DeepLevels, type EarlyDeepCut } from '../web-assets/deep-levels.service.js';
+import { DeepLevels } from '../web-assets/deep-levels.service.js';
 import { RelayService } from '../relay/relay.service.js';
 import { PyramidBuilder, PyramidInputError, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
@@ -17,8 +17,6 @@ export interface CutImage extends Omit<PreparedImage, 'jpeg'> {
   preview?: Promise<Buffer>;
   /** web_image.jpg already on the disk under a temp name, renamed into place in its turn. */
   staged: StagedImage;
-  /** Its deep levels, being cut since its home levels were (undefined: another cut ran then, or a small image). */
-  deep?: EarlyDeepCut;
 }
 
 /**
@@ -72,18 +70,14 @@ export class VersionWriter {
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && !(err instanceof PyramidInputError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
     }
-    // Its deep levels from now on, when no other cut runs: after the home levels, so as not to
-    // take a core from them (its tiles are served as they come, see DeepLevels.provide).
-    const deep = this.deepLevels.early(jpeg, pyramid.width, pyramid.height, pyramid.grey);
     // The history's preview from the pixels the home levels were cut from (one decode per publish).
     const preview = this.history.preview(pyramid.takePixels() ?? jpeg);
     // Awaited (or dropped) in writeImage's turn.
     preview?.catch(() => undefined);
     try {
       // The converter's pixels are cut: not held while the image waits for its turn.
-      return { ...prepared, jpeg, pixels: undefined, preview, pyramid, staged: await staging, deep };
+      return { ...prepared, jpeg, pixels: undefined, preview, pyramid, staged: await staging };
     } catch (err) {
-      deep?.settle(undefined);
       await pyramid.discard().catch(() => undefined);
       throw err;
     }
@@ -122,22 +116,18 @@ export class VersionWriter {
         // Not tried twice: a folder removed under it took the pyramid along.
         const built = await this.assets.written(() => image.pyramid.commit(number, { [VERSION_INFO_FILE]: about }), { again: false });
         this.logger.debug(`version ${number}: ${built.width}x${built.height} pyramid in ${built.ms} ms`);
-        // The levels deeper than the home ones: those cut since the publish began, or from now on.
-        if (image.deep) {
-          image.deep.settle(number);
-        } else {
-          this.deepLevels.enqueue(number);
-        }
         await this.assets.writeImage(image.jpeg, image.metrics, number, image.staged);
         await this.recordHistory(number, image.preview);
         this.announce();
+        // The levels deeper than the home ones, from now on: not before, where the cut would take a
+        // core from the turn and the broadcast (its tiles are served as they come, see DeepLevels.provide).
+        this.cutDeepLevels(number, image);
         if (relay) {
           const { stackSize: size, exposureSeconds, object: shownObject } = this.assets.session;
           this.relay.offer({ version: number, jpeg: image.jpeg, stackSize: size, exposureSeconds, object: shownObject });
         }
         return number;
       } catch (err) {
-        image.deep?.settle(undefined);
         await image.pyramid.discard().catch(() => undefined);
         await image.staged.file.discard().catch(() => undefined);
         throw err;
@@ -186,6 +176,16 @@ export class VersionWriter {
       await this.history.record(await preview, { version, at: (lastImageAt ?? new Date()).toISOString(), stackSize, exposure: exposureSeconds, object });
     } catch (err) {
       this.logger.warn(`version ${version} has no frame in the history: ${(err as Error).message}`);
+    }
+  }
+
+  /** From the image in memory when no other cut runs (a big image, a core to spare), else queued from its file. */
+  private cutDeepLevels(version: number, image: CutImage): void {
+    const deep = this.deepLevels.early(image.jpeg, image.pyramid.width, image.pyramid.height, image.pyramid.grey);
+    if (deep) {
+      deep.settle(version);
+    } else {
+      this.deepLevels.enqueue(version);
     }
   }
 

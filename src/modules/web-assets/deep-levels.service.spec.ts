@@ -96,7 +96,7 @@ describe('DeepLevels', () => {
   }
 
   it.skipIf(availableParallelism() < 2)(
-    'an early cut (started with the publish, given its version once in place) moves in the same tiles as a queued cut; one at a time; a dropped one leaves nothing',
+    'an early cut (started from the image in memory, given its version) moves in the same tiles as a queued cut; one at a time; a dropped one leaves nothing',
     async () => {
       const options = resolveImageServerOptions({ webFolder: folder.path });
       const pyramids = new PyramidBuilder(options);

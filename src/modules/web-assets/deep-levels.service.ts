@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readdir, readFile, rename, rm, unlink } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { basename, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
@@ -18,25 +17,18 @@ export interface TileName {
 }
 
 /**
- * From this size on, a publish's deep levels are cut as soon as its home levels are (before its
- * turn) rather than once its version is in place: a phone zoomed in right after `new_image` would
- * wait too long otherwise. Below it the cut is short and would only compete with the turn.
+ * From this size on, a publish's deep levels are cut from the image it still holds in memory, the
+ * moment it is announced ({@link DeepLevels.early}); a smaller image's are queued and cut from its
+ * file, as quick for a short cut.
  */
 export const EARLY_CUT_PIXELS = 24_000_000;
-
-/**
- * Only with a core to spare (the process's CPU affinity: `taskset` counts): on one core the
- * early cut takes its time from the home levels' (61 MP on one core: `new_image` in 893 ms
- * with it, 782 ms for the build before it, which cut after `new_image`).
- */
-const SPARE_CORE = availableParallelism() > 1;
 
 /** How often the tiles asked for during a cut are looked for in it (one check for all who wait). */
 const TILE_CHECK_MS = 20;
 
 /**
- * A deep cut started with the publish, before its version number is known: given the number
- * once the version is in place ({@link settle}), or nothing when the publish failed.
+ * A deep cut started from an image in memory: given the number of the version its levels go
+ * into ({@link settle}), or nothing to drop it.
  */
 export interface EarlyDeepCut {
   /** The version it is for (its levels are moved in once cut), or undefined: dropped. Call once. */
@@ -115,15 +107,16 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /**
-   * Starts cutting the deep levels of `jpeg` at once (its home levels are cut), when it is a
-   * big image ({@link EARLY_CUT_PIXELS}) with deep levels, no other cut runs and a core is
-   * spare; undefined
-   * otherwise (then {@link enqueue} its version once in place). The caller must
-   * {@link EarlyDeepCut.settle} it. `grey`: the image has one channel (its pyramid knows).
+   * Starts cutting the deep levels of `jpeg` at once from memory (its home levels are cut), when
+   * it is a big image ({@link EARLY_CUT_PIXELS}) with deep levels and no other cut runs;
+   * undefined otherwise (then {@link enqueue} its version). The caller must
+   * {@link EarlyDeepCut.settle} it: the publish path calls it once the version is announced
+   * (before, the cut took a core from the turn and the broadcast). `grey`: the image has one
+   * channel (its pyramid knows).
    */
   early(jpeg: Buffer, width: number, height: number, grey: boolean): EarlyDeepCut | undefined {
     const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
-    if (!SPARE_CORE || this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
+    if (this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
       return undefined;
     }
     this.current = 'early';
