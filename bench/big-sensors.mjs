@@ -3,7 +3,8 @@
 // JPEG and a 16-bit 12 MP FITS, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
 // build (a git ref, main by default) and this build, interleaved in one run.
 //
-//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K]
+//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K] [--only <size>]
+//   --only  one size ('12 MP', '61 MP' or '12 MP FITS'): more rounds of it in the same time
 //   --pi  both services pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1:
 //         the targets are then twice the 2-core ones
 // The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
@@ -30,6 +31,7 @@ const PI = flag('--pi');
 const SLACK = PI ? 2 : 1;
 const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
 const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
+const ONLY = option('--only');
 const SIZES = [
   { label: '12 MP', width: 4240, height: 2832, target: 250, type: 'image/jpeg' },
   { label: '61 MP', width: 9576, height: 6388, target: 400, type: 'image/jpeg' },
@@ -209,6 +211,9 @@ async function main() {
   }
   log(`${VIEWERS} viewers on each of ${targets.length} servers; ${ROUNDS} rounds`);
   for (let s = 0; s < SIZES.length; s++) {
+    if (ONLY !== undefined && SIZES[s].label !== ONLY) {
+      continue;
+    }
     for (let round = 0; round < ROUNDS; round++) {
       for (const t of targets) {
         const jpeg = images[s][round % 2];
@@ -243,7 +248,7 @@ async function main() {
     );
   }
   const mine = targets[1].results;
-  const verdict = (ok, text) => `  ${ok ? '[met]    ' : '[NOT met]'} ${text}`;
+  const verdict = (ok, text) => (text.includes(': - ') ? `  [not run] ${text}` : `  ${ok ? '[met]    ' : '[NOT met]'} ${text}`);
   lines.push(
     'targets (this build):',
     verdict(median(mine[0].newImage) <= 250 * SLACK, `12 MP PUT -> new_image ≤ ${250 * SLACK} ms: ${fmt(median(mine[0].newImage))} ms`),
@@ -252,6 +257,14 @@ async function main() {
     verdict(median(mine[1].phone) <= 1000 * SLACK, `61 MP phone at 1:1 has its deep tiles ≤ ${SLACK} s after new_image: ${fmt(median(mine[1].phone))} ms`),
     verdict(mine[1].rss < 600, `peak RSS during 61 MP publishes < 600 MB: ${fmt(mine[1].rss)} MB`),
   );
+  lines.push('spread of PUT -> new_image (first quartile, median, third quartile; ms):');
+  for (const t of targets) {
+    const spread = SIZES.map((size, i) => {
+      const sorted = [...t.results[i].newImage].sort((x, y) => x - y);
+      return sorted.length === 0 ? undefined : `${size.label} ${[0.25, 0.5, 0.75].map((q) => fmt(sorted[Math.floor(q * sorted.length)])).join(' / ')}`;
+    });
+    lines.push(`  ${t.name}: ${spread.filter(Boolean).join(', ')}`);
+  }
   process.stdout.write(`\n${lines.join('\n')}\n`);
   for (const t of targets) {
     log(`${t.name}: raw ${JSON.stringify(t.results)}`);
