@@ -96,7 +96,8 @@ export class VersionWriter {
     cutting.catch(() => undefined);
     return this.assets.exclusive(async () => {
       // Its number is taken (persisted) while the image is still cut: not on the way to `new_image`.
-      const numbering = version ? this.versions.advanceTo(version.counter).then(() => version.image) : this.versions.next();
+      // Through `written`: a web folder removed meanwhile is made again (once, with the cut's).
+      const numbering = this.assets.written(() => (version ? this.versions.advanceTo(version.counter).then(() => version.image) : this.versions.next()));
       // Its failure is taken below, after the cut's.
       numbering.catch(() => undefined);
       let image: CutImage;
@@ -104,7 +105,7 @@ export class VersionWriter {
         image = await cutting;
       } catch (err) {
         // A refused image costs no number: its own is given back (nothing else took one meanwhile).
-        await numbering.then((number) => (version ? undefined : this.versions.giveBack(number))).catch(() => undefined);
+        await numbering.then((number) => (version ? undefined : this.versions.giveBack(number)), () => undefined);
         throw err;
       }
       try {

@@ -23,9 +23,10 @@ export function isVersionName(name: string): boolean {
 }
 
 /**
- * The version counter of one web folder: it only grows and is never reused, across
- * restarts too. A number is written to disk before it is handed out, so a crash between
- * `next()` and the announcement skips a number instead of reusing it. On open, the counter
+ * The version counter of one web folder: a number a version was given is never given
+ * again, across restarts too. A number is written to disk before it is handed out, so a crash between
+ * `next()` and the announcement skips a number instead of reusing it; one handed out for an
+ * image then refused is given back ({@link giveBack}). On open, the counter
  * is the larger of the file and the highest `v/<n>/` folder (the file may be lost or old).
  */
 @Injectable()
@@ -85,15 +86,16 @@ export class VersionStore {
 
   /**
    * Takes back `version`, the last one {@link next} handed out, when it was never used (its
-   * image was refused): the next publish gets it again. Nothing when another was handed out
-   * since. A failure to write the counter back only skips the number, as a crash would.
+   * image was refused): the next publish gets it again, even when the counter cannot be written
+   * back (a full disk): `next` writes it before handing it out, and a crash only skips it.
+   * Nothing when another was handed out since.
    */
   async giveBack(version: number): Promise<void> {
     if (version !== this.last) {
       return;
     }
-    await this.persist(version - 1);
     this.last = version - 1;
+    await this.persist(version - 1).catch((err: Error) => this.logger.debug(`the version counter could not be written back to ${version - 1}: ${err.message}`));
   }
 
   /**
