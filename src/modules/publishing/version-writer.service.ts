@@ -180,12 +180,10 @@ export class VersionWriter {
     }
   }
 
-  /** From the image in memory when no other cut runs (a big image, a core to spare), else queued from its file. */
+  /** From the image in memory when it is big and no other cut runs, else queued (cut from its file). */
   private cutDeepLevels(version: number, image: CutImage): void {
-    const deep = this.deepLevels.early(image.jpeg, image.pyramid.width, image.pyramid.height, image.pyramid.grey);
-    if (deep) {
-      deep.settle(version);
-    } else {
+    const { width, height, grey } = image.pyramid;
+    if (!this.deepLevels.fromMemory(version, image.jpeg, width, height, grey)) {
       this.deepLevels.enqueue(version);
     }
   }

@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -95,46 +94,39 @@ describe('DeepLevels', () => {
     return found;
   }
 
-  it.skipIf(availableParallelism() < 2)(
-    'an early cut (started from the image in memory, given its version) moves in the same tiles as a queued cut; one at a time; a dropped one leaves nothing',
-    async () => {
-      const options = resolveImageServerOptions({ webFolder: folder.path });
-      const pyramids = new PyramidBuilder(options);
-      const deep = new DeepLevels(options, pyramids);
-      // 6000×4000 (EARLY_CUT_PIXELS): home levels 0-11 (1500×1000), deep 12 and 13.
-      const jpeg = await gradient(6000, 4000, 3);
-      expect(6000 * 4000).toBeGreaterThanOrEqual(EARLY_CUT_PIXELS);
+  it('a cut from memory (the version announced, its bytes still held) moves in the same tiles as a queued cut from its file; one cut at a time', async () => {
+    const options = resolveImageServerOptions({ webFolder: folder.path });
+    const pyramids = new PyramidBuilder(options);
+    const deep = new DeepLevels(options, pyramids);
+    // 6000×4000 (EARLY_CUT_PIXELS): home levels 0-11 (1500×1000), deep 12 and 13.
+    const jpeg = await gradient(6000, 4000, 3);
+    expect(6000 * 4000).toBeGreaterThanOrEqual(EARLY_CUT_PIXELS);
 
-      const early = deep.early(jpeg, 6000, 4000, false);
-      expect(early).toBeDefined();
-      // Only one cut at a time: the next publish's waits for its turn.
-      expect(deep.early(jpeg, 6000, 4000, false)).toBeUndefined();
-      await (await pyramids.prepare(jpeg)).commit(1);
-      early!.settle(1);
-      await (await pyramids.prepare(jpeg)).commit(2);
-      deep.enqueue(2);
-      await deep.idle();
+    await (await pyramids.prepare(jpeg)).commit(1);
+    expect(deep.fromMemory(1, jpeg, 6000, 4000, false)).toBe(true);
+    await (await pyramids.prepare(jpeg)).commit(2);
+    // Only one cut at a time: the next version's waits for its turn, from its file.
+    expect(deep.fromMemory(2, jpeg, 6000, 4000, false)).toBe(false);
+    deep.enqueue(2);
+    await deep.idle();
 
-      for (const version of [1, 2]) {
-        expect(existsSync(join(folder.path, 'v', String(version), DEEP_PENDING_FILE)), `version ${version}`).toBe(false);
-      }
-      const fromEarly = await tiles(1, [12, 13]);
-      const fromQueue = await tiles(2, [12, 13]);
-      expect(fromEarly.size).toBe(Math.ceil(6000 / 510) * Math.ceil(4000 / 510) + Math.ceil(3000 / 510) * Math.ceil(2000 / 510));
-      expect([...fromEarly.keys()].sort()).toEqual([...fromQueue.keys()].sort());
-      for (const [name, bytes] of fromEarly) {
-        expect(bytes.equals(fromQueue.get(name)!), name).toBe(true);
-      }
-
-      // A publish that failed: its early cut is dropped, nothing is left under v/.
-      const dropped = deep.early(jpeg, 6000, 4000, false);
-      expect(dropped).toBeDefined();
-      dropped!.settle(undefined);
-      await deep.idle();
-      expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['1', '2']);
-    },
-    60_000,
-  );
+    for (const version of [1, 2]) {
+      expect(existsSync(join(folder.path, 'v', String(version), DEEP_PENDING_FILE)), `version ${version}`).toBe(false);
+    }
+    const fromMemory = await tiles(1, [12, 13]);
+    const fromQueue = await tiles(2, [12, 13]);
+    expect(fromMemory.size).toBe(Math.ceil(6000 / 510) * Math.ceil(4000 / 510) + Math.ceil(3000 / 510) * Math.ceil(2000 / 510));
+    expect([...fromMemory.keys()].sort()).toEqual([...fromQueue.keys()].sort());
+    for (const [name, bytes] of fromMemory) {
+      expect(bytes.equals(fromQueue.get(name)!), name).toBe(true);
+    }
+    // Its temp folder is gone: only the two versions are left under v/.
+    expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['1', '2']);
+    // A small image (under EARLY_CUT_PIXELS) is queued, not cut from memory.
+    const small = await gradient(3000, 2000, 5);
+    await (await pyramids.prepare(small)).commit(3);
+    expect(deep.fromMemory(3, small, 3000, 2000, false)).toBe(false);
+  }, 60_000);
 
   it('a deep tile asked for while its cut runs is served from the cut once written whole, before the cut ends: the bytes then moved in', async () => {
     const options = resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 300 });

@@ -18,8 +18,8 @@ export interface TileName {
 
 /**
  * From this size on, a publish's deep levels are cut from the image it still holds in memory, the
- * moment it is announced ({@link DeepLevels.early}); a smaller image's are queued and cut from its
- * file, as quick for a short cut.
+ * moment it is announced ({@link DeepLevels.fromMemory}); a smaller image's are queued and cut
+ * from its file, as quick for a short cut.
  */
 export const EARLY_CUT_PIXELS = 24_000_000;
 
@@ -27,20 +27,11 @@ export const EARLY_CUT_PIXELS = 24_000_000;
 const TILE_CHECK_MS = 20;
 
 /**
- * A deep cut started from an image in memory: given the number of the version its levels go
- * into ({@link settle}), or nothing to drop it.
- */
-export interface EarlyDeepCut {
-  /** The version it is for (its levels are moved in once cut), or undefined: dropped. Call once. */
-  settle(version: number | undefined): void;
-}
-
-/**
  * Cuts the levels of each version deeper than its home levels (see PyramidBuilder.prepare):
  * one cut at a time, the newest version first, from the version's full image with the same
  * libvips settings as a full cut (streamed: libvips holds a few strips, never the decoded
- * image), so the tiles are the same bytes. When no cut runs, a publish's starts once its home
- * levels are cut ({@link early}); otherwise it waits its turn from the moment its pyramid is in place.
+ * image), so the tiles are the same bytes. A version's cut starts once it is announced: from its
+ * bytes in memory when no cut runs ({@link fromMemory}), else in its turn ({@link enqueue}).
  * A level appears in one rename, and the version's DEEP_PENDING_FILE goes last: after a kill,
  * a restart finds it and cuts again. A deep tile asked for meanwhile is served from the cut's
  * folder as soon as libvips has written it whole ({@link isWholeTile}: the same file, renamed
@@ -51,8 +42,8 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   private readonly logger = new Logger(DeepLevels.name);
   private readonly root: string;
   private readonly queued = new Set<number>();
-  /** The version being cut, 'early' for a cut started before its version was known. */
-  private current: number | 'early' | undefined;
+  /** The version being cut. */
+  private current: number | undefined;
   /** The folder (under `v/`) the cut under way writes its tiles into. */
   private currentTemp: string | undefined;
   /** Tiles asked for while their version's deep levels are cut (by path under `v/`), with who waits for each. */
@@ -64,8 +55,6 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   /** Resolvers of those waiting for a version's job to end. */
   private readonly waiting = new Map<number, Array<() => void>>();
   private stopped = false;
-  /** Drops the early cut still waiting for its version (the service stops). */
-  private dropEarly: (() => void) | undefined;
 
   constructor(
     @Inject(IMAGE_SERVER_OPTIONS)
@@ -88,7 +77,6 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   /** Lets the cut under way finish (its temp folder removed): no write into a web folder after shutdown. */
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
-    this.dropEarly?.();
     this.queued.clear();
     await this.job;
     // Those waiting for a cut that will not run now go on (a 404, the tile not being there).
@@ -107,30 +95,21 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /**
-   * Starts cutting the deep levels of `jpeg` at once from memory (its home levels are cut), when
-   * it is a big image ({@link EARLY_CUT_PIXELS}) with deep levels and no other cut runs;
-   * undefined otherwise (then {@link enqueue} its version). The caller must
-   * {@link EarlyDeepCut.settle} it: the publish path calls it once the version is announced
-   * (before, the cut took a core from the turn and the broadcast). `grey`: the image has one
-   * channel (its pyramid knows).
+   * Cuts the deep levels of `version` (in place, announced) at once from `jpeg`, its bytes still
+   * in memory, when it is a big image ({@link EARLY_CUT_PIXELS}) with deep levels and no other
+   * cut runs: true. False otherwise: {@link enqueue} it. `grey`: one channel (its pyramid knows).
    */
-  early(jpeg: Buffer, width: number, height: number, grey: boolean): EarlyDeepCut | undefined {
+  fromMemory(version: number, jpeg: Buffer, width: number, height: number, grey: boolean): boolean {
     const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
     if (this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
-      return undefined;
+      return false;
     }
-    this.current = 'early';
-    let settle: (version: number | undefined) => void = () => undefined;
-    const settled = new Promise<number | undefined>((resolve) => {
-      settle = resolve;
-      this.dropEarly = () => resolve(undefined);
-    });
+    this.current = version;
     const temp = this.tempFolder();
     this.currentTemp = basename(temp);
     const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg), grey).toFile(join(temp, 'image.dz')));
-    cutting.catch(() => undefined);
-    this.job = this.finishEarly(temp, cutting, settled).finally(() => this.next());
-    return { settle: (version) => settle(version) };
+    this.job = this.finishFromMemory(version, temp, cutting).finally(() => this.next());
+    return true;
   }
 
   /** Resolves once no job runs and none is queued (tests, shutdown). */
@@ -248,22 +227,14 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     resolvers.forEach((resolve) => resolve());
   }
 
-  /** An early cut's end: its levels moved into the version it was given, or dropped; its temp folder removed. */
-  private async finishEarly(temp: string, cutting: Promise<unknown>, settled: Promise<number | undefined>): Promise<void> {
-    const version = await settled;
-    this.dropEarly = undefined;
+  /** A cut from memory's end: its levels moved into its version; its temp folder removed. */
+  private async finishFromMemory(version: number, temp: string, cutting: Promise<unknown>): Promise<void> {
     try {
-      if (version === undefined) {
-        // The publish failed (or the service stops): its cut is of no use.
-        await cutting.catch(() => undefined);
-        return;
-      }
-      this.current = version;
       await cutting.then(
         () => this.moveIn(version, temp),
         (err: Error) => {
           // Cut again from the version's own files, in the queue (where a real failure is logged).
-          this.logger.debug(`version ${version}: the early cut of the deep levels failed (${err.message}): cut again from image.jpg`);
+          this.logger.debug(`version ${version}: the deep levels could not be cut from memory (${err.message}): cut again from image.jpg`);
           this.queued.add(version);
         },
       );
