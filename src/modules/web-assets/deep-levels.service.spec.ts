@@ -5,7 +5,7 @@ import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { DeepLevels, EARLY_CUT_PIXELS, isWholeTile } from './deep-levels.service.js';
+import { DeepLevels, FROM_MEMORY_PIXELS, isWholeTile } from './deep-levels.service.js';
 import { DEEP_PENDING_FILE, homeLevel, levelSize, PyramidBuilder, topLevel } from './pyramid.js';
 
 async function gradient(width: number, height: number, seed: number): Promise<Buffer> {
@@ -98,9 +98,9 @@ describe('DeepLevels', () => {
     const options = resolveImageServerOptions({ webFolder: folder.path });
     const pyramids = new PyramidBuilder(options);
     const deep = new DeepLevels(options, pyramids);
-    // 6000×4000 (EARLY_CUT_PIXELS): home levels 0-11 (1500×1000), deep 12 and 13.
+    // 6000×4000 (FROM_MEMORY_PIXELS): home levels 0-11 (1500×1000), deep 12 and 13.
     const jpeg = await gradient(6000, 4000, 3);
-    expect(6000 * 4000).toBeGreaterThanOrEqual(EARLY_CUT_PIXELS);
+    expect(6000 * 4000).toBeGreaterThanOrEqual(FROM_MEMORY_PIXELS);
 
     await (await pyramids.prepare(jpeg)).commit(1);
     expect(deep.fromMemory(1, jpeg, 6000, 4000, false)).toBe(true);
@@ -122,7 +122,7 @@ describe('DeepLevels', () => {
     }
     // Its temp folder is gone: only the two versions are left under v/.
     expect((await readdir(join(folder.path, 'v'))).sort()).toEqual(['1', '2']);
-    // A small image (under EARLY_CUT_PIXELS) is queued, not cut from memory.
+    // A small image (under FROM_MEMORY_PIXELS) is queued, not cut from memory.
     const small = await gradient(3000, 2000, 5);
     await (await pyramids.prepare(small)).commit(3);
     expect(deep.fromMemory(3, small, 3000, 2000, false)).toBe(false);

@@ -21,7 +21,7 @@ export interface TileName {
  * moment it is announced ({@link DeepLevels.fromMemory}); a smaller image's are queued and cut
  * from its file, as quick for a short cut.
  */
-export const EARLY_CUT_PIXELS = 24_000_000;
+export const FROM_MEMORY_PIXELS = 24_000_000;
 
 /** How often the tiles asked for during a cut are looked for in it (one check for all who wait). */
 const TILE_CHECK_MS = 20;
@@ -96,19 +96,15 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
 
   /**
    * Cuts the deep levels of `version` (in place, announced) at once from `jpeg`, its bytes still
-   * in memory, when it is a big image ({@link EARLY_CUT_PIXELS}) with deep levels and no other
+   * in memory, when it is a big image ({@link FROM_MEMORY_PIXELS}) with deep levels and no other
    * cut runs: true. False otherwise: {@link enqueue} it. `grey`: one channel (its pyramid knows).
    */
   fromMemory(version: number, jpeg: Buffer, width: number, height: number, grey: boolean): boolean {
     const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
-    if (this.stopped || this.current !== undefined || width * height < EARLY_CUT_PIXELS || home >= topLevel(width, height)) {
+    if (this.stopped || this.current !== undefined || width * height < FROM_MEMORY_PIXELS || home >= topLevel(width, height)) {
       return false;
     }
-    this.current = version;
-    const temp = this.tempFolder();
-    this.currentTemp = basename(temp);
-    const cutting = this.makeTemp(temp).then(() => this.pyramids.encodeTiles(sharp(jpeg), grey).toFile(join(temp, 'image.dz')));
-    this.job = this.finishFromMemory(version, temp, cutting).finally(() => this.next());
+    this.start(version, () => this.cut(version, { image: jpeg, grey }));
     return true;
   }
 
@@ -208,8 +204,13 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
     }
     const version = Math.max(...this.queued);
     this.queued.delete(version);
+    this.start(version, () => this.cut(version));
+  }
+
+  /** Runs `cut` as the one job, then lets those waiting for `version` go on and takes the next. */
+  private start(version: number, cut: () => Promise<void>): void {
     this.current = version;
-    this.job = this.cut(version)
+    this.job = cut()
       .catch((err: Error) => this.logger.warn(`version ${version}: the deep levels could not be cut: ${err.message}`))
       .finally(() => {
         this.release(version);
@@ -218,46 +219,36 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
   }
 
   /** Those waiting for `version`'s cut go on. */
-  private release(version: number | undefined): void {
-    if (version === undefined) {
-      return;
-    }
+  private release(version: number): void {
     const resolvers = this.waiting.get(version) ?? [];
     this.waiting.delete(version);
     resolvers.forEach((resolve) => resolve());
   }
 
-  /** A cut from memory's end: its levels moved into its version; its temp folder removed. */
-  private async finishFromMemory(version: number, temp: string, cutting: Promise<unknown>): Promise<void> {
-    try {
-      await cutting.then(
-        () => this.moveIn(version, temp),
-        (err: Error) => {
-          // Cut again from the version's own files, in the queue (where a real failure is logged).
-          this.logger.debug(`version ${version}: the deep levels could not be cut from memory (${err.message}): cut again from image.jpg`);
-          this.queued.add(version);
-        },
-      );
-    } catch (err) {
-      this.logger.warn(`version ${version}: the deep levels could not be cut: ${(err as Error).message}`);
-    } finally {
-      this.currentTemp = undefined;
-      await rm(temp, { recursive: true, force: true });
-      this.release(version);
-    }
-  }
-
-  /** The deep levels of one version, cut into a temp folder then moved in; a pruned version is dropped. */
-  private async cut(version: number): Promise<void> {
-    if (!(await this.pending(version))) {
+  /**
+   * The deep levels of one version, cut into a temp folder then moved in: from `source` (its
+   * bytes in memory), else from its `image.jpg` when still pending; a pruned version is dropped.
+   */
+  private async cut(version: number, source?: { image: Buffer; grey: boolean }): Promise<void> {
+    if (!source && !(await this.pending(version))) {
       return;
     }
     const temp = this.tempFolder();
     this.currentTemp = basename(temp);
     try {
-      await this.makeTemp(temp);
-      const image = join(this.root, String(version), FULL_IMAGE_FILE);
-      await this.pyramids.encodeTiles(sharp(image), await isGrey(image)).toFile(join(temp, 'image.dz'));
+      const image = source?.image ?? join(this.root, String(version), FULL_IMAGE_FILE);
+      const cutting = this.makeTemp(temp).then(async () => this.pyramids.encodeTiles(sharp(image), source?.grey ?? (await isGrey(image))).toFile(join(temp, 'image.dz')));
+      if (source) {
+        const failed = await cutting.then(() => undefined, (err: Error) => err);
+        if (failed) {
+          // Cut again from the version's own files, in the queue (where a real failure is logged).
+          this.logger.debug(`version ${version}: the deep levels could not be cut from memory (${failed.message}): cut again from image.jpg`);
+          this.queued.add(version);
+          return;
+        }
+      } else {
+        await cutting;
+      }
       await this.moveIn(version, temp);
     } catch (err) {
       // Pruned meanwhile: nothing to finish.

@@ -23,11 +23,11 @@ export function isVersionName(name: string): boolean {
 }
 
 /**
- * The version counter of one web folder: a number a version was given is never given
- * again, across restarts too. A number is written to disk before it is handed out, so a crash between
+ * The version counter of one web folder: a number a version was given is never given again,
+ * across restarts too. A number is written to disk before it is handed out, so a crash between
  * `next()` and the announcement skips a number instead of reusing it; one handed out for an
- * image then refused is given back ({@link giveBack}). On open, the counter
- * is the larger of the file and the highest `v/<n>/` folder (the file may be lost or old).
+ * image then refused is given back ({@link giveBack}). On open, the counter is the larger of
+ * the file and the highest `v/<n>/` folder (the file may be lost or old).
  */
 @Injectable()
 export class VersionStore {
