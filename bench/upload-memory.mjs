@@ -6,9 +6,10 @@
 //
 //   node bench/upload-memory.mjs [--mb 24] [--puts 9]
 import { fork } from 'node:child_process';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { option } from './lib/cli.mjs';
+import { publish } from './lib/field-phones.mjs';
 import { median } from './lib/stats.mjs';
 
 const MODES = { none: 'bytes not kept', fresh: 'fresh memory per upload', warm: 'memory touched beforehand' };
@@ -37,19 +38,8 @@ if (process.argv[2] === 'serve') {
     const port = await new Promise((resolve) => child.once('message', resolve));
     const times = [];
     for (let i = 0; i < puts; i++) {
-      times.push(
-        Number(
-          await new Promise((resolve, reject) => {
-            const req = request({ host: '127.0.0.1', port, method: 'PUT', headers: { 'Content-Length': body.length } }, (res) => {
-              let text = '';
-              res.on('data', (c) => (text += c));
-              res.on('end', () => resolve(text));
-            });
-            req.on('error', reject);
-            req.end(body);
-          }),
-        ),
-      );
+      // The plain server answers its read time as the body.
+      times.push(Number(await publish(port, body, '/', 'application/octet-stream')));
     }
     child.kill();
     console.log(`${label.padEnd(28)} median ${median(times).toFixed(1)} ms  (${times.map((t) => t.toFixed(0)).join(' ')})`);
