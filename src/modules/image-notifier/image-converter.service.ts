@@ -1,13 +1,13 @@
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { decodeForStretch, type HeaderMetrics, type RawPixels } from './fits-intake.js';
+import { decodeForStretch, type HeaderMetrics } from './fits-intake.js';
 import { FORMAT_NAMES, MEDIA_TYPES, sniffImageFormat, unknownFormatMessage, type ImageFormat } from '../../common/image-format.js';
 import type { FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
-import { asBuffer, runPixelTask, type PixelResults, type PixelTask } from './pixel-task.js';
+import { asBuffer, runPixelTask, type HomeLevelOrder, type PixelResults, type PixelsWithHome, type PixelTask } from './pixel-task.js';
 import { PixelWorkers } from './pixel-workers.service.js';
 
 /** An image ready to be written as web_image.jpg. */
@@ -24,10 +24,11 @@ export interface PublishableImage {
   /** Stack size, exposure, object and kit from a FITS header (empty for other formats). */
   headerMetrics: HeaderMetrics & FitsIdentity;
   /**
-   * The 8-bit pixels `jpeg` was encoded from, at its size (a FITS, or a stretched PNG or TIFF):
-   * its home levels are cut from them rather than from a decode of `jpeg`. Undefined otherwise.
+   * The 8-bit pixels `jpeg` was encoded from, at its size (a FITS, or a stretched PNG or TIFF),
+   * with those of its home level when below them: its home levels are cut from them rather
+   * than from a decode of `jpeg`. Undefined otherwise.
    */
-  pixels?: RawPixels;
+  pixels?: PixelsWithHome;
 }
 
 /**
@@ -110,7 +111,7 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels });
+      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels, home: this.homeLevel() });
       return { ...(await this.encodeRaw(fits)), sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
     checkStructure(format, input);
@@ -161,7 +162,7 @@ export class ImageConverter {
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
     // A pipeline of its own rather than image.clone(), which blocks the loop on a large input.
     const samples = mayStretch ? await decodeForStretch(open(), mode) : undefined;
-    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode }));
+    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode, home: this.homeLevel() }));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
@@ -190,7 +191,13 @@ export class ImageConverter {
     if (result instanceof Uint8Array) {
       return result;
     }
-    return result && { ...result, data: asBuffer(result.data) };
+    const home = result && 'home' in result && result.home ? { home: { ...result.home, data: asBuffer(result.home.data) } } : {};
+    return result && { ...result, data: asBuffer(result.data), ...home };
+  }
+
+  /** The worker shrinks the 8-bit pixels to the pyramid's home level too: no resize of them before the tiles. */
+  private homeLevel(): HomeLevelOrder {
+    return { limit: this.options.homeLevelSize, maxSide: this.options.maxImageSize };
   }
 
   /**
@@ -198,7 +205,7 @@ export class ImageConverter {
    * Within `maxImageSize` they are the JPEG's pixels: returned at once with them, the JPEG
    * still encoding; downsized, once encoded.
    */
-  private async encodeRaw({ data, raw }: RawPixels): Promise<EncodingImage> {
+  private async encodeRaw({ data, raw, home }: PixelsWithHome): Promise<EncodingImage> {
     const max = this.options.maxImageSize;
     const jpeg = sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
       .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
@@ -211,7 +218,7 @@ export class ImageConverter {
     const encoding = jpeg.toBuffer();
     // Taken by whoever awaits the JPEG; not an unhandled rejection before that.
     encoding.catch(() => undefined);
-    return { jpeg: encoding, width: raw.width, height: raw.height, pixels: { data, raw } };
+    return { jpeg: encoding, width: raw.width, height: raw.height, pixels: { data, raw, home } };
   }
 }
 
@@ -220,7 +227,7 @@ interface EncodingImage {
   jpeg: Buffer | Promise<Buffer>;
   width: number;
   height: number;
-  pixels?: RawPixels;
+  pixels?: PixelsWithHome;
 }
 
 /** A JPEG encoded, with its size. */

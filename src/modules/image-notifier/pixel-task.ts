@@ -1,5 +1,18 @@
 import type { StretchMode } from '../../config/image-server-options.js';
+import { homeLevel, shrinkToLevel, topLevel } from '../web-assets/pyramid-levels.js';
 import { fitsToSharpInput, stretchDecoded, type DecodedSamples, type FitsIntake, type RawPixels } from './fits-intake.js';
+
+/**
+ * Also the pixels of the pyramid's home level (see homeLevel), shrunk from the 8-bit result on
+ * the worker, when the result is at most `maxSide` px on a side: the JPEG's own pixels then,
+ * which the home levels are cut from (PyramidBuilder.prepare).
+ */
+export interface HomeLevelOrder {
+  /** The pyramid's `homeLevelSize`. */
+  limit: number;
+  /** `maxImageSize`: a larger result is downsized before its encode, its home level made from that. */
+  maxSide: number;
+}
 
 /** A FITS upload: decode, statistics, stretch or linear scale (see `fitsToSharpInput`). */
 export interface FitsTask {
@@ -7,6 +20,7 @@ export interface FitsTask {
   bytes: Uint8Array;
   mode: StretchMode;
   maxPixels: number;
+  home?: HomeLevelOrder;
 }
 
 /** Samples libvips decoded from a PNG or TIFF: statistics, then the stretch if they look linear. */
@@ -14,6 +28,7 @@ export interface StretchTask {
   kind: 'stretch';
   samples: DecodedSamples;
   mode: StretchMode;
+  home?: HomeLevelOrder;
 }
 
 /** 32-bit float samples (display values, 0..1 or the file's own peak) down to 8 bits. */
@@ -25,10 +40,15 @@ export interface FloatTask {
 /** Every pixel loop of the publish path, as a message a worker thread can take. */
 export type PixelTask = FitsTask | StretchTask | FloatTask;
 
+/** 8-bit pixels with those of their home level, when ordered ({@link HomeLevelOrder}) and below them. */
+export interface PixelsWithHome extends RawPixels {
+  home?: RawPixels;
+}
+
 /** What each task kind returns. */
 export interface PixelResults {
-  fits: FitsIntake;
-  stretch: RawPixels | undefined;
+  fits: FitsIntake & PixelsWithHome;
+  stretch: PixelsWithHome | undefined;
   float: Uint8Array;
 }
 
@@ -37,9 +57,11 @@ export function runPixelTask<T extends PixelTask>(task: T): PixelResults[T['kind
 export function runPixelTask(task: PixelTask): PixelResults[PixelTask['kind']] {
   switch (task.kind) {
     case 'fits':
-      return fitsToSharpInput(asBuffer(task.bytes), task.mode, { maxPixels: task.maxPixels });
-    case 'stretch':
-      return stretchDecoded(task.samples, task.mode);
+      return withHome(fitsToSharpInput(asBuffer(task.bytes), task.mode, { maxPixels: task.maxPixels }), task.home);
+    case 'stretch': {
+      const stretched = stretchDecoded(task.samples, task.mode);
+      return stretched && withHome(stretched, task.home);
+    }
     case 'float':
       return floatToBytes(task.bytes);
     default: {
@@ -47,6 +69,20 @@ export function runPixelTask(task: PixelTask): PixelResults[PixelTask['kind']] {
       throw new Error(`unknown pixel task ${JSON.stringify(unreachable)}`);
     }
   }
+}
+
+/** `pixels` with their home level's when `order` asks for it and that level is below them. */
+function withHome<T extends RawPixels>(pixels: T, order: HomeLevelOrder | undefined): T & PixelsWithHome {
+  const { width, height } = pixels.raw;
+  if (!order || Math.max(width, height) > order.maxSide) {
+    return pixels;
+  }
+  const level = homeLevel(width, height, order.limit);
+  if (level >= topLevel(width, height)) {
+    return pixels;
+  }
+  const { data, raw } = shrinkToLevel(pixels, level);
+  return { ...pixels, home: { data: asBuffer(data), raw: { width: raw.width, height: raw.height, channels: pixels.raw.channels } } };
 }
 
 /**

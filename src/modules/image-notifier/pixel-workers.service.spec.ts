@@ -6,6 +6,7 @@ import { encodeTiff } from '../../../test/fixtures/tiff-writer.mjs';
 import { ImageConverter, type PublishableImage } from './image-converter.service.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { PixelWorkers } from './pixel-workers.service.js';
+import { shrinkToLevel } from '../web-assets/pyramid-levels.js';
 
 const W = 320;
 const H = 240;
@@ -71,6 +72,31 @@ describe('PixelWorkers (the publish path\'s pixel loops off the main thread)', (
       reason: (here as ImageRejectedError).reason,
       message: (here as Error).message,
     });
+  });
+
+  it.each([
+    // A FITS is downsized after its stretch (its pixels are not the JPEG's then); a TIFF before it, in libvips.
+    [...INPUTS[1], undefined],
+    [...INPUTS[4], { width: 100, height: 75 }],
+  ] as const)('shrinks a %s to the pyramid\'s home level on the worker too: the same pixels as here, those of shrinkToLevel', async (_what, make, downsizedHome) => {
+    const input = make();
+    const small = resolveImageServerOptions({ homeLevelSize: 100 });
+    const there = await new ImageConverter(small, workers).start(input);
+    const here = await new ImageConverter(small).start(input);
+    const channels = there.pixels!.raw.channels;
+    // 320×240: level 9 is the image, 8 is 160×120, 7 is 80×60 (at most 100 px).
+    expect(there.pixels?.home?.raw).toEqual({ width: 80, height: 60, channels });
+    expect(there.pixels!.home!.data.equals(here.pixels!.home!.data)).toBe(true);
+    expect(Buffer.from(shrinkToLevel(there.pixels!, 7).data).equals(there.pixels!.home!.data)).toBe(true);
+    expect((await there.jpeg).equals(await here.jpeg)).toBe(true);
+    // None when the home level is the image itself (the default 2048 px); the home level of the
+    // pixels at maxImageSize when the image is downsized before its stretch.
+    const whole = await new ImageConverter(options, workers).start(input);
+    expect(whole.pixels?.raw).toEqual({ width: W, height: H, channels });
+    expect(whole.pixels?.home).toBeUndefined();
+    const downsized = await new ImageConverter(resolveImageServerOptions({ homeLevelSize: 100, maxImageSize: 200 }), workers).start(input);
+    expect(downsized.pixels?.home?.raw).toEqual(downsizedHome && { ...downsizedHome, channels });
+    await Promise.all([whole.jpeg, downsized.jpeg]);
   });
 
   it('replaces a worker that dies: its task fails, the next one runs on a new thread', async () => {

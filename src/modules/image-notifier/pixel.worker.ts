@@ -20,11 +20,11 @@ port.on('message', ({ id, task }: { id: number; task: PixelTask }) => {
   port.postMessage(reply, transferable(reply));
 });
 
-/** The result's pixel memory moves to the main thread; a slice of Node's shared pool is copied instead. */
+/** The result's pixel memory (and its home level's) moves to the main thread; a slice of Node's shared pool is copied instead. */
 function transferable(reply: PixelReply): ArrayBuffer[] {
   const { result } = reply;
-  const bytes = result instanceof Uint8Array ? result : result?.data;
-  return bytes && ownsBuffer(bytes) ? [bytes.buffer as ArrayBuffer] : [];
+  const pixels = result instanceof Uint8Array ? [result] : [result?.data, result && 'home' in result ? result.home?.data : undefined];
+  return pixels.filter((bytes): bytes is Uint8Array => bytes !== undefined && ownsBuffer(bytes)).map((bytes) => bytes.buffer as ArrayBuffer);
 }
 
 function ownsBuffer(bytes: Uint8Array): boolean {

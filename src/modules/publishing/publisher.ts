@@ -1,4 +1,4 @@
-import type { RawPixels } from '../web-assets/pyramid.js';
+import type { SourcePixels } from '../web-assets/pyramid.js';
 import type { SessionMetrics } from '../web-assets/web-assets.service.js';
 
 /** An image ready to become a version: checked, converted to the JPEG to serve, its metrics resolved. */
@@ -10,7 +10,7 @@ export interface PreparedImage {
   /** The JPEG is the caller's bytes as they came (so its pixels are still unchecked). */
   passedThrough: boolean;
   /** The pixels the JPEG is encoded from, at its size, when it is made here: its home levels are cut from them. */
-  pixels?: RawPixels;
+  pixels?: SourcePixels;
 }
 
 /**

@@ -6,7 +6,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
 import { DeepLevels, FROM_MEMORY_PIXELS, isWholeTile } from './deep-levels.service.js';
-import { DEEP_PENDING_FILE, homeLevel, levelSize, PyramidBuilder, topLevel } from './pyramid.js';
+import { homeLevel, levelSize, topLevel } from './pyramid-levels.js';
+import { DEEP_PENDING_FILE, PyramidBuilder } from './pyramid.js';
 
 async function gradient(width: number, height: number, seed: number): Promise<Buffer> {
   const raw = Buffer.alloc(width * height * 3);

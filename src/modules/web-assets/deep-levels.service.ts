@@ -4,7 +4,8 @@ import { basename, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, homeLevel, isGrey, levelSize, PyramidBuilder, topLevel, type DeepLevelsPending } from './pyramid.js';
+import { homeLevel, levelSize, topLevel } from './pyramid-levels.js';
+import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, isGrey, PyramidBuilder, type DeepLevelsPending } from './pyramid.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
 /** One tile of a version, as named under `image_files/`. */

@@ -6,7 +6,8 @@ import { makeAstroJpeg } from '../../../bench/lib/astro.mjs';
 import { difference, homeLevel, stitchLevel } from '../../../bench/lib/dzi.mjs';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
 import { resolveImageServerOptions } from '../../config/image-server-options.js';
-import { PyramidBuilder, PyramidInputError, topLevel } from './pyramid.js';
+import { shrinkToLevel, topLevel, type LevelPixels } from './pyramid-levels.js';
+import { PyramidBuilder, PyramidInputError, type RawPixels } from './pyramid.js';
 import { VERSION_FILE, VersionStore } from './version-store.js';
 
 describe('PyramidBuilder', () => {
@@ -93,6 +94,46 @@ describe('PyramidBuilder', () => {
     await expect(mismatch).rejects.toBeInstanceOf(PyramidInputError);
     await expect(mismatch).rejects.toThrow(/the JPEG is 2400×1600 but the pixels its pyramid was cut from are 600×400/);
     expect((await readdir(join(folder.path, 'v'))).filter((name) => name.startsWith('.'))).toEqual([]);
+  });
+
+  it('with the home level shrunk from the pixels, cuts its tiles from it as they are: those of a whole pyramid cut from the pixels', async () => {
+    const width = 2401;
+    const height = 1603;
+    const data = Buffer.alloc(width * height * 3);
+    for (let i = 0, x = 7; i < data.length; i++) {
+      x = (x * 16807) % 2147483647;
+      data[i] = 40 + ((i % (width * 3)) >> 5) + (x & 31);
+    }
+    const pixels = { data, raw: { width, height, channels: 3 as const } };
+    const jpeg = await sharp(data, { raw: pixels.raw }).jpeg({ quality: 90 }).toBuffer();
+    const asRaw = ({ data: bytes, raw }: LevelPixels): RawPixels => ({ data: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), raw: { ...raw, channels: 3 } });
+    const home = 10; // 601×401, under 700 px
+    // Every level cut eagerly from the pixels (a home size above the image): the reference.
+    await mkdir(join(folder.path, 'whole'));
+    const whole = new PyramidBuilder(resolveImageServerOptions({ webFolder: join(folder.path, 'whole'), homeLevelSize: 4096 }));
+    await (await whole.prepare(jpeg, { pixels })).commit(1);
+    const builder = new PyramidBuilder(resolveImageServerOptions({ webFolder: folder.path, homeLevelSize: 700 }));
+    await (await builder.prepare(jpeg, { pixels: { ...pixels, home: asRaw(shrinkToLevel(pixels, home)) } })).commit(1);
+    // A home level of another size (made for another home size) is not used: cut as without it.
+    await (await builder.prepare(jpeg, { pixels: { ...pixels, home: asRaw(shrinkToLevel(pixels, home - 1)) } })).commit(2);
+    await (await builder.prepare(jpeg, { pixels })).commit(3);
+    const tiles = async (root: string, level: number): Promise<Map<string, Buffer>> => {
+      const folderOf = join(root, 'image_files', String(level));
+      const names = (await readdir(folderOf).catch(() => [])).sort();
+      return new Map(await Promise.all(names.map(async (name) => [name, await readFile(join(folderOf, name))] as const)));
+    };
+    for (let level = 0; level <= home; level++) {
+      const reference = await tiles(join(folder.path, 'whole', 'v', '1'), level);
+      const shrunk = await tiles(join(folder.path, 'v', '1'), level);
+      expect([...shrunk.keys()], `level ${level}`).toEqual([...reference.keys()]);
+      for (const [name, tile] of shrunk) {
+        expect(tile.equals(reference.get(name)!), `level ${level} tile ${name}`).toBe(true);
+      }
+      expect(await tiles(join(folder.path, 'v', '2'), level), `level ${level}`).toEqual(await tiles(join(folder.path, 'v', '3'), level));
+    }
+    // The resized home level (version 3) is another picture's tiles: the comparison tells them apart.
+    expect((await tiles(join(folder.path, 'v', '3'), home)).get('0_0.jpeg')!.equals((await tiles(join(folder.path, 'v', '1'), home)).get('0_0.jpeg')!)).toBe(false);
+    expect((await tiles(join(folder.path, 'v', '1'), home + 1)).size).toBe(0);
   });
 
   it('with the pixels, cuts the home levels while the JPEG is still encoding, then keeps the JPEG once it comes', async () => {

@@ -5,6 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Raw, type Sharp } from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
+import { homeLevel, levelSize, topLevel } from './pyramid-levels.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
 /** The options a {@link PyramidBuilder} reads (see ImageServerOptions for each). */
@@ -43,36 +44,17 @@ export interface RawPixels {
   raw: Raw;
 }
 
+/** The pixels a JPEG is encoded from, with its home level's when already shrunk from them (pyramid-levels' shrinkToLevel). */
+export interface SourcePixels extends RawPixels {
+  home?: RawPixels;
+}
+
 /**
  * The most pixels of the home levels' decode kept in memory for the caller (a preview): the
  * default home size's are at most 2048² (12 MB in RGB); a larger `homeLevelSize` is cut
  * streamed from the JPEG as before, without keeping them.
  */
 const MAX_KEPT_PIXELS = 4096 * 4096;
-
-/** The deepest Deep Zoom level of an image (full resolution): libvips halves, rounding up, down to 1×1. */
-export function topLevel(width: number, height: number): number {
-  let level = 0;
-  while (2 ** level < Math.max(width, height)) {
-    level++;
-  }
-  return level;
-}
-
-/** Size of a level: the full image divided by 2^(top - level), rounded up as libvips does. */
-export function levelSize(width: number, height: number, level: number): { width: number; height: number } {
-  const scale = 2 ** (topLevel(width, height) - level);
-  return { width: Math.ceil(width / scale), height: Math.ceil(height / scale) };
-}
-
-/** The deepest level whose long side is at most `limit` px (at least level 0). */
-export function homeLevel(width: number, height: number, limit: number): number {
-  let level = topLevel(width, height);
-  while (level > 0 && Math.max(...Object.values(levelSize(width, height, level))) > limit) {
-    level--;
-  }
-  return level;
-}
 
 /**
  * Builds each version's Deep Zoom pyramid (sharp/libvips `dzsave`) and keeps the web
@@ -101,9 +83,10 @@ export class PyramidBuilder {
    * written. Unless `pixels` are given (those the caller encodes `image` from, at its size:
    * cut instead of a decode of it, while `image` may still be encoding), every block is
    * decoded and libjpeg's warnings fail it as the image check does for JPEGs: a damaged or
-   * overwritten image is refused here.
+   * overwritten image is refused here. With the home level's pixels among them (of its size),
+   * its tiles are cut from those as they are: those of a whole pyramid cut from `pixels`.
    */
-  async prepare(image: Buffer | string | Promise<Buffer>, { pixels: given }: { pixels?: RawPixels } = {}): Promise<PreparedPyramid> {
+  async prepare(image: Buffer | string | Promise<Buffer>, { pixels: given }: { pixels?: SourcePixels } = {}): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
@@ -130,14 +113,18 @@ export class PyramidBuilder {
       const grey = source.channels === 1;
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
       const home = fromBytes ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
-      let decoder = given ? sharp(given.data, { raw: given.raw }) : sharp(await image, { failOn: 'warning' });
       const reduced = levelSize(width, height, home);
-      if (home < topLevel(width, height)) {
+      // Shrunk already (the pixel worker): unless made for another home level size.
+      const shrunk = home < topLevel(width, height) && given?.home?.raw.width === reduced.width && given.home.raw.height === reduced.height ? given.home : undefined;
+      let decoder = shrunk ? sharp(shrunk.data, { raw: shrunk.raw }) : given ? sharp(given.data, { raw: given.raw }) : sharp(await image, { failOn: 'warning' });
+      if (home < topLevel(width, height) && !shrunk) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
         decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
       }
       let pixels: RawPixels | undefined;
-      if (given && home >= topLevel(width, height)) {
+      if (shrunk) {
+        pixels = shrunk;
+      } else if (given && home >= topLevel(width, height)) {
         // Cut at full size: the caller's pixels are those kept, not a copy of them through libvips.
         pixels = given;
       } else if (fromBytes && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
