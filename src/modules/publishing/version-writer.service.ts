@@ -3,7 +3,7 @@ import { BroadcastService } from '../../gateway/broadcast.service.js';
 import { HistoryService } from '../history/history.service.js';
 import { DeepLevels } from '../web-assets/deep-levels.service.js';
 import { RelayService } from '../relay/relay.service.js';
-import { PyramidBuilder, PyramidInputError, VERSION_INFO_FILE, type PreparedPyramid } from '../web-assets/pyramid.js';
+import { PyramidBuilder, PyramidInputError, VERSION_INFO_FILE, type PreparedPyramid, type RawPixels } from '../web-assets/pyramid.js';
 import { VersionStore } from '../web-assets/version-store.js';
 import { WebAssetsService, WebFolderError, type SessionMetrics, type StagedImage } from '../web-assets/web-assets.service.js';
 import { UndecodableImageError, type PreparedImage } from './publisher.js';
@@ -55,10 +55,18 @@ export class VersionWriter {
     // web_image.jpg goes to the disk while the pyramid is cut: its turn only renames it.
     const staging = encoding.then((bytes) => this.assets.stageImage(bytes));
     staging.catch(() => undefined);
+    // The history's preview from the pixels the home levels are cut from (one decode per
+    // publish), made while the tiles are cut; from the JPEG when none are kept.
+    let preview: Promise<Buffer> | undefined;
+    const previewOf = (source: Buffer | RawPixels): void => {
+      preview = this.history.preview(source);
+      // Awaited (or dropped) in writeImage's turn.
+      preview?.catch(() => undefined);
+    };
     let pyramid: PreparedPyramid;
     let jpeg: Buffer;
     try {
-      pyramid = await this.assets.written(() => this.pyramids.prepare(encoding, { pixels: prepared.pixels }));
+      pyramid = await this.assets.written(() => this.pyramids.prepare(encoding, { pixels: prepared.pixels, onPixels: previewOf }));
       jpeg = await encoding;
     } catch (err) {
       await staging.then((staged) => staged.file.discard(), () => undefined);
@@ -70,10 +78,9 @@ export class VersionWriter {
       const decoder = err instanceof Error && !(err instanceof WebFolderError) && !(err instanceof PyramidInputError) && (err as NodeJS.ErrnoException).code === undefined;
       throw decoder ? new UndecodableImageError(err.message, { cause: err }) : err;
     }
-    // The history's preview from the pixels the home levels were cut from (one decode per publish).
-    const preview = this.history.preview(pyramid.takePixels() ?? jpeg);
-    // Awaited (or dropped) in writeImage's turn.
-    preview?.catch(() => undefined);
+    if (!preview) {
+      previewOf(jpeg);
+    }
     try {
       // The converter's pixels are cut: not held while the image waits for its turn.
       return { ...prepared, jpeg, pixels: undefined, preview, pyramid, staged: await staging };

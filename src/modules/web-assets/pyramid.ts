@@ -85,8 +85,13 @@ export class PyramidBuilder {
    * decoded and libjpeg's warnings fail it as the image check does for JPEGs: a damaged or
    * overwritten image is refused here. With the home level's pixels among them (of its size),
    * its tiles are cut from those as they are: those of a whole pyramid cut from `pixels`.
+   * `onPixels` gets the pixels the home levels are cut from, kept in memory (at most
+   * {@link MAX_KEPT_PIXELS}), as soon as they are known: before the tiles are cut.
    */
-  async prepare(image: Buffer | string | Promise<Buffer>, { pixels: given }: { pixels?: SourcePixels } = {}): Promise<PreparedPyramid> {
+  async prepare(
+    image: Buffer | string | Promise<Buffer>,
+    { pixels: given, onPixels }: { pixels?: SourcePixels; onPixels?: (pixels: RawPixels) => void } = {},
+  ): Promise<PreparedPyramid> {
     const began = performance.now();
     const temp = join(this.root, `.build-0-${process.pid}-${randomBytes(4).toString('hex')}`);
     // Not recursive: a web folder removed meanwhile is an ENOENT for the caller to handle.
@@ -134,6 +139,9 @@ export class PyramidBuilder {
         pixels = { data, raw: { width: info.width, height: info.height, channels: info.channels } };
         decoder = sharp(data, { raw: pixels.raw });
       }
+      if (pixels) {
+        onPixels?.(pixels);
+      }
       const info = await this.encodeTiles(decoder, grey).toFile(join(temp, 'image.dz'));
       // libvips' own metadata beside the tiles: never served, so not kept.
       await rm(join(temp, 'image_files', 'vips-properties.xml'), { force: true });
@@ -148,7 +156,7 @@ export class PyramidBuilder {
       if (given && bytes) {
         await assertSize(bytes, given.raw);
       }
-      return new PreparedPyramid(temp, this.root, width, height, grey, began, pixels);
+      return new PreparedPyramid(temp, this.root, width, height, grey, began);
     } catch (err) {
       // Its write may still wait for the JPEG's encode: the folder goes once it is done.
       await full?.catch(() => undefined);
@@ -227,15 +235,7 @@ export class PreparedPyramid {
     /** One channel (see {@link isGrey}): so are its tiles, the deep ones too. */
     readonly grey: boolean,
     private readonly began: number,
-    private pixels?: RawPixels,
   ) {}
-
-  /** The pixels its home levels were cut from (undefined when not kept), handed over once. */
-  takePixels(): RawPixels | undefined {
-    const pixels = this.pixels;
-    this.pixels = undefined;
-    return pixels;
-  }
 
   /** Makes it `v/<version>/` in one rename, with `extra` files written in first: from now on it is served. */
   async commit(version: number, extra: Record<string, string | Buffer> = {}): Promise<BuiltPyramid> {
@@ -265,7 +265,6 @@ export class PreparedPyramid {
       throw new Error('this pyramid was already committed or discarded');
     }
     this.settled = true;
-    this.pixels = undefined;
   }
 }
 
