@@ -95,6 +95,21 @@ describe('the night\'s history', () => {
     expect((await frames(second)).map((f) => f.version)).toEqual([1, 2, 3, 4]);
   });
 
+  it('makes each preview from the pixels the home levels are cut from: a JPEG\'s reduced decode, a FITS\'s shrunk home level', async () => {
+    // Home levels up to 700 px: a 2400×1600 image's is level 10, 600×400 (from its JPEG, 1280×853).
+    const s = await server({ homeLevelSize: 700 });
+    const jpeg = await makeTexturedJpeg({ width: 2400, height: 1600, colour: { r: 120, g: 90, b: 60 } });
+    const fits = encodeFits({ width: 2400, height: 1600, channels: 1, bitpix: 16, data: new Uint16Array(2400 * 1600).map((_, i) => 900 + ((i * 7919) % 300) + (i % 2400)) });
+    expect((await put(s, jpeg)).status).toBe(200);
+    expect((await put(s, fits, '', 'image/fits')).status).toBe(200);
+    for (const version of [1, 2]) {
+      const res = await fetch(`${s.baseUrl}/h/${version}.jpg`);
+      expect(res.status).toBe(200);
+      const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
+      expect([meta.width, meta.height], `version ${version}`).toEqual([600, 400]);
+    }
+  });
+
   it('stays within a tiny budget, thinning evenly and keeping the first and the latest; a thinned preview is a 404', async () => {
     const budgetMb = 0.3;
     const s = await server({ historyBudgetMb: budgetMb });

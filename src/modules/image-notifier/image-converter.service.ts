@@ -7,7 +7,8 @@ import type { FitsIdentity } from './fits-identity.js';
 import { ImageRejectedError } from './image-rejected.error.js';
 import { assertJpegEnds } from './jpeg-check.js';
 import { assertCompletePng } from './png-check.js';
-import { asBuffer, runPixelTask, type HomeLevelOrder, type PixelResults, type PixelsWithHome, type PixelTask } from './pixel-task.js';
+import { asBuffer, runPixelTask, type HomeLevelOrder, type PixelResults, type PixelTask } from './pixel-task.js';
+import type { SourcePixels } from '../web-assets/pyramid.js';
 import { PixelWorkers } from './pixel-workers.service.js';
 
 /** An image ready to be written as web_image.jpg. */
@@ -28,7 +29,7 @@ export interface PublishableImage {
    * with those of its home level when below them: its home levels are cut from them rather
    * than from a decode of `jpeg`. Undefined otherwise.
    */
-  pixels?: PixelsWithHome;
+  pixels?: SourcePixels;
 }
 
 /**
@@ -86,8 +87,10 @@ export class ImageConverter {
    * false: cutting the version's pyramid decodes every block anyway, so the header and the
    * end marker are checked here and the pixels there.
    * `declaredFormat`: bytes of another format are refused (a PNG sent as image/jpeg).
+   * `homeLevel`: pixels made here come with their home level's too (`pixels.home`): for a
+   * caller that cuts the pyramid from them (the local publish).
    */
-  async toPublishable(input: Buffer, options: { verifyPixels?: boolean; declaredFormat?: ImageFormat } = {}): Promise<PublishableImage> {
+  async toPublishable(input: Buffer, options: ConvertOptions = {}): Promise<PublishableImage> {
     const started = await this.start(input, options);
     return { ...started, jpeg: await started.jpeg };
   }
@@ -99,8 +102,9 @@ export class ImageConverter {
    */
   async start(
     input: Buffer,
-    { verifyPixels = true, declaredFormat }: { verifyPixels?: boolean; declaredFormat?: ImageFormat } = {},
+    { verifyPixels = true, declaredFormat, homeLevel = false }: ConvertOptions = {},
   ): Promise<StartedImage> {
+    const home = homeLevel ? this.homeLevelOrder() : undefined;
     // The one sniff of the publish path.
     const format = sniffImageFormat(input);
     if (!format) {
@@ -111,7 +115,7 @@ export class ImageConverter {
     }
     if (format === 'fits') {
       // The reader checks the whole structure and throws ImageRejectedError before any encode.
-      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels, home: this.homeLevel() });
+      const fits = await this.pixels({ kind: 'fits', bytes: input, mode: this.options.stretch, maxPixels: this.options.maxInputPixels, home });
       return { ...(await this.encodeRaw(fits)), sourceFormat: format, passedThrough: false, stretched: fits.stretched, headerMetrics: fits.metrics };
     }
     checkStructure(format, input);
@@ -125,7 +129,7 @@ export class ImageConverter {
       return { jpeg: input, width, height, sourceFormat: format, passedThrough: true, stretched: false, headerMetrics: {} };
     }
     try {
-      const { stretched, jpeg, ...converted } = await this.convert(format, input, meta);
+      const { stretched, jpeg, ...converted } = await this.convert(format, input, meta, home);
       // An encode still running fails as one awaited here would: a damaged image.
       const encoding = Buffer.isBuffer(jpeg) ? jpeg : jpeg.catch((err: unknown) => Promise.reject(damagedImage(format, err)));
       if (!Buffer.isBuffer(encoding)) {
@@ -146,7 +150,7 @@ export class ImageConverter {
     return fits && upright && plain;
   }
 
-  private async convert(format: SharpFormat, input: Buffer, meta: Metadata): Promise<EncodingImage & { stretched: boolean }> {
+  private async convert(format: SharpFormat, input: Buffer, meta: Metadata, home: HomeLevelOrder | undefined): Promise<EncodingImage & { stretched: boolean }> {
     const max = this.options.maxImageSize;
     const mode = this.options.stretch;
     const grey = meta.channels !== undefined && meta.channels <= 2;
@@ -162,7 +166,7 @@ export class ImageConverter {
     const mayStretch = format !== 'jpeg' && (mode === 'always' || (mode === 'auto' && meta.depth !== 'uchar' && meta.depth !== 'char'));
     // A pipeline of its own rather than image.clone(), which blocks the loop on a large input.
     const samples = mayStretch ? await decodeForStretch(open(), mode) : undefined;
-    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode, home: this.homeLevel() }));
+    const stretched = samples && (await this.pixels({ kind: 'stretch', samples, mode, home }));
     if (stretched) {
       return { ...(await this.encodeRaw(stretched)), stretched: true };
     }
@@ -191,12 +195,11 @@ export class ImageConverter {
     if (result instanceof Uint8Array) {
       return result;
     }
-    const home = result && 'home' in result && result.home ? { home: { ...result.home, data: asBuffer(result.home.data) } } : {};
-    return result && { ...result, data: asBuffer(result.data), ...home };
+    return result && { ...result, data: asBuffer(result.data), ...(result.home && { home: { ...result.home, data: asBuffer(result.home.data) } }) };
   }
 
   /** The worker shrinks the 8-bit pixels to the pyramid's home level too: no resize of them before the tiles. */
-  private homeLevel(): HomeLevelOrder {
+  private homeLevelOrder(): HomeLevelOrder {
     return { limit: this.options.homeLevelSize, maxSide: this.options.maxImageSize };
   }
 
@@ -205,7 +208,7 @@ export class ImageConverter {
    * Within `maxImageSize` they are the JPEG's pixels: returned at once with them, the JPEG
    * still encoding; downsized, once encoded.
    */
-  private async encodeRaw({ data, raw, home }: PixelsWithHome): Promise<EncodingImage> {
+  private async encodeRaw({ data, raw, home }: SourcePixels): Promise<EncodingImage> {
     const max = this.options.maxImageSize;
     const jpeg = sharp(data, { raw, limitInputPixels: this.options.maxInputPixels })
       .resize({ width: max, height: max, fit: 'inside', withoutEnlargement: true })
@@ -222,12 +225,19 @@ export class ImageConverter {
   }
 }
 
+/** How {@link ImageConverter.start} takes an image (see there). */
+export interface ConvertOptions {
+  verifyPixels?: boolean;
+  declaredFormat?: ImageFormat;
+  homeLevel?: boolean;
+}
+
 /** A JPEG made here: encoded, or still encoding from `pixels` (its pixels, at its size). */
 interface EncodingImage {
   jpeg: Buffer | Promise<Buffer>;
   width: number;
   height: number;
-  pixels?: PixelsWithHome;
+  pixels?: SourcePixels;
 }
 
 /** A JPEG encoded, with its size. */

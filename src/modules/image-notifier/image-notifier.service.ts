@@ -164,6 +164,8 @@ export class ImageNotifier implements BeforeApplicationShutdown {
       this.converter.start(bytes, {
         // Without a pyramid cut before anything is stored (Redis), the converter decodes it whole.
         verifyPixels: !this.publisher.checksPixels,
+        // Its pyramid is cut here from the pixels of an image made here: their home level too.
+        homeLevel: this.publisher.checksPixels,
         declaredFormat: options.declaredFormat,
       }),
     );

@@ -1,5 +1,6 @@
 import type { StretchMode } from '../../config/image-server-options.js';
 import { homeLevel, shrinkToLevel, topLevel } from '../web-assets/pyramid-levels.js';
+import type { SourcePixels } from '../web-assets/pyramid.js';
 import { fitsToSharpInput, stretchDecoded, type DecodedSamples, type FitsIntake, type RawPixels } from './fits-intake.js';
 
 /**
@@ -10,7 +11,7 @@ import { fitsToSharpInput, stretchDecoded, type DecodedSamples, type FitsIntake,
 export interface HomeLevelOrder {
   /** The pyramid's `homeLevelSize`. */
   limit: number;
-  /** `maxImageSize`: a larger result is downsized before its encode, its home level made from that. */
+  /** `maxImageSize`: a larger result is downsized before its encode (its pixels are not the JPEG's): no home level then. */
   maxSide: number;
 }
 
@@ -40,15 +41,10 @@ export interface FloatTask {
 /** Every pixel loop of the publish path, as a message a worker thread can take. */
 export type PixelTask = FitsTask | StretchTask | FloatTask;
 
-/** 8-bit pixels with those of their home level, when ordered ({@link HomeLevelOrder}) and below them. */
-export interface PixelsWithHome extends RawPixels {
-  home?: RawPixels;
-}
-
-/** What each task kind returns. */
+/** What each task kind returns; pixels come with their home level's when ordered ({@link HomeLevelOrder}) and below them. */
 export interface PixelResults {
-  fits: FitsIntake & PixelsWithHome;
-  stretch: PixelsWithHome | undefined;
+  fits: FitsIntake & SourcePixels;
+  stretch: (RawPixels & SourcePixels) | undefined;
   float: Uint8Array;
 }
 
@@ -72,7 +68,7 @@ export function runPixelTask(task: PixelTask): PixelResults[PixelTask['kind']] {
 }
 
 /** `pixels` with their home level's when `order` asks for it and that level is below them. */
-function withHome<T extends RawPixels>(pixels: T, order: HomeLevelOrder | undefined): T & PixelsWithHome {
+function withHome<T extends RawPixels>(pixels: T, order: HomeLevelOrder | undefined): T & SourcePixels {
   const { width, height } = pixels.raw;
   if (!order || Math.max(width, height) > order.maxSide) {
     return pixels;
@@ -81,8 +77,7 @@ function withHome<T extends RawPixels>(pixels: T, order: HomeLevelOrder | undefi
   if (level >= topLevel(width, height)) {
     return pixels;
   }
-  const { data, raw } = shrinkToLevel(pixels, level);
-  return { ...pixels, home: { data: asBuffer(data), raw: { width: raw.width, height: raw.height, channels: pixels.raw.channels } } };
+  return { ...pixels, home: shrinkToLevel(pixels, level) };
 }
 
 /**

@@ -81,22 +81,34 @@ describe('PixelWorkers (the publish path\'s pixel loops off the main thread)', (
   ] as const)('shrinks a %s to the pyramid\'s home level on the worker too: the same pixels as here, those of shrinkToLevel', async (_what, make, downsizedHome) => {
     const input = make();
     const small = resolveImageServerOptions({ homeLevelSize: 100 });
-    const there = await new ImageConverter(small, workers).start(input);
-    const here = await new ImageConverter(small).start(input);
+    const before = workers.completed;
+    const there = await new ImageConverter(small, workers).start(input, { homeLevel: true });
+    expect(workers.completed).toBe(before + 1);
+    expect(workers.lastThreadId).not.toBe(threadId);
+    const here = await new ImageConverter(small).start(input, { homeLevel: true });
     const channels = there.pixels!.raw.channels;
     // 320×240: level 9 is the image, 8 is 160×120, 7 is 80×60 (at most 100 px).
     expect(there.pixels?.home?.raw).toEqual({ width: 80, height: 60, channels });
     expect(there.pixels!.home!.data.equals(here.pixels!.home!.data)).toBe(true);
-    expect(Buffer.from(shrinkToLevel(there.pixels!, 7).data).equals(there.pixels!.home!.data)).toBe(true);
+    expect(shrinkToLevel({ data: there.pixels!.data, raw: { ...there.pixels!.raw, channels: channels as 1 | 3 } }, 7).data.equals(there.pixels!.home!.data)).toBe(true);
     expect((await there.jpeg).equals(await here.jpeg)).toBe(true);
-    // None when the home level is the image itself (the default 2048 px); the home level of the
-    // pixels at maxImageSize when the image is downsized before its stretch.
-    const whole = await new ImageConverter(options, workers).start(input);
+    // Not asked for (a publish that stores the JPEG first: Redis), or when the home level is the
+    // image itself (the default 2048 px): none.
+    const unasked = await new ImageConverter(small, workers).start(input);
+    expect(unasked.pixels?.raw).toEqual({ width: W, height: H, channels });
+    expect(unasked.pixels?.home).toBeUndefined();
+    const whole = await new ImageConverter(options, workers).start(input, { homeLevel: true });
     expect(whole.pixels?.raw).toEqual({ width: W, height: H, channels });
     expect(whole.pixels?.home).toBeUndefined();
-    const downsized = await new ImageConverter(resolveImageServerOptions({ homeLevelSize: 100, maxImageSize: 200 }), workers).start(input);
-    expect(downsized.pixels?.home?.raw).toEqual(downsizedHome && { ...downsizedHome, channels });
-    await Promise.all([whole.jpeg, downsized.jpeg]);
+    // Downsized to maxImageSize: a FITS after its stretch (no pixels of the JPEG's size, so no
+    // home level), a TIFF before it in libvips (the home level of the pixels at 200×150).
+    const downsized = await new ImageConverter(resolveImageServerOptions({ homeLevelSize: 100, maxImageSize: 200 }), workers).start(input, { homeLevel: true });
+    if (downsizedHome) {
+      expect(downsized.pixels?.home?.raw).toEqual({ ...downsizedHome, channels });
+    } else {
+      expect(downsized.pixels).toBeUndefined();
+    }
+    await Promise.all([unasked.jpeg, whole.jpeg, downsized.jpeg]);
   });
 
   it('replaces a worker that dies: its task fails, the next one runs on a new thread', async () => {

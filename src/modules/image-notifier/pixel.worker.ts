@@ -23,8 +23,9 @@ port.on('message', ({ id, task }: { id: number; task: PixelTask }) => {
 /** The result's pixel memory (and its home level's) moves to the main thread; a slice of Node's shared pool is copied instead. */
 function transferable(reply: PixelReply): ArrayBuffer[] {
   const { result } = reply;
-  const pixels = result instanceof Uint8Array ? [result] : [result?.data, result && 'home' in result ? result.home?.data : undefined];
-  return pixels.filter((bytes): bytes is Uint8Array => bytes !== undefined && ownsBuffer(bytes)).map((bytes) => bytes.buffer as ArrayBuffer);
+  const pixels = result instanceof Uint8Array ? [result] : [result?.data, result?.home?.data];
+  // Each memory once: a transfer list naming one twice fails the post.
+  return [...new Set(pixels.filter((bytes): bytes is Uint8Array => bytes !== undefined && ownsBuffer(bytes)).map((bytes) => bytes.buffer as ArrayBuffer))];
 }
 
 function ownsBuffer(bytes: Uint8Array): boolean {

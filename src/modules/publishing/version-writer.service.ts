@@ -59,7 +59,12 @@ export class VersionWriter {
     // publish), made while the tiles are cut; from the JPEG when none are kept.
     let preview: Promise<Buffer> | undefined;
     const previewOf = (source: Buffer | RawPixels): void => {
-      preview = this.history.preview(source);
+      try {
+        preview = this.history.preview(source);
+      } catch (err) {
+        // The history's failure (sharp refusing its input at once), not the image's: the frame is lost, not the publish.
+        preview = Promise.reject(err instanceof Error ? err : new Error(String(err)));
+      }
       // Awaited (or dropped) in writeImage's turn.
       preview?.catch(() => undefined);
     };

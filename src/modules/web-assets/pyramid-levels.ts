@@ -7,7 +7,7 @@
 /** Interleaved 8-bit pixels and their shape (grey or RGB). */
 export interface LevelPixels {
   data: Uint8Array;
-  raw: { width: number; height: number; channels: number };
+  raw: { width: number; height: number; channels: 1 | 3 };
 }
 
 /** The deepest Deep Zoom level of an image (full resolution): libvips halves, rounding up, down to 1×1. */
@@ -41,18 +41,19 @@ export function homeLevel(width: number, height: number, limit: number): number 
  * those of a whole pyramid cut from the full image (pyramid-levels.spec). sharp has no such
  * reduction (its `resize` filters with a kernel: other pixels, and slower).
  */
-export function shrinkToLevel(pixels: LevelPixels, level: number): LevelPixels {
-  let shrunk = pixels;
+export function shrinkToLevel(pixels: LevelPixels, level: number): LevelPixels & { data: Buffer } {
+  let shrunk = { ...pixels, data: Buffer.from(pixels.data.buffer, pixels.data.byteOffset, pixels.data.byteLength) };
   for (let n = topLevel(pixels.raw.width, pixels.raw.height) - level; n > 0; n--) {
     shrunk = halve(shrunk);
   }
   return shrunk;
 }
 
-function halve({ data, raw: { width, height, channels } }: LevelPixels): LevelPixels {
+function halve({ data, raw: { width, height, channels } }: LevelPixels): LevelPixels & { data: Buffer } {
   const outWidth = Math.ceil(width / 2);
   const outHeight = Math.ceil(height / 2);
-  const out = new Uint8Array(outWidth * outHeight * channels);
+  // Its own memory (never a slice of Node's pool): the pixel worker moves it to the main thread.
+  const out = Buffer.allocUnsafeSlow(outWidth * outHeight * channels);
   const row = width * channels;
   // Whole 2×2 blocks per row; an odd width's last column is then paired with itself.
   const pairs = width >> 1;
@@ -62,22 +63,16 @@ function halve({ data, raw: { width, height, channels } }: LevelPixels): LevelPi
     const top = 2 * y * row;
     // An odd height's last row is paired with itself.
     const bottom = 2 * y + 1 < height ? top + row : top;
-    // One loop per channel count: grey and RGB (every FITS and stretched image) without an inner loop.
+    // One loop per channel count (every FITS and stretched image is grey or RGB), no inner loop.
     if (channels === 1) {
       for (let x = 0, i = top, j = bottom; x < pairs; x++, i += 2, j += 2) {
         out[o++] = mean(data[i], data[i + 1], data[j], data[j + 1]);
       }
-    } else if (channels === 3) {
+    } else {
       for (let x = 0, i = top, j = bottom; x < pairs; x++, i += 6, j += 6) {
         out[o++] = mean(data[i], data[i + 3], data[j], data[j + 3]);
         out[o++] = mean(data[i + 1], data[i + 4], data[j + 1], data[j + 4]);
         out[o++] = mean(data[i + 2], data[i + 5], data[j + 2], data[j + 5]);
-      }
-    } else {
-      for (let x = 0, i = top, j = bottom; x < pairs; x++, i += 2 * channels, j += 2 * channels) {
-        for (let c = 0; c < channels; c++) {
-          out[o++] = mean(data[i + c], data[i + channels + c], data[j + c], data[j + channels + c]);
-        }
       }
     }
     if (width & 1) {

@@ -85,8 +85,9 @@ export class PyramidBuilder {
    * decoded and libjpeg's warnings fail it as the image check does for JPEGs: a damaged or
    * overwritten image is refused here. With the home level's pixels among them (of its size),
    * its tiles are cut from those as they are: those of a whole pyramid cut from `pixels`.
-   * `onPixels` gets the pixels the home levels are cut from, kept in memory (at most
-   * {@link MAX_KEPT_PIXELS}), as soon as they are known: before the tiles are cut.
+   * `onPixels` gets the pixels the home levels are cut from, when they are in memory (given,
+   * shrunk, or a JPEG's decode of at most {@link MAX_KEPT_PIXELS}), as soon as they are known:
+   * before the tiles are cut.
    */
   async prepare(
     image: Buffer | string | Promise<Buffer>,
@@ -120,7 +121,11 @@ export class PyramidBuilder {
       const home = fromBytes ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
       const reduced = levelSize(width, height, home);
       // Shrunk already (the pixel worker): unless made for another home level size.
-      const shrunk = home < topLevel(width, height) && given?.home?.raw.width === reduced.width && given.home.raw.height === reduced.height ? given.home : undefined;
+      const homeGiven = given?.home;
+      const shrunk =
+        home < topLevel(width, height) && homeGiven?.raw.width === reduced.width && homeGiven.raw.height === reduced.height && homeGiven.raw.channels === given?.raw.channels
+          ? homeGiven
+          : undefined;
       let decoder = shrunk ? sharp(shrunk.data, { raw: shrunk.raw }) : given ? sharp(given.data, { raw: given.raw }) : sharp(await image, { failOn: 'warning' });
       if (home < topLevel(width, height) && !shrunk) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
