@@ -94,7 +94,7 @@ describe('SocketHeartbeat over many sockets', () => {
     const sockets = await connect(SOCKETS);
     const pinged = new Set<WebSocket>();
     const gone = sockets[PING_SLICE];
-    let heartbeat: SocketHeartbeat | undefined;
+    const heartbeat = new SocketHeartbeat(200, { warn: () => undefined }, () => undefined);
     for (const socket of sockets) {
       const ping = socket.ping.bind(socket);
       socket.ping = (...args: Parameters<WebSocket['ping']>): void => {
@@ -102,14 +102,13 @@ describe('SocketHeartbeat over many sockets', () => {
         ping(...args);
         if (pinged.size === PING_SLICE) {
           // The first socket of the next slice leaves before its turn.
-          heartbeat!.delete(gone);
+          heartbeat.delete(gone);
         } else if (pinged.size === 2 * PING_SLICE - 1) {
           // The second slice is done (one socket fewer): stopped before the third.
-          heartbeat!.stop();
+          heartbeat.stop();
         }
       };
     }
-    heartbeat = new SocketHeartbeat(200, { warn: () => undefined }, () => undefined);
     sockets.forEach((socket) => heartbeat.add(socket));
     await until(() => pinged.size >= 2 * PING_SLICE - 1, 'two slices');
     // Time for the third slice and a few more beats, had it not stopped.
