@@ -9,12 +9,12 @@
 //         the targets are then twice the 2-core ones
 // The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
 // a phone zooming into a 61 MP stack. Run by `npm run bench` after its own phases.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import WebSocket from 'ws';
+import { buildBaseline } from './lib/baseline.mjs';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
 import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
@@ -44,25 +44,6 @@ const TILE = 510;
 const log = logger('big-sensors');
 const { tempDir, removeTemps } = tempFolders();
 const children = [];
-
-/** Compiles `ref`'s src/ into bench/.build-baseline/<sha>/dist (kept between runs). */
-function buildBaseline(ref) {
-  const sha = execFileSync('git', ['rev-parse', ref], { cwd: ROOT, encoding: 'utf8' }).trim();
-  const dir = join(BENCH, '.build-baseline', sha);
-  if (existsSync(join(dir, 'dist', 'main.js'))) {
-    return { sha, dist: join(dir, 'dist') };
-  }
-  log(`building ${ref} (${sha.slice(0, 7)}) into ${dir}`);
-  rmSync(dir, { recursive: true, force: true });
-  mkdirSync(dir, { recursive: true });
-  execFileSync('bash', ['-c', `git archive ${sha} src scripts tsconfig.json | tar -x -C '${dir}'`], { cwd: ROOT });
-  const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(dir, 'tsconfig.json')], { cwd: dir, stdio: 'inherit' });
-  if (tsc.status !== 0) {
-    throw new Error(`tsc failed for ${ref}`);
-  }
-  execFileSync(process.execPath, [join(dir, 'scripts', 'copy-assets.mjs')], { cwd: dir });
-  return { sha, dist: join(dir, 'dist') };
-}
 
 async function startServer(label, dist) {
   const port = await freePort();
@@ -189,7 +170,7 @@ function peakRssMb(pid) {
 
 async function main() {
   const ref = option('--baseline') ?? 'main';
-  const baseline = buildBaseline(ref);
+  const baseline = buildBaseline(ref, log);
   const dist = resolve(ROOT, option('--dist') ?? 'dist');
   log(`images: ${SIZES.map((s) => `${s.width}×${s.height}`).join(', ')}`);
   const images = await Promise.all(
