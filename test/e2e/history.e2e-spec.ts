@@ -102,11 +102,12 @@ describe('the night\'s history', () => {
     const fits = encodeFits({ width: 2400, height: 1600, channels: 1, bitpix: 16, data: new Uint16Array(2400 * 1600).map((_, i) => 900 + ((i * 7919) % 300) + (i % 2400)) });
     expect((await put(s, jpeg)).status).toBe(200);
     expect((await put(s, fits, '', 'image/fits')).status).toBe(200);
-    for (const version of [1, 2]) {
+    // A grey FITS's preview is grey too (one channel).
+    for (const [version, channels] of [[1, 3], [2, 1]]) {
       const res = await fetch(`${s.baseUrl}/h/${version}.jpg`);
       expect(res.status).toBe(200);
       const meta = await sharp(Buffer.from(await res.arrayBuffer())).metadata();
-      expect([meta.width, meta.height], `version ${version}`).toEqual([600, 400]);
+      expect([meta.width, meta.height, meta.channels], `version ${version}`).toEqual([600, 400, channels]);
     }
   });
 

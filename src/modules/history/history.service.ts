@@ -99,7 +99,9 @@ export class HistoryService {
       return undefined;
     }
     const input = Buffer.isBuffer(image) ? sharp(image) : sharp(image.data, { raw: image.raw });
-    return input.resize(PREVIEW_SIZE, PREVIEW_SIZE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
+    // Grey pixels stay a one-channel JPEG (libvips would write them as sRGB: three times the samples).
+    const grey = !Buffer.isBuffer(image) && image.raw.channels === 1;
+    return (grey ? input.toColourspace('b-w') : input).resize(PREVIEW_SIZE, PREVIEW_SIZE, { fit: 'inside', withoutEnlargement: true }).jpeg({ quality: 80 }).toBuffer();
   }
 
   /** Keeps `preview` as the frame of `frame.version`, then thins the history to its budget. */
