@@ -3,8 +3,9 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
+import { resolveImageServerOptions } from '../../config/image-server-options.js';
 import { FileStorage } from '../web-assets/file-storage.repository.js';
-import { HistoryService, type HistoryFrame } from './history.service.js';
+import { animatedWebp, HistoryService, type HistoryFrame } from './history.service.js';
 
 /** A real FileStorage whose preview writes hang once armed, as in a process killed mid-write. */
 class StallingStorage extends FileStorage {
@@ -68,4 +69,16 @@ describe('HistoryService', () => {
     expect([meta.format, meta.width, meta.height]).toEqual(['jpeg', 1280, 640]);
     expect(second.diskBytes).toBeLessThanOrEqual(options.historyBudgetMb * 1024 * 1024);
   });
+
+  it('a grey image\'s preview is a grey JPEG, and a timelapse joins grey and colour previews into one animation', async () => {
+    const history = new HistoryService(resolveImageServerOptions({ webFolder: '/nonexistent' }), new FileStorage());
+    const grey = { data: Buffer.alloc(64 * 48, 120), raw: { width: 64, height: 48, channels: 1 as const } };
+    const colour = { data: Buffer.alloc(64 * 48 * 3, 200), raw: { width: 64, height: 48, channels: 3 as const } };
+    const previews = await Promise.all([grey, colour, grey].map((pixels) => history.preview(pixels)!));
+    expect(await Promise.all(previews.map(async (p) => (await sharp(p).metadata()).channels))).toEqual([1, 3, 1]);
+    const webp = await animatedWebp(previews, 32);
+    const meta = await sharp(webp, { animated: true }).metadata();
+    expect([meta.format, meta.pages, meta.width, meta.pageHeight]).toEqual(['webp', 3, 32, 24]);
+  });
 });
+
