@@ -1,5 +1,5 @@
 import type { StretchMode } from '../../config/image-server-options.js';
-import { homeLevel, shrinkToLevel, topLevel } from '../web-assets/pyramid-levels.js';
+import { homeLevelBelowTop, shrinkToLevel } from '../web-assets/pyramid-levels.js';
 import type { SourcePixels } from '../web-assets/pyramid.js';
 import { fitsToSharpInput, stretchDecoded, type DecodedSamples, type FitsIntake, type RawPixels } from './fits-intake.js';
 
@@ -73,8 +73,8 @@ function withHome<T extends RawPixels>(pixels: T, order: HomeLevelOrder | undefi
   if (!order || Math.max(width, height) > order.maxSide) {
     return pixels;
   }
-  const level = homeLevel(width, height, order.limit);
-  if (level >= topLevel(width, height)) {
+  const level = homeLevelBelowTop(width, height, order.limit);
+  if (level === undefined) {
     return pixels;
   }
   return { ...pixels, home: shrinkToLevel(pixels, level) };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { makeTempFolder } from '../../../test/helpers/temp-folder.js';
-import { levelSize, shrinkToLevel, topLevel, type LevelPixels } from './pyramid-levels.js';
+import { homeLevel, homeLevelBelowTop, levelSize, shrinkToLevel, topLevel, type LevelPixels } from './pyramid-levels.js';
 
 /** Noise over a gradient: every 2×2 block different, sums that round both ways. */
 function noisy(width: number, height: number, channels: 1 | 3): LevelPixels {
@@ -14,6 +14,23 @@ function noisy(width: number, height: number, channels: 1 | 3): LevelPixels {
   }
   return { data, raw: { width, height, channels } };
 }
+
+describe('homeLevel and homeLevelBelowTop', () => {
+  it('picks the deepest level within the limit; below the top only when the image is larger than the limit', () => {
+    // 4240×2832: levels 13 (4240), 12 (2120), 11 (1060 wide).
+    expect(topLevel(4240, 2832)).toBe(13);
+    expect(homeLevel(4240, 2832, 2048)).toBe(11);
+    expect(homeLevelBelowTop(4240, 2832, 2048)).toBe(11);
+    expect(levelSize(4240, 2832, 11)).toEqual({ width: 1060, height: 708 });
+    // A limit of the image's own long side: the top is the home level.
+    expect(homeLevel(4240, 2832, 4240)).toBe(13);
+    expect(homeLevelBelowTop(4240, 2832, 4240)).toBeUndefined();
+    expect(homeLevelBelowTop(4240, 2832, 4239)).toBe(12);
+    // Smaller than the limit, and a 1×1 image (level 0 is its top).
+    expect(homeLevelBelowTop(1000, 800, 2048)).toBeUndefined();
+    expect(homeLevelBelowTop(1, 1, 2048)).toBeUndefined();
+  });
+});
 
 describe('shrinkToLevel (the home level of pixels, as dzsave makes it)', () => {
   let folder: { path: string; remove(): Promise<void> };

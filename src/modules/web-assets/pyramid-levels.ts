@@ -35,6 +35,15 @@ export function homeLevel(width: number, height: number, limit: number): number 
 }
 
 /**
+ * The home level (see {@link homeLevel}) when it is below the top, the pixels to shrink for it;
+ * undefined when the full image is its own home level.
+ */
+export function homeLevelBelowTop(width: number, height: number, limit: number): number | undefined {
+  const level = homeLevel(width, height, limit);
+  return level < topLevel(width, height) ? level : undefined;
+}
+
+/**
  * The pixels of `level` from those of the full image, made as `dzsave` makes each level from
  * the one above: every output pixel the mean of a 2×2 block, rounded half up, the last row
  * or column of an odd size paired with itself. The tiles cut from them are byte for byte

@@ -5,7 +5,7 @@ import { performance } from 'node:perf_hooks';
 import { Inject, Injectable } from '@nestjs/common';
 import sharp, { type Raw, type Sharp } from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { homeLevel, levelSize, topLevel } from './pyramid-levels.js';
+import { homeLevelBelowTop, levelSize, topLevel } from './pyramid-levels.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
 /** The options a {@link PyramidBuilder} reads (see ImageServerOptions for each). */
@@ -118,23 +118,24 @@ export class PyramidBuilder {
       const { width, height } = source;
       const grey = source.channels === 1;
       // The deep levels are cut later from the version's image.jpg, kept only from bytes.
-      const home = fromBytes ? homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : topLevel(width, height);
+      const below = fromBytes ? homeLevelBelowTop(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE) : undefined;
+      const home = below ?? topLevel(width, height);
       const reduced = levelSize(width, height, home);
       // Shrunk already (the pixel worker): unless made for another home level size.
       const homeGiven = given?.home;
       const shrunk =
-        home < topLevel(width, height) && homeGiven?.raw.width === reduced.width && homeGiven.raw.height === reduced.height && homeGiven.raw.channels === given?.raw.channels
+        below !== undefined && homeGiven?.raw.width === reduced.width && homeGiven.raw.height === reduced.height && homeGiven.raw.channels === given?.raw.channels
           ? homeGiven
           : undefined;
       let decoder = shrunk ? sharp(shrunk.data, { raw: shrunk.raw }) : given ? sharp(given.data, { raw: given.raw }) : sharp(await image, { failOn: 'warning' });
-      if (home < topLevel(width, height) && !shrunk) {
+      if (below !== undefined && !shrunk) {
         // Home levels only: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (libvips' shrink-on-load).
         decoder = decoder.resize(reduced.width, reduced.height, { fit: 'fill' });
       }
       let pixels: RawPixels | undefined;
       if (shrunk) {
         pixels = shrunk;
-      } else if (given && home >= topLevel(width, height)) {
+      } else if (given && below === undefined) {
         // Cut at full size: the caller's pixels are those kept, not a copy of them through libvips.
         pixels = given;
       } else if (fromBytes && reduced.width * reduced.height <= MAX_KEPT_PIXELS) {
