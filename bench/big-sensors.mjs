@@ -3,10 +3,12 @@
 // JPEG and a 16-bit 12 MP FITS, a phone zoomed to 1:1 right after new_image (61 MP), and peak RSS, for a baseline
 // build (a git ref, main by default) and this build, interleaved in one run.
 //
-//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K] [--only <size>]
+//   node bench/big-sensors.mjs [--quick] [--pi] [--baseline <git ref>] [--dist <dir>] [--viewers N] [--rounds K] [--only <size>] [--malloc-arena-max N]
 //   --only  one size ('12 MP', '61 MP' or '12 MP FITS'): more rounds of it in the same time
 //   --pi  both services pinned to one core (taskset -c 0), UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1:
 //         the targets are then twice the 2-core ones
+//   --malloc-arena-max  glibc's malloc arenas for both services: 2 by default, as the container
+//         sets it; 0 for glibc's default (eight per core)
 // The service keeps images at full resolution here (MAX_IMAGE_SIZE=65500): the case of
 // a phone zooming into a 61 MP stack. Run by `npm run bench` after its own phases.
 import { existsSync, readFileSync } from 'node:fs';
@@ -16,7 +18,7 @@ import sharp from 'sharp';
 import WebSocket from 'ws';
 import { buildBaseline } from './lib/baseline.mjs';
 import { flag, logger, option, tempFolders } from './lib/cli.mjs';
-import { BENCH_LIMITS_ENV, freePort, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
+import { BENCH_LIMITS_ENV, freePort, mallocArenaEnv, nowMs, PI_PROFILE, sleep, sourceAddresses, spawnNode, statusUp, stopChild } from './lib/proc.mjs';
 import { publish } from './lib/field-phones.mjs';
 import { makeStackJpeg } from './lib/jpeg.mjs';
 import { linearSky } from './lib/astro.mjs';
@@ -32,6 +34,7 @@ const SLACK = PI ? 2 : 1;
 const VIEWERS = Number(option('--viewers') ?? (QUICK ? 200 : 1000));
 const ROUNDS = Number(option('--rounds') ?? (QUICK ? 2 : 5));
 const ONLY = option('--only');
+const ARENAS = mallocArenaEnv(flag('--malloc-arena-max'), option('--malloc-arena-max'));
 const SIZES = [
   { label: '12 MP', width: 4240, height: 2832, target: 250, type: 'image/jpeg' },
   { label: '61 MP', width: 9576, height: 6388, target: 400, type: 'image/jpeg' },
@@ -51,7 +54,7 @@ async function startServer(label, dist) {
   const child = spawnNode([join(dist, 'main.js')], {
     label,
     cwd: tempDir('stackcast-big-cwd-'),
-    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV, ...(PI ? PI_PROFILE.env : {}) },
+    env: { PORT: String(port), WORK_FOLDER: work, MAX_IMAGE_SIZE: '65500', MAX_IMAGE_BYTES: String(512 * 1024 * 1024), ...BENCH_LIMITS_ENV, ...ARENAS, ...(PI ? PI_PROFILE.env : {}) },
     inheritEnv: false,
     prefix: PI ? PI_PROFILE.prefix : [],
   });
@@ -219,7 +222,7 @@ async function main() {
   }
   const fmt = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '-');
   const lines = [
-    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500${PI ? '; --pi: one core, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1' : ''}`,
+    `big sensors: PUT -> new_image at the last of ${VIEWERS} viewers (upload over loopback included), medians of ${ROUNDS}; MAX_IMAGE_SIZE=65500; MALLOC_ARENA_MAX=${ARENAS.MALLOC_ARENA_MAX ?? "glibc's default"}${PI ? '; --pi: one core, UV_THREADPOOL_SIZE=2, SHARP_CONCURRENCY=1' : ''}`,
     `${'build'.padEnd(18)} ${'12 MP ms'.padStart(9)} ${'61 MP ms'.padStart(9)} ${'12/61'.padStart(6)} ${'FITS 12 MP ms'.padStart(14)} ${'phone 1:1 61 MP ms'.padStart(19)} ${'deep done 61 MP ms'.padStart(19)} ${'peak RSS MB'.padStart(12)}`,
   ];
   for (const t of targets) {

@@ -269,6 +269,8 @@ image_checks() {
   envs="$(podman image inspect --format '{{range .Config.Env}}{{.}} {{end}}' "$IMAGE")"
   if grep -qiE 'TOKEN|CA_CERTS|NPM_CONFIG|_auth' <<<"$envs"; then fail "image environment holds no credential or build setting" "$envs"
   else pass "image environment holds no credential or build setting ($envs)"; fi
+  # glibc's malloc arenas capped (docs/configuration.md#memory-on-linux): checked in the running container below too.
+  grep -qw 'MALLOC_ARENA_MAX=2' <<<"$envs" && pass "image caps glibc's malloc arenas (MALLOC_ARENA_MAX=2)" || fail "image caps glibc's malloc arenas (MALLOC_ARENA_MAX=2)" "$envs"
   podman history --no-trunc --format '{{.CreatedBy}}' "$IMAGE" >"$TMP/history.txt"
   if grep -qiE 'npmrc|ca-certificates|_auth' "$TMP/history.txt"; then fail "image history names no npmrc or CA file"
   else pass "image history names no npmrc or CA file"; fi
@@ -330,6 +332,12 @@ run_checks() {
   code="$(http_code "$base/status" "$TMP/status.json")"
   out="$(json_field '.url' <"$TMP/status.json")"
   [[ "$out" == "http://stackcast.local:$port" ]] && pass "PUBLIC_URL is the advertised URL in /status" || fail "PUBLIC_URL is the advertised URL in /status" "url=$out"
+  # The service's own process has glibc's arenas capped: the one whose command line is exactly
+  # `node dist/main.js` (not the init process, whose command line names it too).
+  out="$(podman exec "$name" sh -c 'for p in /proc/[0-9]*; do [ "$(tr "\0" " " <"$p/cmdline" 2>/dev/null)" = "node dist/main.js " ] && { echo "pid ${p#/proc/}"; tr "\0" "\n" <"$p/environ"; }; done' 2>&1)"
+  if [[ "$(grep -c '^pid ' <<<"$out")" != 1 ]]; then fail "the running service has MALLOC_ARENA_MAX=2" "not one 'node dist/main.js' process: $(grep '^pid ' <<<"$out" | tr '\n' ' ')"
+  elif grep -qx 'MALLOC_ARENA_MAX=2' <<<"$out"; then pass "the running service has MALLOC_ARENA_MAX=2"
+  else fail "the running service has MALLOC_ARENA_MAX=2" "got '$(grep '^MALLOC_ARENA_MAX=' <<<"$out" || echo unset)'"; fi
   [[ "$(podman exec "$name" stat -c %U /data)" == node ]] \
     && pass "fresh named volume mounted first time: /data owned by node" || fail "fresh named volume: /data owned by node" "owner $(podman exec "$name" stat -c %U /data)"
 

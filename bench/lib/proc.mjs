@@ -265,6 +265,23 @@ export const BENCH_LIMITS_ENV = {
 };
 
 /**
+ * glibc's malloc arenas as the container caps them (its Dockerfile's `MALLOC_ARENA_MAX=2`,
+ * docs/configuration.md#memory-on-linux): big-sensors runs both services so, unless told
+ * `--malloc-arena-max 0` (glibc's default, eight per core on 64-bit). `given`: the option
+ * is on the command line, `value` what follows it.
+ */
+export function mallocArenaEnv(given, value) {
+  if (!given) {
+    return { MALLOC_ARENA_MAX: '2' };
+  }
+  if (value === undefined || !/^\d+$/.test(value)) {
+    throw new Error(`--malloc-arena-max ${value ?? ''}: expected a whole number of arenas (0: glibc's default)`);
+  }
+  const arenas = String(Number(value));
+  return arenas === '0' ? {} : { MALLOC_ARENA_MAX: arenas };
+}
+
+/**
  * The small-computer profile (issue 23), a stand-in for a Pi-class machine: the service pinned
  * to one core, two libuv threads, one libvips thread per image (`--pi` in the benches).
  */
