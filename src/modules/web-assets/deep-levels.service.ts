@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import sharp from 'sharp';
 import { DEFAULT_HOME_LEVEL_SIZE, IMAGE_SERVER_OPTIONS, type ImageServerOptions } from '../../config/image-server-options.js';
-import { homeLevel, levelSize, topLevel } from './pyramid-levels.js';
+import { homeLevelBelowTop, levelSize, topLevel } from './pyramid-levels.js';
 import { DEEP_PENDING_FILE, FULL_IMAGE_FILE, isGrey, PyramidBuilder, type DeepLevelsPending } from './pyramid.js';
 import { isVersionName, VERSIONS_FOLDER } from './version-store.js';
 
@@ -101,8 +101,8 @@ export class DeepLevels implements OnApplicationBootstrap, OnApplicationShutdown
    * cut runs: true. False otherwise: {@link enqueue} it. `grey`: one channel (its pyramid knows).
    */
   fromMemory(version: number, jpeg: Buffer, width: number, height: number, grey: boolean): boolean {
-    const home = homeLevel(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
-    if (this.stopped || this.current !== undefined || width * height < FROM_MEMORY_PIXELS || home >= topLevel(width, height)) {
+    const below = homeLevelBelowTop(width, height, this.options.homeLevelSize ?? DEFAULT_HOME_LEVEL_SIZE);
+    if (this.stopped || this.current !== undefined || width * height < FROM_MEMORY_PIXELS || below === undefined) {
       return false;
     }
     this.start(version, () => this.cut(version, { image: jpeg, grey }));

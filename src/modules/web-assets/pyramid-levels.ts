@@ -35,8 +35,8 @@ export function homeLevel(width: number, height: number, limit: number): number 
 }
 
 /**
- * The home level (see {@link homeLevel}) when it is below the top, the pixels to shrink for it;
- * undefined when the full image is its own home level.
+ * The home level (see {@link homeLevel}) when it is below the top: the level the full pixels
+ * are shrunk to for the home tiles. Undefined when the full image is its own home level.
  */
 export function homeLevelBelowTop(width: number, height: number, limit: number): number | undefined {
   const level = homeLevel(width, height, limit);
