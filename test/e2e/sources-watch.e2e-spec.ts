@@ -1,5 +1,5 @@
 import { createHook } from 'node:async_hooks';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { FolderWatchService } from '../../src/modules/sources/folder-watch.service.js';
@@ -69,10 +69,24 @@ describe('folder watch (WATCH_PATH)', () => {
     await temp.remove();
   });
 
+  /**
+   * With the watched folder there (WATCH_PATH, or a watched file's folder), once its first
+   * listing is done (`watch.ready`): a file placed before that is one of the files found at
+   * start, of which only the newest is news.
+   */
   async function start(watchPath: string, extra: Parameters<typeof startTestServer>[0] = {}): Promise<{ server: TestServer; client: RecordingClient }> {
-    server = await startTestServer({ watchPath, watchSettleMs: SETTLE_MS, watchPollIntervalMs: POLL_MS, ...extra });
-    client = await RecordingClient.connect(server.wsUrl);
-    return { server, client };
+    const s = await startTestServer({ watchPath, watchSettleMs: SETTLE_MS, watchPollIntervalMs: POLL_MS, ...extra });
+    server = s;
+    client = await RecordingClient.connect(s.wsUrl);
+    const folder = (await isFolder(watchPath)) ? watchPath : dirname(watchPath);
+    if (await isFolder(folder)) {
+      await waitUntil(async () => (await status(s)).watch?.ready === true, PUBLISH_TIMEOUT_MS, 'the first listing of the watched folder');
+    }
+    return { server: s, client };
+  }
+
+  async function isFolder(path: string): Promise<boolean> {
+    return (await stat(path).catch(() => undefined))?.isDirectory() ?? false;
   }
 
   async function status(s: TestServer): Promise<StatusBody> {
@@ -326,12 +340,13 @@ describe('folder watch (WATCH_PATH)', () => {
   it('waits for a folder that does not exist yet', async () => {
     const folder = join(temp.path, 'not', 'yet');
     const { server: s, client: c } = await start(folder);
-    expect((await status(s)).watch).toMatchObject({ target: 'missing', imagesPublished: 0 });
+    // Nothing to list: not ready until the folder is there.
+    expect((await status(s)).watch).toMatchObject({ target: 'missing', imagesPublished: 0, ready: false });
     await mkdir(folder, { recursive: true });
     await place(join(folder, 'first.png'), await makeTexturedPng({ colour: COLOURS[1] }));
     await c.waitFor((rc) => rc.count('new_image') === 1, PUBLISH_TIMEOUT_MS, 'an image in the late folder');
     expect(closeTo((await published(s)).colour, COLOURS[1], 6)).toBe(true);
-    expect((await status(s)).watch?.target).toBe('folder');
+    expect((await status(s)).watch).toMatchObject({ target: 'folder', ready: true });
   });
 
   it('publishes what is already there at start, and goes on after the folder is deleted and recreated', async () => {

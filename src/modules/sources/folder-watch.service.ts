@@ -36,6 +36,11 @@ export interface WatchStatus {
   changeEvents: boolean;
   /** True when the watch stats the folder every `pollIntervalMs` instead (network share, or no OS watch available). */
   polling: boolean;
+  /**
+   * True once the first listing of the watched folder is done: every file that arrives from
+   * then on is news. Of the files found by that listing, only the newest is (see onReady).
+   */
+  ready: boolean;
   settleMs: number;
   pollIntervalMs: number;
   exposurePerImageSeconds: number;
@@ -160,6 +165,7 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
       target: this.target ?? 'missing',
       changeEvents: this.watch?.handle !== undefined,
       polling: this.watch?.handle?.polling ?? false,
+      ready: this.watch?.ready ?? false,
       settleMs: this.options.watchSettleMs,
       pollIntervalMs: this.options.watchPollIntervalMs,
       exposurePerImageSeconds: this.options.watchExposureSeconds,
