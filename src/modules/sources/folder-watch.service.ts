@@ -472,16 +472,26 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     return file.replaced ? Math.min(RENAME_SETTLE_MAX_MS, this.options.watchSettleMs / 4) : this.options.watchSettleMs;
   }
 
-  /** Tries `file` once it settled, or at the end of its try window if it keeps changing. */
+  /**
+   * Tries `file` once it settled, or at the end of its try window if it keeps changing. Node
+   * starts a timer from the event loop's clock, which lags `performance.now()` when the loop is
+   * busy: a timer that fires before `due` waits the rest, or the file would look unsettled, be
+   * tried again, and be overtaken by a file that came after it (then dropped as older).
+   */
   private schedule(file: Tracked): void {
-    const now = performance.now();
-    file.windowStart ??= now;
+    file.windowStart ??= performance.now();
     const due = Math.min(file.changedAt + this.settleFor(file), file.windowStart + this.options.watchSettleMs);
-    clearTimeout(file.timer);
-    file.timer = setTimeout(() => {
+    const fire = (): void => {
+      const early = due - performance.now();
+      if (early > 0) {
+        file.timer = setTimeout(fire, early);
+        return;
+      }
       file.timer = undefined;
       this.takes = this.takes.then(() => this.take(file)).catch((err: Error) => this.logger.error(`watch: ${err.message}`));
-    }, Math.max(0, due - now));
+    };
+    clearTimeout(file.timer);
+    file.timer = setTimeout(fire, Math.max(0, due - performance.now()));
   }
 
   private forget(name: string): void {
