@@ -40,8 +40,8 @@ describe('folder watch: never stalls, every skip counted', () => {
 
   /**
    * Once its first listing is done (`watch.ready`): a file placed before that is found by the
-   * listing, where only the newest file is news (on a loaded machine, two files placed right
-   * after the start were both found so, and one of them was never counted).
+   * listing, where only the newest file is news, so two files placed right after the start
+   * could not both be counted.
    */
   async function start(watchPath = folder): Promise<{ s: TestServer; c: RecordingClient }> {
     const s = await startTestServer({ watchPath, watchSettleMs: SETTLE_MS, watchPollIntervalMs: POLL_MS });

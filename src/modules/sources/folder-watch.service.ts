@@ -514,8 +514,9 @@ export class FolderWatchService implements OnApplicationBootstrap, OnModuleDestr
     const { seen: candidate, arrival } = file;
     const triedAt = performance.now();
     // Refusals count as skips only after a full settle time: a "renamed" file may be a writer
-    // that deleted and recreated it, still writing. The timer may fire a hair early.
-    const settled = triedAt - file.changedAt >= this.options.watchSettleMs - 1;
+    // that deleted and recreated it, still writing. Its timer never fires before `due`
+    // (schedule), which is this very sum when it waited for the settle time.
+    const settled = triedAt >= file.changedAt + this.options.watchSettleMs;
     if (candidate.size > this.options.maxImageBytes) {
       // The same bound as an upload: a huge file is never read into memory.
       this.skipFile(candidate, arrival, 'refused', `${candidate.size} bytes is more than the ${this.options.maxImageBytes} allowed (MAX_IMAGE_BYTES)`);
